@@ -1,0 +1,12 @@
+"""Local Kafka and Redis for development and CI, started without Docker.
+
+``crm-score services up`` fetches Apache Kafka's jars from Maven Central (cached), formats KRaft
+storage and starts one broker; it installs Debian's ``redis-server`` if missing and starts it with
+AOF on. Data and logs live in ``.services/`` (git-ignored). ``down`` stops exactly the processes
+that ``up`` started, by their PID files.
+"""
+
+from crm_score.services.kafka import KAFKA_VERSION, LocalKafka
+from crm_score.services.redis import LocalRedis
+
+__all__ = ["KAFKA_VERSION", "LocalKafka", "LocalRedis"]

@@ -1,0 +1,116 @@
+"""One frozen settings object, read from ``CRM_*`` environment variables (and ``.env``).
+
+Examples
+--------
+>>> s = Settings(redis_password="hunter2")
+>>> s.topic("purchase")
+'crm.purchase'
+>>> "hunter2" in repr(s.masked_dump())
+False
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["INPUT_KINDS", "Settings", "get_settings"]
+
+#: The three input streams, in the order their topics are created and consumed.
+INPUT_KINDS: tuple[str, ...] = ("purchase", "service", "marketing")
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a crm-scoring deployment.
+
+    Secrets are ``SecretStr`` and never appear in ``repr`` or :meth:`masked_dump`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRM_", env_file=".env", frozen=True, extra="ignore"
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    # --- topics ------------------------------------------------------------------------------
+    topic_prefix: str = "crm."
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    # --- Redis -------------------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    redis_key_prefix: str = "crm"
+
+    # --- the worker --------------------------------------------------------------------------
+    app_id: str = "crm-scoring"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    batch_max_records: int = Field(default=2000, ge=1)
+    batch_timeout_ms: int = Field(default=50, ge=1)
+    dedup_window_days: float = Field(default=30.0, gt=0)
+    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    base_currency: str = "USD"
+    fx_rates: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
+
+    # --- Faust tuning (defaults that bite are set safely) -------------------------------------
+    broker_session_timeout: float = 10.0
+    broker_heartbeat_interval: float = 1.0
+    broker_commit_interval: float = 1.0
+
+    # --- local services (crm-score services ...) ---------------------------------------------
+    services_dir: Path = _REPO_ROOT / ".services"
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap: str = "1g"
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical name such as ``purchase`` or ``deadletter``."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        """The purchase, service and marketing topics, in that order."""
+        return tuple(self.topic(kind) for kind in INPUT_KINDS)
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options for aiokafka clients, passed through unchanged."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+                certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+                keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+            )
+        return options
+
+    def masked_dump(self) -> dict[str, Any]:
+        """Settings as a dict, secrets replaced by ``'**********'`` (safe to log)."""
+        return self.model_dump(mode="json")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

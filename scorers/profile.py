@@ -1,0 +1,181 @@
+"""A customer's aggregate profile and how one event changes it.
+
+An event becomes a :class:`ProfileDelta`: a few commutative operations (add, max, min) on integer
+fields. Because every operation commutes, the profile after a set of events does not depend on
+the order they arrived in; replay gives what live gave. The Redis store applies the same deltas
+atomically server-side; :func:`apply_delta` is the pure fold used to check it.
+
+Policy: ``monetary_minor`` is net of returns (gross order amounts minus refunded amounts, in the
+base currency's minor units) and may be negative when refunds exceed orders; scorers clamp it.
+Times are whole epoch seconds (UTC).
+
+Examples
+--------
+>>> d = ProfileDelta(adds={"orders": 1}, maxes={"last_purchase_at": 100}, mins={})
+>>> apply_delta(Profile(), d).orders
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal
+
+__all__ = [
+    "FIELD_CODES",
+    "FIELD_OPS",
+    "Profile",
+    "ProfileDelta",
+    "apply_delta",
+]
+
+Op = Literal["add", "max", "min"]
+
+#: Every profile field, its short code in the Redis hash (short names keep the hash small), and
+#: the one operation that updates it.
+_FIELD_SPEC: dict[str, tuple[str, Op]] = {
+    "first_purchase_at": ("fp", "min"),
+    "last_purchase_at": ("lp", "max"),
+    "orders": ("n", "add"),
+    "returns": ("rn", "add"),
+    "gross_minor": ("g", "add"),
+    "returned_minor": ("rm", "add"),
+    "tickets_opened": ("to", "add"),
+    "tickets_resolved": ("tr", "add"),
+    "complaints": ("cp", "add"),
+    "satisfaction_sum": ("ss", "add"),
+    "satisfaction_count": ("sn", "add"),
+    "resolution_seconds_sum": ("rs", "add"),
+    "resolution_count": ("rc", "add"),
+    "last_ticket_at": ("lt", "max"),
+    "messages_sent": ("ms", "add"),
+    "messages_delivered": ("md", "add"),
+    "messages_opened": ("mo", "add"),
+    "messages_clicked": ("mc", "add"),
+    "messages_bounced": ("mb", "add"),
+    "unsubscribes": ("mu", "add"),
+    "conversions": ("mv", "add"),
+    "last_engagement_at": ("le", "max"),
+    "last_unsubscribe_at": ("lu", "max"),
+    "last_purchase_event_at": ("xp", "max"),
+    "last_service_event_at": ("xs", "max"),
+    "last_marketing_event_at": ("xm", "max"),
+}
+FIELD_CODES: dict[str, str] = {name: code for name, (code, _) in _FIELD_SPEC.items()}
+FIELD_OPS: dict[str, Op] = {name: op for name, (_, op) in _FIELD_SPEC.items()}
+_NAMES_BY_CODE: dict[str, str] = {code: name for name, code in FIELD_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Aggregates of everything one customer did; ``None`` times mean "never"."""
+
+    first_purchase_at: int | None = None
+    last_purchase_at: int | None = None
+    orders: int = 0
+    returns: int = 0
+    gross_minor: int = 0
+    returned_minor: int = 0
+    tickets_opened: int = 0
+    tickets_resolved: int = 0
+    complaints: int = 0
+    satisfaction_sum: int = 0
+    satisfaction_count: int = 0
+    resolution_seconds_sum: int = 0
+    resolution_count: int = 0
+    last_ticket_at: int | None = None
+    messages_sent: int = 0
+    messages_delivered: int = 0
+    messages_opened: int = 0
+    messages_clicked: int = 0
+    messages_bounced: int = 0
+    unsubscribes: int = 0
+    conversions: int = 0
+    last_engagement_at: int | None = None
+    last_unsubscribe_at: int | None = None
+    last_purchase_event_at: int | None = None
+    last_service_event_at: int | None = None
+    last_marketing_event_at: int | None = None
+
+    @property
+    def monetary_minor(self) -> int:
+        """Net spend: order amounts minus refunds (minor units of the base currency)."""
+        return self.gross_minor - self.returned_minor
+
+    @property
+    def open_tickets(self) -> int:
+        """Tickets opened and not yet resolved (never below zero)."""
+        return max(0, self.tickets_opened - self.tickets_resolved)
+
+    @property
+    def mean_satisfaction(self) -> float | None:
+        """Mean 1–5 rating, or None without ratings."""
+        return self.satisfaction_sum / self.satisfaction_count if self.satisfaction_count else None
+
+    @property
+    def mean_resolution_seconds(self) -> float | None:
+        """Mean time from opening to resolving a ticket, or None."""
+        if not self.resolution_count:
+            return None
+        return self.resolution_seconds_sum / self.resolution_count
+
+    @property
+    def last_event_at(self) -> int | None:
+        """Time of the newest event of any kind."""
+        times = [
+            t
+            for t in (
+                self.last_purchase_event_at,
+                self.last_service_event_at,
+                self.last_marketing_event_at,
+            )
+            if t is not None
+        ]
+        return max(times) if times else None
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[bytes | str, bytes | str]) -> Profile:
+        """Build from the Redis hash (short codes); unknown fields such as offsets are ignored."""
+        values: dict[str, int] = {}
+        for key, value in raw.items():
+            code = key.decode() if isinstance(key, bytes) else key
+            name = _NAMES_BY_CODE.get(code)
+            if name is not None:
+                values[name] = int(value)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, int | None]:
+        """Plain field dict (for JSON and comparisons)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileDelta:
+    """The commutative change one event makes: field name -> amount / candidate value."""
+
+    adds: dict[str, int] = field(default_factory=dict)
+    maxes: dict[str, int] = field(default_factory=dict)
+    mins: dict[str, int] = field(default_factory=dict)
+
+    def redis_args(self) -> list[str | int]:
+        """Flattened ``op, code, value`` triples for the store's server-side script."""
+        args: list[str | int] = []
+        for op, items in (("add", self.adds), ("max", self.maxes), ("min", self.mins)):
+            for name, value in items.items():
+                args.extend((op, FIELD_CODES[name], value))
+        return args
+
+
+def apply_delta(profile: Profile, delta: ProfileDelta) -> Profile:
+    """The profile after ``delta`` (pure; the reference for what the Redis script does)."""
+    changes: dict[str, int] = {}
+    for name, amount in delta.adds.items():
+        changes[name] = getattr(profile, name) + amount
+    for name, value in delta.maxes.items():
+        current = getattr(profile, name)
+        changes[name] = value if current is None else max(current, value)
+    for name, value in delta.mins.items():
+        current = getattr(profile, name)
+        changes[name] = value if current is None else min(current, value)
+    return replace(profile, **changes)

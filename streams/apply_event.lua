@@ -1,0 +1,76 @@
+-- Apply one customer event to its profile, at most once, atomically.
+-- KEYS[1]  profile hash                  {prefix}:{customer}:p
+-- KEYS[2]  recently seen event ids       {prefix}:{customer}:seen  (12-byte records:
+--          8-byte event-id hash + 4-byte big-endian event time in epoch seconds)
+-- ARGV[1]  offset field for this event's topic (e.g. "op")
+-- ARGV[2]  the event's partition offset
+-- ARGV[3]  8-byte hash of the event id
+-- ARGV[4]  event time, epoch seconds
+-- ARGV[5]  dedup window, seconds
+-- ARGV[6..] op, field, value triples; op is add | max | min
+-- Returns {1, HGETALL...} when applied, {0} for a redelivery (offset already applied),
+-- {2} for a duplicate event id within the window.
+local offset = tonumber(ARGV[2])
+local flat = redis.call('HGETALL', KEYS[1])
+local profile = {}
+for i = 1, #flat, 2 do profile[flat[i]] = flat[i + 1] end
+local applied = profile[ARGV[1]]
+if applied and offset <= tonumber(applied) then
+  return {0}
+end
+
+local now = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local seen = redis.call('GET', KEYS[2]) or ''
+local id = ARGV[3]
+local pos = 1
+while true do
+  local i = string.find(seen, id, pos, true)
+  if not i then break end
+  if (i - 1) % 12 == 0 then
+    redis.call('HSET', KEYS[1], ARGV[1], offset)
+    return {2}
+  end
+  pos = i + 1
+end
+
+-- keep only ids inside the window (relative to the newest event time seen), add this one
+local newest = now
+for r = 1, #seen, 12 do
+  local t = struct.unpack('>I4', seen, r + 8)
+  if t > newest then newest = t end
+end
+local kept = {}
+for r = 1, #seen, 12 do
+  if struct.unpack('>I4', seen, r + 8) >= newest - window then
+    kept[#kept + 1] = string.sub(seen, r, r + 11)
+  end
+end
+if now >= newest - window then kept[#kept + 1] = id .. struct.pack('>I4', now) end
+redis.call('SET', KEYS[2], table.concat(kept))
+
+local changed = {ARGV[1], offset}
+profile[ARGV[1]] = offset
+for a = 6, #ARGV, 3 do
+  local op, field, value = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local current = tonumber(profile[field])
+  local new = nil
+  if op == 'add' then
+    new = (current or 0) + value
+  elseif current == nil or (op == 'max' and value > current) or (op == 'min' and value < current) then
+    new = value
+  end
+  if new ~= nil then
+    new = string.format('%d', new)
+    profile[field] = new
+    changed[#changed + 1] = field
+    changed[#changed + 1] = new
+  end
+end
+redis.call('HSET', KEYS[1], unpack(changed))
+local result = {1}
+for field, value in pairs(profile) do
+  result[#result + 1] = field
+  result[#result + 1] = value
+end
+return result

@@ -1,0 +1,60 @@
+"""Fixtures for tests against the real Kafka and Redis that `crm-score services up` starts.
+
+Each test gets its own topic prefix, consumer group (app id) and Redis key prefix, so tests
+never see each other's data.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from crm_score.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _listening(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings of the running services; fails (not skips) when they are down."""
+    settings = Settings()
+    redis_host_port = settings.redis_url.split("//", 1)[1].split("/", 1)[0]
+    for what, address in (("Kafka", settings.kafka_bootstrap), ("Redis", redis_host_port)):
+        if not _listening(address):
+            pytest.fail(
+                f"{what} is not answering on {address}: start the services with "
+                "`crm-score services up` (or run `make test`, which does)."
+            )
+    return settings
+
+
+@pytest.fixture
+def isolated_settings(base_settings: Settings) -> Settings:
+    """Settings with a fresh topic prefix, app id (consumer group) and Redis key prefix."""
+    tag = uuid.uuid4().hex[:10]
+    return base_settings.model_copy(
+        update={
+            "topic_prefix": f"t{tag}.",
+            "redis_key_prefix": f"t{tag}",
+            "app_id": f"crm-test-{tag}",
+        }
+    )
+
+
+@pytest.fixture
+async def redis_client(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio Redis client for reading state back."""
+    client = aioredis.Redis.from_url(base_settings.redis_url)
+    yield client
+    await client.aclose()
