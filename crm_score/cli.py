@@ -90,6 +90,16 @@ def services_run(ctx: typer.Context) -> None:
     raise typer.Exit(code=code)
 
 
+@app.command()
+def worker(
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="crit, error, warn, info, debug"),
+) -> None:
+    """Run the pipeline worker: consume, validate, apply to Redis, score, publish."""
+    from streams.worker import run_worker
+
+    run_worker(get_settings(), loglevel=loglevel)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

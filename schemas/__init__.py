@@ -25,7 +25,7 @@ from schemas.events import (
     ServiceType,
     event_to_json_bytes,
 )
-from schemas.examples import example_event
+from schemas.examples import REMOVE, example_event, example_event_dict, example_json
 from schemas.outputs import Alert, AlertType, DeadLetter, OutputModel, ScoreSnapshot, Severity
 from schemas.parse import EventParser
 from schemas.reasons import DeadLetterReason
@@ -35,6 +35,7 @@ __all__ = [
     "EVENT_TYPES",
     "ISO_4217_CODES",
     "MINOR_UNITS",
+    "REMOVE",
     "Alert",
     "AlertType",
     "Contact",
@@ -59,6 +60,8 @@ __all__ = [
     "Severity",
     "event_to_json_bytes",
     "example_event",
+    "example_event_dict",
+    "example_json",
     "is_currency_code",
     "minor_unit_exponent",
 ]

@@ -1,15 +1,16 @@
 -- Apply one customer event to its profile, at most once, atomically.
 -- KEYS[1]  profile hash                  {prefix}:{customer}:p
--- KEYS[2]  recently seen event ids       {prefix}:{customer}:seen  (12-byte records:
---          8-byte event-id hash + 4-byte big-endian event time in epoch seconds)
--- ARGV[1]  offset field for this event's topic (e.g. "op")
+-- KEYS[2]  recently seen event ids       {prefix}:{customer}:seen  (13-byte records:
+--          8-byte event-id hash, 1-byte kind (p/s/m), 4-byte big-endian event time, epoch s)
+-- ARGV[1]  offset field for this event's topic: "op", "os" or "om" (its 2nd letter is the kind)
 -- ARGV[2]  the event's partition offset
 -- ARGV[3]  8-byte hash of the event id
 -- ARGV[4]  event time, epoch seconds
 -- ARGV[5]  dedup window, seconds
 -- ARGV[6..] op, field, value triples; op is add | max | min
 -- Returns {1, HGETALL...} when applied, {0} for a redelivery (offset already applied),
--- {2} for a duplicate event id within the window.
+-- {2} for a duplicate event id within the window, {3} for an event older than the window
+-- (relative to the newest event of its kind), which cannot be deduplicated and is not applied.
 local offset = tonumber(ARGV[2])
 local flat = redis.call('HGETALL', KEYS[1])
 local profile = {}
@@ -21,32 +22,42 @@ end
 
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
+local kind = string.sub(ARGV[1], 2, 2)
 local seen = redis.call('GET', KEYS[2]) or ''
 local id = ARGV[3]
 local pos = 1
 while true do
   local i = string.find(seen, id, pos, true)
   if not i then break end
-  if (i - 1) % 12 == 0 then
+  if (i - 1) % 13 == 0 then
     redis.call('HSET', KEYS[1], ARGV[1], offset)
     return {2}
   end
   pos = i + 1
 end
 
--- keep only ids inside the window (relative to the newest event time seen), add this one
-local newest = now
-for r = 1, #seen, 12 do
-  local t = struct.unpack('>I4', seen, r + 8)
-  if t > newest then newest = t end
+-- Topics are consumed at different paces, so the window is kept per kind: an id is forgotten
+-- once the newest event of the same kind is more than `window` seconds past it.
+local newest = {[kind] = now}
+for r = 1, #seen, 13 do
+  local k = string.sub(seen, r + 8, r + 8)
+  local t = struct.unpack('>I4', seen, r + 9)
+  if newest[k] == nil or t > newest[k] then newest[k] = t end
+end
+if now < newest[kind] - window then
+  -- Older than any id still remembered for this kind: it cannot be proven new. Applying it
+  -- could count it twice, so it is refused (and dead-lettered by the caller).
+  redis.call('HSET', KEYS[1], ARGV[1], offset)
+  return {3}
 end
 local kept = {}
-for r = 1, #seen, 12 do
-  if struct.unpack('>I4', seen, r + 8) >= newest - window then
-    kept[#kept + 1] = string.sub(seen, r, r + 11)
+for r = 1, #seen, 13 do
+  local k = string.sub(seen, r + 8, r + 8)
+  if struct.unpack('>I4', seen, r + 9) >= newest[k] - window then
+    kept[#kept + 1] = string.sub(seen, r, r + 12)
   end
 end
-if now >= newest - window then kept[#kept + 1] = id .. struct.pack('>I4', now) end
+kept[#kept + 1] = id .. kind .. struct.pack('>I4', now)
 redis.call('SET', KEYS[2], table.concat(kept))
 
 local changed = {ARGV[1], offset}

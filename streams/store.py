@@ -40,6 +40,7 @@ class ApplyOutcome(IntEnum):
     REDELIVERED = 0  # its partition offset was applied before
     APPLIED = 1
     DUPLICATE_ID = 2  # an event with the same id was applied within the dedup window
+    BEYOND_WINDOW = 3  # older than the dedup window: cannot be proven new, so not applied
 
 
 @dataclass(frozen=True, slots=True)

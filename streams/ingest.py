@@ -1,0 +1,161 @@
+"""The ingest service: consume input topics in batches, apply, publish, then commit.
+
+Why not a Faust agent per event: on this 2-core machine Faust's per-event stream machinery alone
+caps an agent at ~11k events/s (measured in bench/pipeline.py), which is below what the Redis
+path sustains. This service keeps Faust as the application (lifecycle, web, timers, the learner
+agent) and reads the input topics with one aiokafka consumer per worker in its own consumer
+group, a whole fetch at a time. Offsets are committed only after Redis applied the batch and the
+outputs were acknowledged by Kafka (at-least-once out, effectively-once state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from mode import Service
+
+from crm_score.settings import Settings
+from streams.pipeline import BatchResult, InputRecord, OutputMessage, PipelineProcessor
+from streams.store import RedisProfileStore, connect_redis
+from streams.topics import ensure_topics
+
+__all__ = ["IngestService", "IngestStats", "publish"]
+
+log = logging.getLogger(__name__)
+
+
+class IngestStats:
+    """Running totals since start (also exported as Prometheus metrics)."""
+
+    def __init__(self) -> None:
+        self.consumed = 0
+        self.applied = 0
+        self.duplicates = 0
+        self.dead_letters: Counter[str] = Counter()
+        self.batches = 0
+        self.started = time.monotonic()
+
+    def add(self, result: BatchResult) -> None:
+        self.consumed += result.consumed
+        self.applied += result.applied
+        self.duplicates += result.duplicates
+        self.dead_letters.update(result.dead_letter_reasons)
+        self.batches += 1
+
+
+async def publish(
+    producer: AIOKafkaProducer, topic: str, messages: Iterable[OutputMessage]
+) -> list[asyncio.Future[Any]]:
+    """Send messages in as few record batches as possible, per partition; delivery futures.
+
+    Outputs keep the input's partition number: the topics have the same partition count and
+    key (customer id), so that is the partition Kafka's default partitioner would choose.
+    """
+    batches: dict[int, Any] = {}
+    futures: list[asyncio.Future[Any]] = []
+    for message in messages:
+        batch = batches.get(message.partition)
+        if batch is None:
+            batch = batches[message.partition] = producer.create_batch()
+        if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+            futures.append(await producer.send_batch(batch, topic, partition=message.partition))
+            batch = batches[message.partition] = producer.create_batch()
+            batch.append(key=message.key, value=message.value, timestamp=None)
+    for partition, batch in batches.items():
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
+
+
+class IngestService(Service):
+    """Consumes purchase, service and marketing topics and runs :class:`PipelineProcessor`."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.stats = IngestStats()
+        self._redis = connect_redis(settings)
+        self._processor = PipelineProcessor(settings, RedisProfileStore(self._redis, settings))
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+
+    async def on_start(self) -> None:
+        s = self.settings
+        created = await ensure_topics(s)
+        if created:
+            log.info("created topics %s", ", ".join(created))
+        common = {"bootstrap_servers": s.kafka_bootstrap, **s.kafka_client_options()}
+        self._producer = AIOKafkaProducer(
+            **common, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
+        )
+        self._consumer = AIOKafkaConsumer(
+            *s.input_topics,
+            **common,
+            group_id=f"{s.app_id}.ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.batch_max_records,
+            fetch_max_bytes=16 << 20,
+            max_partition_fetch_bytes=4 << 20,
+            session_timeout_ms=int(s.broker_session_timeout * 1000),
+            heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
+            max_poll_interval_ms=300_000,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self._redis.aclose()
+
+    @Service.task
+    async def _consume(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        if consumer is None or producer is None:
+            raise RuntimeError("IngestService._consume ran before on_start")
+        while not self.should_stop:
+            fetched = await consumer.getmany(
+                timeout_ms=self.settings.batch_timeout_ms,
+                max_records=self.settings.batch_max_records,
+            )
+            if fetched:
+                await self.handle(consumer, producer, fetched)
+
+    async def handle(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        fetched: dict[TopicPartition, list[Any]],
+    ) -> None:
+        """Process one fetch: per partition, apply and publish; then commit what succeeded."""
+        now = datetime.now(UTC)
+        records = [
+            InputRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            for messages in fetched.values()
+            for m in messages
+        ]
+        commits = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+        result = await self._processor.process(records, now)
+        self.stats.add(result)
+        pending = await publish(producer, self.settings.topic("scores"), result.snapshots)
+        pending += await publish(producer, self.settings.topic("deadletter"), result.dead_letters)
+        await asyncio.gather(*pending)
+        try:
+            await consumer.commit(commits)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group rebalanced under us: whoever owns these partitions now re-reads them and
+            # the store skips what was applied, so nothing is lost or counted twice.
+            log.warning("offset commit failed (%s); the new owner will redeliver", exc)

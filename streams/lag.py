@@ -1,0 +1,40 @@
+"""How far the ingest consumer group is behind the input topics."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from crm_score.settings import Settings
+
+__all__ = ["ingest_group", "ingest_lag"]
+
+
+def ingest_group(settings: Settings) -> str:
+    """The consumer group the ingest service commits its offsets in."""
+    return f"{settings.app_id}.ingest"
+
+
+async def ingest_lag(settings: Settings) -> dict[TopicPartition, int]:
+    """Uncommitted messages per input partition (end offset − committed offset)."""
+    options = {"bootstrap_servers": settings.kafka_bootstrap, **settings.kafka_client_options()}
+    admin = AIOKafkaAdminClient(**options)
+    probe = AIOKafkaConsumer(**options, enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        existing = set(await admin.list_topics())
+        described = await admin.describe_topics([t for t in settings.input_topics if t in existing])
+        partitions = [
+            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
+        ]
+        if not partitions:
+            return {}
+        ends = await probe.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(ingest_group(settings))
+        return {
+            tp: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions
+        }
+    finally:
+        await probe.stop()
+        await admin.close()

@@ -1,0 +1,168 @@
+"""One batch of input records in, profile updates, score snapshots and dead letters out.
+
+This is the stream logic without Kafka: :mod:`streams.ingest` feeds it records and publishes
+what it returns, so it can be tested with plain records and a real Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from crm_score.errors import EventRejected
+from crm_score.settings import Settings
+from schemas import DeadLetter, DeadLetterReason, Event, EventParser, ScoreSnapshot
+from scorers.deltas import delta_for, epoch_seconds
+from scorers.rfm import rfm
+from streams.store import ApplyOutcome, ApplyRequest, RedisProfileStore
+
+__all__ = ["BatchResult", "InputRecord", "OutputMessage", "PipelineProcessor"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One consumed Kafka message, as the pipeline needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputMessage:
+    """A message to publish, to the same partition number as the record it came from."""
+
+    partition: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch produced and how its records were accounted for.
+
+    ``consumed == applied + duplicates + len(dead_letters)`` always holds.
+    """
+
+    consumed: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    snapshots: list[OutputMessage] = field(default_factory=list)
+    dead_letters: list[OutputMessage] = field(default_factory=list)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    events_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
+    event_times: list[datetime] = field(default_factory=list)
+
+
+class PipelineProcessor:
+    """Validates, applies and scores batches of records from the input topics."""
+
+    def __init__(self, settings: Settings, store: RedisProfileStore) -> None:
+        self._store = store
+        self._window_days = settings.dedup_window_days
+        self._fx_rates = dict(settings.fx_rates)
+        self._kinds = {settings.topic(kind): kind for kind in ("purchase", "service", "marketing")}
+        self._parser = EventParser(
+            max_bytes=settings.max_event_bytes,
+            max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+            accepted_currencies=frozenset(settings.fx_rates),
+        )
+
+    async def process(self, records: Sequence[InputRecord], now: datetime) -> BatchResult:
+        """Handle ``records`` (in offset order per partition); ``now`` bounds future event times.
+
+        Redis failures are retried until they succeed, so a returned result means every valid
+        record is applied and the batch's offsets may be committed.
+        """
+        result = BatchResult(consumed=len(records))
+        events: list[tuple[int, Event]] = []
+        accepted: list[InputRecord] = []
+        requests: list[ApplyRequest] = []
+        for record in records:
+            kind = self._kinds[record.topic]
+            try:
+                event = self._parser.parse(record.value, kind, now)
+                _check_key(record.key, event.customer_id)
+                delta = delta_for(event, self._fx_rates)
+            except EventRejected as rejected:
+                result.dead_letters.append(_dead_letter(record, rejected, now))
+                result.dead_letter_reasons[rejected.reason] += 1
+                continue
+            events.append((record.partition, event))
+            accepted.append(record)
+            requests.append(
+                ApplyRequest(
+                    customer_id=event.customer_id,
+                    kind=kind,
+                    offset=record.offset,
+                    event_id=event.event_id,
+                    event_time=epoch_seconds(event.event_time),
+                    delta=delta,
+                )
+            )
+        outcomes = await self._store.apply_batch_retrying(requests)
+        for (partition, event), outcome, record in zip(events, outcomes, accepted, strict=True):
+            if outcome.outcome is ApplyOutcome.BEYOND_WINDOW:
+                window = self._window_days
+                too_old = EventRejected(
+                    DeadLetterReason.BEYOND_DEDUP_WINDOW.value,
+                    f"event {event.event_id} is more than {window:g} days older than this "
+                    f"customer's newest {event.kind} event, so it cannot be deduplicated; "
+                    "not applied (raise CRM_DEDUP_WINDOW_DAYS or replay with rebuild)",
+                )
+                result.dead_letters.append(_dead_letter(record, too_old, now))
+                result.dead_letter_reasons[too_old.reason] += 1
+                continue
+            if outcome.outcome is not ApplyOutcome.APPLIED or outcome.profile is None:
+                result.duplicates += 1
+                continue
+            result.applied += 1
+            result.events_by_type[(event.kind, event.type)] += 1
+            result.event_times.append(event.event_time)
+            scores = rfm(outcome.profile, event.event_time)
+            snapshot = ScoreSnapshot(
+                customer_id=event.customer_id,
+                as_of=event.event_time,
+                trigger="event",
+                event_id=event.event_id,
+                recency_days=scores.recency_days,
+                frequency=scores.frequency,
+                monetary_minor=scores.monetary_minor,
+            )
+            result.snapshots.append(
+                OutputMessage(partition, event.customer_id.encode(), snapshot.to_json_bytes())
+            )
+        return result
+
+
+def _check_key(key: bytes | None, customer_id: str) -> None:
+    # Per-customer offsets only order events if all of a customer's events share a partition,
+    # which Kafka guarantees only when the key is the customer id.
+    if key != customer_id.encode():
+        shown = "no key" if key is None else f"key {key[:40]!r}"
+        raise EventRejected(
+            DeadLetterReason.KEY_MISMATCH.value,
+            f"message has {shown} but customer_id {customer_id!r}; "
+            "producers must key messages by customer_id",
+        )
+
+
+def _dead_letter(record: InputRecord, rejected: EventRejected, now: datetime) -> OutputMessage:
+    letter = DeadLetter(
+        reason=DeadLetterReason(rejected.reason),
+        message=rejected.message[:1000],
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
+        value_b64=base64.b64encode(record.value or b"").decode(),
+        broker_timestamp_ms=record.timestamp_ms,
+        detected_at=now.astimezone(UTC),
+    )
+    return OutputMessage(record.partition, record.key, letter.to_json_bytes())

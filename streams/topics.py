@@ -1,0 +1,56 @@
+"""Create the input and output topics at start-up, and refuse a partition-count mismatch."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from crm_score.errors import ConfigError
+from crm_score.settings import INPUT_KINDS, Settings
+
+__all__ = ["OUTPUT_TOPICS", "all_topics", "ensure_topics"]
+
+#: Logical names of what the pipeline publishes.
+OUTPUT_TOPICS: tuple[str, ...] = ("deadletter", "scores", "alerts")
+
+
+def all_topics(settings: Settings) -> list[str]:
+    """Every topic crm-scoring reads or writes, full names."""
+    return [settings.topic(name) for name in (*INPUT_KINDS, *OUTPUT_TOPICS)]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics with ``settings.partitions``; the names created.
+
+    Raises ConfigError when an existing input/output topic has another partition count: per-key
+    ordering and the partition-local state would silently break.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options()
+    )
+    await admin.start()
+    try:
+        wanted = all_topics(settings)
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
+                await admin.create_topics(
+                    [NewTopic(name, settings.partitions, settings.replication_factor)
+                     for name in missing]
+                )  # fmt: skip
+        present = [name for name in wanted if name in existing]
+        if present:
+            for description in await admin.describe_topics(present):
+                count = len(description["partitions"])
+                if count != settings.partitions:
+                    raise ConfigError(
+                        f"topic {description['topic']} has {count} partitions but "
+                        f"CRM_PARTITIONS={settings.partitions}; set CRM_PARTITIONS={count} or "
+                        "recreate the topic (all input and output topics must match)"
+                    )
+        return missing
+    finally:
+        await admin.close()

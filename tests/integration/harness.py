@@ -1,0 +1,145 @@
+"""Run real `crm-score worker` processes against the test's isolated topics and Redis prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer
+
+from crm_score.settings import Settings
+from schemas import Event, EventParser
+from scorers.profile import Profile
+from streams.lag import ingest_lag
+from streams.store import RedisProfileStore, connect_redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment for a subprocess that must run with ``settings``."""
+    return {
+        **os.environ,
+        "CRM_TOPIC_PREFIX": settings.topic_prefix,
+        "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "CRM_APP_ID": settings.app_id,
+        "CRM_PARTITIONS": str(settings.partitions),
+        "CRM_WEB_PORT": str(free_port()),
+    }
+
+
+class WorkerProcess:
+    """One `crm-score worker` subprocess; output goes to a log file for failure messages."""
+
+    def __init__(self, settings: Settings, log_path: str) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_score", "worker", "-l", "warn",
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM and wait for a clean exit."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except TimeoutError:
+                await self.kill()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-chars:].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+async def wait_caught_up(
+    settings: Settings, workers: Iterable[WorkerProcess], timeout: float = 120
+) -> None:
+    """Wait until the ingest group has committed every input message; fail if workers died."""
+    workers = list(workers)
+    deadline = time.monotonic() + timeout
+    lag: dict[object, int] = {}
+    while time.monotonic() < deadline:
+        lag = dict(await ingest_lag(settings))
+        if lag and sum(lag.values()) == 0:
+            return
+        dead = [w for w in workers if w.proc is not None and w.proc.returncode is not None]
+        if dead and len(dead) == len(workers):
+            raise AssertionError(f"the worker exited:\n{dead[0].log_tail()}")
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"worker did not catch up within {timeout} s: lag {lag}")
+
+
+async def read_profiles(settings: Settings, customer_ids: Iterable[str]) -> dict[str, Profile]:
+    client = connect_redis(settings)
+    store = RedisProfileStore(client, settings)
+    try:
+        found = {cid: await store.get_profile(cid) for cid in customer_ids}
+    finally:
+        await client.aclose()
+    return {cid: p for cid, p in found.items() if p is not None}
+
+
+async def read_topic(
+    settings: Settings, name: str, expected: int, timeout: float = 30
+) -> list[bytes]:
+    """All values of a topic, reading until ``expected`` arrived or ``timeout`` passed."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(values) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            values += [m.value for msgs in batch.values() for m in msgs if m.value is not None]
+    finally:
+        await consumer.stop()
+    return values
+
+
+def valid_events(values: Iterable[tuple[str, bytes, bytes]]) -> list[Event]:
+    """Parse what a test produced (kind, key, value), keeping the valid events (oracle input)."""
+    from datetime import UTC, datetime, timedelta
+
+    parser = EventParser(max_bytes=64 * 1024, max_future_skew=timedelta(minutes=5))
+    now = datetime.now(UTC)
+    out = []
+    for kind, key, raw in values:
+        try:
+            event = parser.parse(raw, kind, now)
+        except Exception:
+            continue
+        if key == event.customer_id.encode():
+            out.append(event)
+    return out
