@@ -156,8 +156,9 @@ def test_malformed_input_is_rejected_with_its_reason(
 
 def test_the_table_covers_every_reason_the_parser_gives() -> None:
     covered = {param.values[2] for param in MALFORMED}
-    # key_mismatch is decided by the consumer, which sees the Kafka key; the parser does not.
-    assert covered == set(DeadLetterReason) - {R.KEY_MISMATCH}
+    # key_mismatch and beyond_dedup_window are decided by the consumer and the store, which see
+    # the Kafka key and the customer's history; the parser sees neither.
+    assert covered == set(DeadLetterReason) - {R.KEY_MISMATCH, R.BEYOND_DEDUP_WINDOW}
 
 
 def test_the_most_fundamental_error_wins_when_there_are_several(parser: EventParser) -> None:
