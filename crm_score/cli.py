@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
+import orjson
 import typer
 
 from crm_score.errors import CrmScoringError
@@ -98,6 +102,99 @@ def worker(
     from streams.worker import run_worker
 
     run_worker(get_settings(), loglevel=loglevel)
+
+
+@app.command("simulate")
+def simulate_command(
+    customers: int = typer.Option(5000, help="number of customers"),
+    days: float = typer.Option(365.0, help="history length; it ends now"),
+    seed: int = typer.Option(1, help="random seed (same seed, same events)"),
+    malformed: float = typer.Option(0.0, help="fraction of malformed messages to inject"),
+    duplicates: float = typer.Option(0.0, help="fraction of events re-sent with the same id"),
+    rate: float | None = typer.Option(
+        None, help="events/s to Kafka (default: as fast as possible)"
+    ),
+    out: Path | None = typer.Option(None, help="write JSONL here instead of sending to Kafka"),
+    truth: Path | None = typer.Option(None, help="also write per-customer ground truth (JSONL)"),
+) -> None:
+    """Generate a realistic, seeded customer base and event stream, to Kafka or a file."""
+    from crm_score.produce import produce_messages, write_jsonl
+    from crm_score.simulate import SimulationConfig, simulate, write_ground_truth
+
+    config = SimulationConfig.ending_at(
+        datetime.now(UTC),
+        days=days,
+        customers=customers,
+        seed=seed,
+        malformed_fraction=malformed,
+        duplicate_fraction=duplicates,
+    )
+    simulation = simulate(config)
+    try:
+        if out is not None:
+            written = write_jsonl(simulation, out)
+            typer.echo(f"wrote {written} events to {out}")
+        else:
+            report = asyncio.run(
+                produce_messages(get_settings(), simulation, rate=rate, progress=True)
+            )
+            typer.echo(f"sent {report.total} messages in {report.elapsed_seconds:.1f} s "
+                       f"({report.rate:,.0f}/s): {report.counts}")  # fmt: skip
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    if truth is not None:
+        typer.echo(f"wrote ground truth of {write_ground_truth(simulation.truth, truth)} customers")
+
+
+@app.command("produce")
+def produce_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV events"),
+    kind: str | None = typer.Option(
+        None, help="topic kind for lines whose type is unknown (so they get dead-lettered)"
+    ),
+    rate: float | None = typer.Option(None, help="events/s (default: as fast as possible)"),
+) -> None:
+    """Send a file of events to the input topics (kind from each event's type)."""
+    from crm_score.produce import produce_messages, read_event_file
+
+    try:
+        messages = list(read_event_file(file, fallback_kind=kind))
+        report = asyncio.run(produce_messages(get_settings(), messages, rate=rate, progress=True))
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"sent {report.total} messages in {report.elapsed_seconds:.1f} s: {report.counts}")
+
+
+@app.command("profile")
+def profile_command(
+    customer_id: str = typer.Argument(..., help="the customer id"),
+    as_of: datetime | None = typer.Option(None, help="score as of this time (default: now, UTC)"),
+) -> None:
+    """Print a customer's stored profile and scores as JSON."""
+    from crm_score.inspect import profile_report
+
+    moment = (as_of or datetime.now(UTC)).astimezone(UTC)
+    report = asyncio.run(profile_report(get_settings(), customer_id, moment))
+    if report is None:
+        typer.secho(f"no profile for customer {customer_id!r}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command("demo")
+def demo_command(
+    customers: int = typer.Option(5000, help="simulated customers"),
+    days: float = typer.Option(365.0, help="days of history"),
+    seed: int = typer.Option(1, help="random seed"),
+) -> None:
+    """Worker + simulated shop through the real pipeline + a summary (services must be up)."""
+    from crm_score.demo import DemoOptions, run_demo
+
+    options = DemoOptions(customers=customers, days=days, seed=seed)
+    try:
+        asyncio.run(run_demo(get_settings(), options, echo=typer.echo))
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
 
 
 def main() -> None:

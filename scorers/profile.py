@@ -25,6 +25,7 @@ from typing import Literal
 __all__ = [
     "FIELD_CODES",
     "FIELD_OPS",
+    "FIELD_ORDER",
     "Profile",
     "ProfileDelta",
     "apply_delta",
@@ -135,6 +136,12 @@ class Profile:
         return max(times) if times else None
 
     @classmethod
+    def from_values(cls, values: list[bytes | int | None]) -> Profile:
+        """Build from values in :data:`FIELD_ORDER` (None = absent), as the store returns them."""
+        converted = (d if v is None else int(v) for v, d in zip(values, _DEFAULTS, strict=True))
+        return cls(*converted)  # type: ignore[arg-type]  # fields are int or int | None
+
+    @classmethod
     def from_redis(cls, raw: Mapping[bytes | str, bytes | str]) -> Profile:
         """Build from the Redis hash (short codes); unknown fields such as offsets are ignored."""
         values: dict[str, int] = {}
@@ -165,6 +172,12 @@ class ProfileDelta:
             for name, value in items.items():
                 args.extend((op, FIELD_CODES[name], value))
         return args
+
+
+#: Profile fields in dataclass order, and their defaults (what an absent hash field means).
+FIELD_ORDER: tuple[str, ...] = tuple(f.name for f in fields(Profile))
+_DEFAULTS: tuple[int | None, ...] = tuple(f.default for f in fields(Profile))  # type: ignore[misc]
+assert set(FIELD_ORDER) == set(FIELD_CODES), "every Profile field needs a code in _FIELD_SPEC"
 
 
 def apply_delta(profile: Profile, delta: ProfileDelta) -> Profile:

@@ -83,7 +83,8 @@ class IngestService(Service):
         self.settings = settings
         self.stats = IngestStats()
         self._redis = connect_redis(settings)
-        self._processor = PipelineProcessor(settings, RedisProfileStore(self._redis, settings))
+        self._store = RedisProfileStore(self._redis, settings)
+        self._processor = PipelineProcessor(settings, self._store)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
@@ -119,6 +120,7 @@ class IngestService(Service):
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        await self._store.close()
         await self._redis.aclose()
 
     @Service.task

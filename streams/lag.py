@@ -7,7 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from crm_score.settings import Settings
 
-__all__ = ["ingest_group", "ingest_lag"]
+__all__ = ["group_lag", "ingest_group", "ingest_lag"]
 
 
 def ingest_group(settings: Settings) -> str:
@@ -17,6 +17,13 @@ def ingest_group(settings: Settings) -> str:
 
 async def ingest_lag(settings: Settings) -> dict[TopicPartition, int]:
     """Uncommitted messages per input partition (end offset − committed offset)."""
+    return await group_lag(settings, ingest_group(settings), settings.input_topics)
+
+
+async def group_lag(
+    settings: Settings, group: str, topics: tuple[str, ...] | list[str]
+) -> dict[TopicPartition, int]:
+    """Uncommitted messages of consumer ``group`` per partition of ``topics``."""
     options = {"bootstrap_servers": settings.kafka_bootstrap, **settings.kafka_client_options()}
     admin = AIOKafkaAdminClient(**options)
     probe = AIOKafkaConsumer(**options, enable_auto_commit=False)
@@ -31,7 +38,7 @@ async def ingest_lag(settings: Settings) -> dict[TopicPartition, int]:
         if not partitions:
             return {}
         ends = await probe.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(ingest_group(settings))
+        committed = await admin.list_consumer_group_offsets(group)
         return {
             tp: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions
         }

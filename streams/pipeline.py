@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from crm_score.errors import EventRejected
 from crm_score.settings import Settings
-from schemas import DeadLetter, DeadLetterReason, Event, EventParser, ScoreSnapshot
+from schemas import DeadLetter, DeadLetterReason, Event, EventParser
+from schemas.fast import encode_score_snapshot
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.rfm import rfm
 from streams.store import ApplyOutcome, ApplyRequest, RedisProfileStore
@@ -126,7 +127,7 @@ class PipelineProcessor:
             result.events_by_type[(event.kind, event.type)] += 1
             result.event_times.append(event.event_time)
             scores = rfm(outcome.profile, event.event_time)
-            snapshot = ScoreSnapshot(
+            snapshot = encode_score_snapshot(
                 customer_id=event.customer_id,
                 as_of=event.event_time,
                 trigger="event",
@@ -135,9 +136,7 @@ class PipelineProcessor:
                 frequency=scores.frequency,
                 monetary_minor=scores.monetary_minor,
             )
-            result.snapshots.append(
-                OutputMessage(partition, event.customer_id.encode(), snapshot.to_json_bytes())
-            )
+            result.snapshots.append(OutputMessage(partition, event.customer_id.encode(), snapshot))
         return result
 
 

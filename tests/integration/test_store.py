@@ -56,6 +56,7 @@ async def _replay(
             profiles[cid] = found
         return profiles
     finally:
+        await store.close()
         await client.aclose()
 
 
@@ -84,6 +85,7 @@ async def test_outcomes_say_what_happened(base_settings: Settings) -> None:
         redelivered = await store.apply_batch([_request(event, 0)])
         duplicate = await store.apply_batch([_request(again, 1)])
     finally:
+        await store.close()
         await client.aclose()
     assert [r.outcome for r in first + redelivered + duplicate] == [
         ApplyOutcome.APPLIED,
@@ -112,6 +114,7 @@ async def test_events_older_than_the_window_are_refused_not_double_counted(
         again = await store.apply_batch([_request(old, 2)])
         profile = await store.get_profile(old.customer_id)
     finally:
+        await store.close()
         await client.aclose()
     assert seen is not None and len(seen) == 13
     assert again[0].outcome is ApplyOutcome.BEYOND_WINDOW

@@ -1,0 +1,188 @@
+"""Pipeline throughput on one broker: raw aiokafka vs a no-op Faust agent vs crm-scoring.
+
+Fills fresh input topics once with a simulated history (valid events), then, on the same data,
+times (each ``--runs`` times, fresh consumer group and Redis prefix per run):
+
+- ``raw_aiokafka``: one aiokafka consumer, getmany + orjson.loads, no processing;
+- ``faust_noop``: a Faust agent that does nothing per event (bench/noop_faust.py);
+- ``pipeline``: ``crm-score worker`` (parse, validate, Redis, RFM snapshot to crm.scores, commit).
+
+Rates count from the first committed progress to fully caught up, so group-join time is left out.
+Prints JSON with every run and the medians, plus Redis bytes per customer (MEMORY USAGE).
+
+    python -m bench.pipeline --customers 5000 --days 365 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from crm_score.produce import produce_messages
+from crm_score.settings import Settings
+from crm_score.simulate import SimulationConfig, simulate
+from streams.lag import group_lag
+from streams.store import RedisProfileStore, connect_redis
+from streams.topics import ensure_topics
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CRM_TOPIC_PREFIX": settings.topic_prefix,
+        "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "CRM_APP_ID": settings.app_id,
+        "CRM_PARTITIONS": str(settings.partitions),
+        "CRM_WEB_PORT": str(_free_port()),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _timed_until_caught_up(
+    settings: Settings, group: str, total: int, proc: asyncio.subprocess.Process
+) -> float:
+    """Events/s from the first committed progress to zero lag."""
+    first: tuple[float, int] | None = None
+    while True:
+        lag = sum((await group_lag(settings, group, settings.input_topics)).values())
+        now = time.monotonic()
+        done = total - lag
+        if first is None and done > 0:
+            first = (now, done)
+        if lag == 0 and first is not None:
+            elapsed = now - first[0]
+            return (total - first[1]) / elapsed if elapsed > 0 else float("nan")
+        if proc.returncode is not None:
+            raise RuntimeError(f"{proc} exited with {proc.returncode}")
+        await asyncio.sleep(0.1)
+
+
+async def _run_process(settings: Settings, argv: list[str], group: str, total: int) -> float:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *argv, env=_env(settings),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        return await _timed_until_caught_up(settings, group, total, proc)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+async def raw_consume(settings: Settings, total: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *settings.input_topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+        fetch_max_bytes=16 << 20,
+        max_partition_fetch_bytes=4 << 20,
+    )
+    await consumer.start()
+    try:
+        seen, start = 0, 0.0
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            if batch and not start:
+                start = time.monotonic()
+            for messages in batch.values():
+                for m in messages:
+                    orjson.loads(m.value)
+                seen += len(messages)
+        return total / (time.monotonic() - start)
+    finally:
+        await consumer.stop()
+
+
+async def redis_bytes_per_customer(settings: Settings, customer_ids: list[str]) -> dict[str, float]:
+    client = connect_redis(settings)
+    store = RedisProfileStore(client, settings)
+    profile, seen = [], []
+    try:
+        for cid in customer_ids:
+            profile.append(await client.memory_usage(store.profile_key(cid)) or 0)
+            seen.append(await client.memory_usage(store.seen_key(cid)) or 0)
+    finally:
+        await client.aclose()
+    return {
+        "profile_hash": statistics.mean(profile),
+        "recent_event_ids": statistics.mean(seen),
+        "total": statistics.mean(p + s for p, s in zip(profile, seen, strict=True)),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    base = Settings().model_copy(
+        update={"topic_prefix": f"bench{tag}.", "partitions": args.partitions}
+    )
+    await ensure_topics(base)
+    config = SimulationConfig.ending_at(
+        datetime.now(UTC), days=args.days, customers=args.customers, seed=args.seed
+    )
+    simulation = simulate(config)
+    total = len(simulation)
+    await produce_messages(base, simulation)
+
+    runs: dict[str, list[float]] = {"raw_aiokafka": [], "faust_noop": [], "pipeline": []}
+    last_pipeline: Settings | None = None
+    for _ in range(args.runs):
+        runs["raw_aiokafka"].append(await raw_consume(base, total))
+        noop = base.model_copy(update={"app_id": f"noop{uuid.uuid4().hex[:8]}"})
+        runs["faust_noop"].append(
+            await _run_process(noop, ["bench.noop_faust", "worker", "-l", "warn"],
+                               f"{noop.app_id}-noop", total)
+        )  # fmt: skip
+        last_pipeline = base.model_copy(
+            update={
+                "app_id": f"pipe{uuid.uuid4().hex[:8]}",
+                "redis_key_prefix": f"b{uuid.uuid4().hex[:8]}",
+            }
+        )
+        runs["pipeline"].append(
+            await _run_process(last_pipeline, ["crm_score", "worker", "-l", "warn"],
+                               f"{last_pipeline.app_id}.ingest", total)
+        )  # fmt: skip
+    medians = {name: round(statistics.median(values)) for name, values in runs.items()}
+    assert last_pipeline is not None
+    memory = await redis_bytes_per_customer(last_pipeline, sorted(simulation.truth)[:500])
+    return {
+        "events": total,
+        "customers": args.customers,
+        "partitions": args.partitions,
+        "runs": {name: [round(v) for v in values] for name, values in runs.items()},
+        "median_events_per_second": medians,
+        "pipeline_vs_faust_noop": round(medians["pipeline"] / medians["faust_noop"], 2),
+        "redis_bytes_per_customer": {k: round(v, 1) for k, v in memory.items()},
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--days", type=float, default=365.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    print(orjson.dumps(asyncio.run(main(parser.parse_args())), option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,33 @@
+"""The hot-path encoders write exactly what the models would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas import ScoreSnapshot
+from schemas.fast import encode_score_snapshot
+
+_LOW, _HIGH = datetime(2000, 1, 1), datetime(2100, 1, 1)  # noqa: DTZ001 - hypothesis: naive bounds
+moments = st.datetimes(_LOW, _HIGH, timezones=st.just(UTC)) | st.just(
+    datetime(2026, 1, 5, 9, tzinfo=timezone(timedelta(hours=2))).astimezone(UTC)
+)
+
+
+@given(
+    customer_id=st.from_regex(r"[A-Za-z0-9_.:@\-]{1,20}", fullmatch=True),
+    as_of=moments,
+    trigger=st.sampled_from(["event", "timer"]),
+    event_id=st.none() | st.text(min_size=1, max_size=20),
+    recency_days=st.none() | st.floats(0, 1e5, allow_nan=False),
+    frequency=st.integers(0, 10**6),
+    monetary_minor=st.integers(-(10**9), 10**12),
+)
+def test_score_snapshot_encoder_equals_the_model(**fields: object) -> None:
+    fast = encode_score_snapshot(**fields)  # type: ignore[arg-type]
+    model = ScoreSnapshot(**fields)
+    assert ScoreSnapshot.from_json_bytes(fast) == model
+    assert orjson.loads(fast) == orjson.loads(model.to_json_bytes())
