@@ -1,8 +1,9 @@
-"""A minimal Redis connection for the hot path: one write of many packed commands, one read loop.
+"""A minimal Redis connection for the hot path: many packed commands per write, replies read later.
 
 redis-py's asyncio pipeline awaits every reply under its own timeout (~20 µs an event here);
-this writes a whole batch at once and parses the replies with hiredis' C reader. It is used only
-for applying event batches; everything else goes through redis-py.
+this writes a whole batch at once and parses the replies with hiredis' C reader, and lets the
+caller send the next batch before reading the previous one's replies (so Redis and Python work at
+the same time). Replies are read in send order by one reader; it is not for concurrent use.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 from urllib.parse import unquote, urlparse
 
@@ -19,7 +21,15 @@ import hiredis
 # hiredis' stub types the argument as a 1-tuple; it takes any tuple of str/bytes/int/float.
 pack_command = cast(Callable[[tuple[str | bytes | int, ...]], bytes], hiredis.pack_command)
 
-__all__ = ["RespConnection", "pack_command"]
+__all__ = ["RespConnection", "Sent", "pack_command"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Commands written on a connection whose replies are still to be read."""
+
+    generation: int
+    count: int
 
 
 class RespConnection:
@@ -34,6 +44,8 @@ class RespConnection:
         self._username = unquote(parsed.username) if parsed.username else None
         self._password = password or (unquote(parsed.password) if parsed.password else None)
         self._timeout = timeout
+        self._generation = 0
+        self._parser = hiredis.Reader()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -41,6 +53,7 @@ class RespConnection:
         if self._reader is not None and self._writer is not None:
             return
         context = ssl.create_default_context() if self._tls else None
+        self._parser = hiredis.Reader()
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(self._host, self._port, ssl=context), self._timeout
         )
@@ -51,45 +64,74 @@ class RespConnection:
         if self._db:
             setup.append(("SELECT", self._db))
         if setup:
-            packed = b"".join(pack_command(command) for command in setup)
-            for reply in await self._roundtrip(packed, len(setup)):
+            sent = self.send(b"".join(pack_command(command) for command in setup), len(setup))
+            if sent is None:
+                raise ConnectionError("Redis closed the connection during set-up")
+            for reply in await self.receive(sent):
                 if isinstance(reply, hiredis.ReplyError):
                     await self.close()
                     raise ConnectionError(f"Redis refused the connection set-up: {reply}")
 
-    async def execute(self, packed: bytes, count: int) -> list[object]:
-        """Send ``count`` packed commands, return their ``count`` replies (errors as values).
+    @property
+    def generation(self) -> int:
+        """Incremented whenever the connection is closed; replies of older sends are lost."""
+        return self._generation
 
-        Any I/O failure closes the connection (the next call reconnects) and is raised.
+    def send(self, packed: bytes, count: int) -> Sent | None:
+        """Write ``count`` packed commands now, without waiting; None when not connected.
+
+        Redis executes commands from one connection in order, so what was sent on a connection
+        that later failed was executed up to some point and not after it.
         """
-        await self._connect()
+        if self._writer is None or self._writer.is_closing():
+            return None
+        self._writer.write(packed)
+        return Sent(self._generation, count)
+
+    async def receive(self, sent: Sent) -> list[object]:
+        """The replies of ``sent`` (errors as values), read in the order things were sent.
+
+        Raises ConnectionError when the connection failed since (it is then closed).
+        """
+        if sent.generation != self._generation or self._reader is None or self._writer is None:
+            raise ConnectionError("the connection these commands were sent on was lost")
         try:
-            return await self._roundtrip(packed, count)
+            await self._writer.drain()
+            replies: list[object] = []
+            while len(replies) < sent.count:
+                reply = self._parser.gets()
+                if reply is not False:
+                    replies.append(reply)
+                    continue
+                chunk = await asyncio.wait_for(self._reader.read(1 << 20), self._timeout)
+                if not chunk:
+                    raise ConnectionError("Redis closed the connection")
+                self._parser.feed(chunk)
+            return replies
         except BaseException:
             await self.close()
             raise
 
-    async def _roundtrip(self, packed: bytes, count: int) -> list[object]:
-        reader, writer = self._reader, self._writer
-        if reader is None or writer is None:
+    async def connect(self) -> None:
+        """Connect (and authenticate) if not connected."""
+        await self._connect()
+
+    async def execute(self, packed: bytes, count: int) -> list[object]:
+        """Send ``count`` packed commands and return their replies (errors as values).
+
+        Any I/O failure closes the connection (the next call reconnects) and is raised.
+        """
+        await self._connect()
+        sent = self.send(packed, count)
+        if sent is None:
             raise ConnectionError("not connected")
-        writer.write(packed)
-        await writer.drain()
-        parser = hiredis.Reader()
-        replies: list[object] = []
-        while len(replies) < count:
-            chunk = await asyncio.wait_for(reader.read(1 << 20), self._timeout)
-            if not chunk:
-                raise ConnectionError("Redis closed the connection")
-            parser.feed(chunk)
-            while len(replies) < count and (reply := parser.gets()) is not False:
-                replies.append(reply)
-        return replies
+        return await self.receive(sent)
 
     async def close(self) -> None:
         """Close the socket (idempotent)."""
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
+            self._generation += 1
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
+from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
-from streams.pipeline import BatchResult, InputRecord, OutputMessage, PipelineProcessor
-from streams.store import RedisProfileStore, connect_redis
+from streams.pipeline import (
+    BatchResult,
+    InputRecord,
+    OutputMessage,
+    PipelineProcessor,
+    PreparedBatch,
+)
+from streams.store import InFlight, RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
 __all__ = ["IngestService", "IngestStats", "publish"]
@@ -128,36 +136,65 @@ class IngestService(Service):
         consumer, producer = self._consumer, self._producer
         if consumer is None or producer is None:
             raise RuntimeError("IngestService._consume ran before on_start")
+        try:
+            await self._store.connect()
+        except (OSError, TimeoutError) as exc:  # the retry path reconnects
+            log.warning("Redis is not reachable yet (%r); retrying as batches arrive", exc)
+        previous: _Pending | None = None
         while not self.should_stop:
             fetched = await consumer.getmany(
                 timeout_ms=self.settings.batch_timeout_ms,
                 max_records=self.settings.batch_max_records,
             )
-            if fetched:
-                await self.handle(consumer, producer, fetched)
+            # Send this batch to Redis before finishing the previous one, so Redis applies it
+            # while Python scores and publishes the previous batch.
+            current = self._submit(fetched) if fetched else None
+            if previous is not None:
+                await self._complete(previous, consumer, producer)
+            if current is not None and self._store.was_lost(current.in_flight):
+                # Sent on a connection that failed since: re-apply it before sending anything
+                # newer, so a customer's events are never applied out of order.
+                await self._complete(current, consumer, producer)
+                current = None
+            previous = current
 
-    async def handle(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        fetched: dict[TopicPartition, list[Any]],
-    ) -> None:
-        """Process one fetch: per partition, apply and publish; then commit what succeeded."""
+    def _submit(self, fetched: dict[TopicPartition, list[Any]]) -> _Pending:
         now = datetime.now(UTC)
         records = [
             InputRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
             for messages in fetched.values()
             for m in messages
         ]
+        prepared = self._processor.prepare(records, now)
         commits = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
-        result = await self._processor.process(records, now)
-        self.stats.add(result)
-        pending = await publish(producer, self.settings.topic("scores"), result.snapshots)
-        pending += await publish(producer, self.settings.topic("deadletter"), result.dead_letters)
-        await asyncio.gather(*pending)
+        return _Pending(prepared, self._store.send(prepared.requests), commits)
+
+    async def _complete(
+        self, pending: _Pending, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+    ) -> None:
+        """Get the batch's results (re-applying it if they were lost), publish, then commit."""
         try:
-            await consumer.commit(commits)
+            outcomes = await self._store.collect(pending.in_flight)
+        except StateStoreError as exc:
+            log.warning("%s; re-applying the batch", exc)
+            outcomes = await self._store.apply_batch_retrying(pending.prepared.requests)
+        result = self._processor.finish(pending.prepared, outcomes)
+        self.stats.add(result)
+        deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
+        deliveries += await publish(
+            producer, self.settings.topic("deadletter"), result.dead_letters
+        )
+        await asyncio.gather(*deliveries)
+        try:
+            await consumer.commit(pending.commits)
         except (CommitFailedError, KafkaError) as exc:
             # The group rebalanced under us: whoever owns these partitions now re-reads them and
             # the store skips what was applied, so nothing is lost or counted twice.
             log.warning("offset commit failed (%s); the new owner will redeliver", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    prepared: PreparedBatch
+    in_flight: InFlight
+    commits: dict[TopicPartition, int]

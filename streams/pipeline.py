@@ -6,7 +6,6 @@ what it returns, so it can be tested with plain records and a real Redis.
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,9 +17,15 @@ from schemas import DeadLetter, DeadLetterReason, Event, EventParser
 from schemas.fast import encode_score_snapshot
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.rfm import rfm
-from streams.store import ApplyOutcome, ApplyRequest, RedisProfileStore
+from streams.store import ApplyOutcome, ApplyRequest, ApplyResult, RedisProfileStore
 
-__all__ = ["BatchResult", "InputRecord", "OutputMessage", "PipelineProcessor"]
+__all__ = [
+    "BatchResult",
+    "InputRecord",
+    "OutputMessage",
+    "PipelineProcessor",
+    "PreparedBatch",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,16 @@ class BatchResult:
     event_times: list[datetime] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class PreparedBatch:
+    """A validated batch waiting for the store: what to apply, and what was already decided."""
+
+    now: datetime
+    result: BatchResult
+    accepted: list[tuple[InputRecord, Event]] = field(default_factory=list)
+    requests: list[ApplyRequest] = field(default_factory=list)
+
+
 class PipelineProcessor:
     """Validates, applies and scores batches of records from the input topics."""
 
@@ -81,10 +96,14 @@ class PipelineProcessor:
         Redis failures are retried until they succeed, so a returned result means every valid
         record is applied and the batch's offsets may be committed.
         """
-        result = BatchResult(consumed=len(records))
-        events: list[tuple[int, Event]] = []
-        accepted: list[InputRecord] = []
-        requests: list[ApplyRequest] = []
+        prepared = self.prepare(records, now)
+        outcomes = await self._store.apply_batch_retrying(prepared.requests)
+        return self.finish(prepared, outcomes)
+
+    def prepare(self, records: Sequence[InputRecord], now: datetime) -> PreparedBatch:
+        """Parse and validate; the store requests for valid events, dead letters for the rest."""
+        prepared = PreparedBatch(now=now, result=BatchResult(consumed=len(records)))
+        result = prepared.result
         for record in records:
             kind = self._kinds[record.topic]
             try:
@@ -95,9 +114,8 @@ class PipelineProcessor:
                 result.dead_letters.append(_dead_letter(record, rejected, now))
                 result.dead_letter_reasons[rejected.reason] += 1
                 continue
-            events.append((record.partition, event))
-            accepted.append(record)
-            requests.append(
+            prepared.accepted.append((record, event))
+            prepared.requests.append(
                 ApplyRequest(
                     customer_id=event.customer_id,
                     kind=kind,
@@ -107,8 +125,12 @@ class PipelineProcessor:
                     delta=delta,
                 )
             )
-        outcomes = await self._store.apply_batch_retrying(requests)
-        for (partition, event), outcome, record in zip(events, outcomes, accepted, strict=True):
+        return prepared
+
+    def finish(self, prepared: PreparedBatch, outcomes: Sequence[ApplyResult]) -> BatchResult:
+        """Score what was applied and account for the rest, given the store's outcomes."""
+        result = prepared.result
+        for (record, event), outcome in zip(prepared.accepted, outcomes, strict=True):
             if outcome.outcome is ApplyOutcome.BEYOND_WINDOW:
                 window = self._window_days
                 too_old = EventRejected(
@@ -117,7 +139,7 @@ class PipelineProcessor:
                     f"customer's newest {event.kind} event, so it cannot be deduplicated; "
                     "not applied (raise CRM_DEDUP_WINDOW_DAYS or replay with rebuild)",
                 )
-                result.dead_letters.append(_dead_letter(record, too_old, now))
+                result.dead_letters.append(_dead_letter(record, too_old, prepared.now))
                 result.dead_letter_reasons[too_old.reason] += 1
                 continue
             if outcome.outcome is not ApplyOutcome.APPLIED or outcome.profile is None:
@@ -136,7 +158,7 @@ class PipelineProcessor:
                 frequency=scores.frequency,
                 monetary_minor=scores.monetary_minor,
             )
-            result.snapshots.append(OutputMessage(partition, event.customer_id.encode(), snapshot))
+            result.snapshots.append(OutputMessage(record.partition, record.key, snapshot))
         return result
 
 
@@ -153,15 +175,14 @@ def _check_key(key: bytes | None, customer_id: str) -> None:
 
 
 def _dead_letter(record: InputRecord, rejected: EventRejected, now: datetime) -> OutputMessage:
-    letter = DeadLetter(
-        reason=DeadLetterReason(rejected.reason),
-        message=rejected.message[:1000],
+    letter = DeadLetter.from_rejection(
+        rejected,
         source_topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value_b64=base64.b64encode(record.value or b"").decode(),
-        broker_timestamp_ms=record.timestamp_ms,
+        key=record.key,
+        value=record.value,
         detected_at=now.astimezone(UTC),
+        broker_timestamp_ms=record.timestamp_ms,
     )
     return OutputMessage(record.partition, record.key, letter.to_json_bytes())

@@ -22,10 +22,17 @@ from redis.exceptions import RedisError
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
 from scorers.profile import FIELD_CODES, FIELD_ORDER, Profile, ProfileDelta
-from streams._resp import RespConnection
+from streams._resp import RespConnection, Sent
 from streams._resp import pack_command as _pack_command
 
-__all__ = ["ApplyOutcome", "ApplyRequest", "ApplyResult", "RedisProfileStore", "connect_redis"]
+__all__ = [
+    "ApplyOutcome",
+    "ApplyRequest",
+    "ApplyResult",
+    "InFlight",
+    "RedisProfileStore",
+    "connect_redis",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,15 @@ class ApplyRequest:
     event_id: str
     event_time: int
     delta: ProfileDelta
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A batch written to Redis whose results are not read yet."""
+
+    requests: tuple[ApplyRequest, ...]
+    sent: Sent | None
+    sent_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +147,8 @@ class RedisProfileStore:
             ) from exc
         return [_to_result(reply) for reply in replies]
 
-    async def _run(self, sha: str, requests: Sequence[ApplyRequest]) -> list[object]:
-        # One write of every packed command, then every reply (hiredis packs and parses in C).
-        packed = b"".join(
+    def _pack(self, sha: str, requests: Sequence[ApplyRequest]) -> bytes:
+        return b"".join(
             _pack_command((
                 "EVALSHA",
                 sha,
@@ -149,10 +164,51 @@ class RedisProfileStore:
             ))
             for req in requests
         )  # fmt: skip
+
+    async def _run(self, sha: str, requests: Sequence[ApplyRequest]) -> list[object]:
         start = time.perf_counter()
-        replies = await self._hot.execute(packed, len(requests))
+        replies = await self._hot.execute(self._pack(sha, requests), len(requests))
         self.last_roundtrip_seconds = time.perf_counter() - start
         return replies
+
+    async def connect(self) -> None:
+        """Connect the hot path and load the script, so :meth:`send` can write at once."""
+        await self._load_script()
+        await self._hot.connect()
+
+    def send(self, requests: Sequence[ApplyRequest]) -> InFlight:
+        """Write a batch now and return at once; :meth:`collect` gets its results later.
+
+        Batches are applied in the order they are sent. If the connection is down (or was lost
+        after an earlier send), collect() raises and the caller re-applies that batch, and every
+        batch sent after it, in order with :meth:`apply_batch_retrying`.
+        """
+        sent = None
+        if requests and self._sha is not None:
+            sent = self._hot.send(self._pack(self._sha, requests), len(requests))
+        return InFlight(tuple(requests), sent, time.perf_counter())
+
+    def was_lost(self, in_flight: InFlight) -> bool:
+        """True when a sent batch's replies can no longer be read (it must be re-applied)."""
+        if not in_flight.requests:
+            return False
+        sent = in_flight.sent
+        return sent is None or sent.generation != self._hot.generation
+
+    async def collect(self, in_flight: InFlight) -> list[ApplyResult]:
+        """Results of a batch from :meth:`send`; StateStoreError if they were lost."""
+        if not in_flight.requests:
+            return []
+        if in_flight.sent is None:
+            raise StateStoreError("the batch was not sent: no Redis connection")
+        try:
+            replies = await self._hot.receive(in_flight.sent)
+        except (OSError, TimeoutError) as exc:
+            raise StateStoreError(f"lost the replies of a batch ({exc!r})") from exc
+        self.last_roundtrip_seconds = time.perf_counter() - in_flight.sent_at
+        if any(_is_noscript(r) for r in replies):
+            raise StateStoreError("Redis lost its script cache (restarted?)")
+        return [_to_result(reply) for reply in replies]
 
     async def close(self) -> None:
         """Close the hot-path connection (the redis-py client belongs to the caller)."""
