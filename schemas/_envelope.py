@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas._types import CustomerId, Identifier, UtcDatetime
 
@@ -41,6 +41,15 @@ class EventEnvelope(BaseModel):
     kind: ClassVar[EventKind]
 
     schema_version: Literal[1] = Field(description="Version of this envelope; only 1 exists.")
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # Literal[1] also matches True and 1.0 (they compare equal to 1); only the integer is 1.
+        if type(value) is not int:
+            raise ValueError("schema_version must be the integer 1")
+        return value
+
     event_id: Identifier = Field(description="Unique id given by the producer; used for dedup.")
     customer_id: CustomerId = Field(description="The customer the event is about.")
     event_time: UtcDatetime = Field(

@@ -30,19 +30,27 @@ _NAIVE = DeadLetterReason.NAIVE_TIMESTAMP.value
 _BAD_CURRENCY = DeadLetterReason.BAD_CURRENCY.value
 
 
+#: Times are stored as unsigned 32-bit epoch seconds: the range they can take.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2106, 1, 1, tzinfo=UTC)
+
+
 def _to_utc(value: datetime) -> datetime:
-    """Reject naive datetimes; convert aware ones to UTC."""
+    """Reject naive datetimes and times outside 1970..2106; convert aware ones to UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError(
             _NAIVE, "timestamp has no UTC offset; send RFC 3339 with 'Z' or '+hh:mm'"
         )
-    return value.astimezone(UTC)
+    utc = value.astimezone(UTC)
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("timestamp must be between 1970-01-01 and 2106-01-01 UTC")
+    return utc
 
 
 def _check_currency(value: str) -> str:
     if value not in ISO_4217_CODES:
         raise PydanticCustomError(
-            _BAD_CURRENCY, "{code!r} is not an ISO 4217 currency code", {"code": value[:16]}
+            _BAD_CURRENCY, "'{code}' is not an ISO 4217 currency code", {"code": value[:16]}
         )
     return value
 

@@ -59,6 +59,11 @@ MarketingType = Literal[
 
 
 # --- purchase -----------------------------------------------------------------------------------
+#: Largest amount one event may carry (10^12 minor units, e.g. $10 billion): keeps every
+#: per-customer sum exact in the store's 53-bit arithmetic for millions of orders.
+MAX_AMOUNT_MINOR = 10**12
+
+
 class LineItem(BaseModel):
     """One order line. Prices are integers in minor units of the order's currency."""
 
@@ -66,8 +71,10 @@ class LineItem(BaseModel):
 
     sku: Identifier
     category: str = Field(min_length=1, max_length=128)
-    quantity: int = Field(ge=1)
-    unit_price_minor: int = Field(ge=0, description="Price of one unit, in minor units.")
+    quantity: int = Field(ge=1, le=1_000_000)
+    unit_price_minor: int = Field(
+        ge=0, le=MAX_AMOUNT_MINOR, description="Price of one unit, in minor units."
+    )
 
 
 class PurchasePayload(BaseModel):
@@ -78,6 +85,7 @@ class PurchasePayload(BaseModel):
     order_id: Identifier
     amount_minor: int = Field(
         ge=0,
+        le=MAX_AMOUNT_MINOR,
         description="Order total in minor units (cents); for returns the refunded amount, >= 0.",
     )
     currency: CurrencyCode

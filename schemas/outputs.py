@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
@@ -63,6 +64,13 @@ class DeadLetter(OutputModel):
     offset: int = Field(ge=0)
     key_b64: str | None = Field(default=None, description="Original key, base64; null if none.")
     value_b64: str = Field(default="", description="Original value bytes, base64; '' if none.")
+    value_size: int = Field(default=0, ge=0, description="Length of the original value, bytes.")
+    value_truncated: bool = Field(
+        default=False,
+        description="True when value_b64 holds only the first bytes (the original was too big "
+        "to fit in a Kafka message once encoded); value_sha256 identifies the whole value.",
+    )
+    value_sha256: str | None = Field(default=None, description="SHA-256 of the whole value.")
     broker_timestamp_ms: int | None = None
     detected_at: UtcDatetime
 
@@ -78,8 +86,15 @@ class DeadLetter(OutputModel):
         value: bytes | None,
         detected_at: datetime,
         broker_timestamp_ms: int | None = None,
+        max_value_bytes: int = 256 * 1024,
     ) -> DeadLetter:
-        """Build the dead letter for a message that parsing rejected with ``error``."""
+        """Build the dead letter for a message that parsing rejected with ``error``.
+
+        Values over ``max_value_bytes`` keep only their first bytes (base64 grows them by a
+        third, and a dead letter must still fit in one Kafka message).
+        """
+        original = value or b""
+        kept = original[:max_value_bytes]
         return cls(
             reason=DeadLetterReason(error.reason),
             message=error.message,
@@ -87,7 +102,10 @@ class DeadLetter(OutputModel):
             partition=partition,
             offset=offset,
             key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
-            value_b64=base64.b64encode(value or b"").decode("ascii"),
+            value_b64=base64.b64encode(kept).decode("ascii"),
+            value_size=len(original),
+            value_truncated=len(kept) < len(original),
+            value_sha256=hashlib.sha256(original).hexdigest(),
             broker_timestamp_ms=broker_timestamp_ms,
             detected_at=detected_at,
         )
