@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from crm_score.settings import Settings
 
 __all__ = ["group_lag", "ingest_group", "ingest_lag"]
+
+_T = TypeVar("_T")
 
 
 def ingest_group(settings: Settings) -> str:
@@ -38,10 +45,22 @@ async def group_lag(
         if not partitions:
             return {}
         ends = await probe.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group)
+        committed = await _retrying(lambda: admin.list_consumer_group_offsets(group))
         return {
             tp: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions
         }
     finally:
         await probe.stop()
         await admin.close()
+
+
+async def _retrying(call: Callable[[], Awaitable[_T]], attempts: int = 40) -> _T:
+    """Retry retriable broker errors, e.g. no group coordinator yet on a fresh broker."""
+    for _ in range(attempts - 1):
+        try:
+            return await call()
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            await asyncio.sleep(0.25)
+    return await call()

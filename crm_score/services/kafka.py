@@ -201,6 +201,9 @@ async def _metadata_ok(bootstrap: str) -> bool:
     try:
         await admin.start()
         await admin.list_topics()
+        # Ready means ready for consumer groups: the first FindCoordinator creates
+        # __consumer_offsets, and clients see GroupCoordinatorNotAvailable until it exists.
+        await admin.find_coordinator("crm-scoring-readiness")
     except Exception:
         return False
     finally:

@@ -128,7 +128,7 @@ async def read_topic(
     return values
 
 
-def valid_events(values: Iterable[tuple[str, bytes, bytes]]) -> list[Event]:
+def valid_events(values: Iterable[tuple[str, bytes | None, bytes]]) -> list[Event]:
     """Parse what a test produced (kind, key, value), keeping the valid events (oracle input)."""
     from datetime import UTC, datetime, timedelta
 

@@ -1,0 +1,72 @@
+"""The CLI as a user runs it: simulate to a file, produce the file, look a customer up."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from crm_score.produce import read_event_file
+from crm_score.settings import Settings
+from tests.integration.harness import (
+    WorkerProcess,
+    read_profiles,
+    settings_env,
+    valid_events,
+    wait_caught_up,
+)
+from tests.oracle import recompute_profiles
+
+pytestmark = pytest.mark.integration
+
+
+async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crm_score", *args,
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def test_simulate_produce_and_profile(isolated_settings: Settings, tmp_path: Path) -> None:
+    events_file = tmp_path / "events.jsonl"
+    code, out = await _cli(
+        isolated_settings, "simulate", "--customers", "40", "--days", "25", "--seed", "4",
+        "--out", str(events_file),
+    )  # fmt: skip
+    assert code == 0, out
+    lines = events_file.read_bytes().splitlines()
+    assert f"wrote {len(lines)} events" in out
+
+    worker = WorkerProcess(isolated_settings, str(tmp_path / "worker.log"))
+    await worker.start()
+    try:
+        code, out = await _cli(isolated_settings, "produce", str(events_file))
+        assert code == 0, out
+        assert f"sent {len(lines)} messages" in out
+        await wait_caught_up(isolated_settings, [worker])
+    finally:
+        await worker.stop()
+
+    messages = list(read_event_file(events_file))
+    expected = recompute_profiles(valid_events((m.kind, m.key, m.value) for m in messages))
+    assert await read_profiles(isolated_settings, expected) == expected
+
+    customer = sorted(expected)[0]
+    code, out = await _cli(isolated_settings, "profile", customer)
+    assert code == 0, out
+    report = orjson.loads(out)
+    assert report["customer_id"] == customer
+    assert report["rfm"]["frequency"] == expected[customer].orders
+    assert report["profile"]["messages_sent"] == expected[customer].messages_sent
+
+    code, out = await _cli(isolated_settings, "profile", "nobody-here")
+    assert code == 1
+    assert "no profile" in out
