@@ -25,6 +25,7 @@ from mode import Service
 
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
+from streams.metrics import PipelineMetrics
 from streams.pipeline import (
     BatchResult,
     InputRecord,
@@ -86,10 +87,13 @@ async def publish(
 class IngestService(Service):
     """Consumes purchase, service and marketing topics and runs :class:`PipelineProcessor`."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, metrics: PipelineMetrics | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.stats = IngestStats()
+        self.metrics = metrics if metrics is not None else PipelineMetrics()
         self._redis = connect_redis(settings)
         self._store = RedisProfileStore(self._redis, settings)
         self._processor = PipelineProcessor(settings, self._store)
@@ -158,6 +162,39 @@ class IngestService(Service):
                 current = None
             previous = current
 
+    async def health(self) -> dict[str, Any]:
+        """Redis reachable, partitions assigned, totals so far; ``ok`` when Redis answers."""
+        try:
+            redis_ok = bool(await self._redis.ping())
+        except Exception:
+            redis_ok = False
+        consumer = self._consumer
+        partitions = consumer.assignment() if consumer is not None else set()
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
+        return {
+            "ok": redis_ok,
+            "redis": redis_ok,
+            "assigned_partitions": assigned,
+            "consumed": self.stats.consumed,
+            "applied": self.stats.applied,
+            "duplicates": self.stats.duplicates,
+            "dead_letters": dict(self.stats.dead_letters),
+        }
+
+    @Service.timer(5.0)
+    async def _export_lag(self) -> None:
+        """Consumer lag per assigned partition, from the fetcher's high-water marks."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        lags = []
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                behind = max(0, highwater - await consumer.position(tp))
+                lags.append((tp.topic, tp.partition, behind))
+        self.metrics.set_lag(lags)
+
     def _submit(self, fetched: dict[TopicPartition, list[Any]]) -> _Pending:
         now = datetime.now(UTC)
         records = [
@@ -178,6 +215,7 @@ class IngestService(Service):
         except StateStoreError as exc:
             log.warning("%s; re-applying the batch", exc)
             outcomes = await self._store.apply_batch_retrying(pending.prepared.requests)
+        roundtrip = time.perf_counter() - pending.in_flight.sent_at
         result = self._processor.finish(pending.prepared, outcomes)
         self.stats.add(result)
         deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
@@ -185,6 +223,7 @@ class IngestService(Service):
             producer, self.settings.topic("deadletter"), result.dead_letters
         )
         await asyncio.gather(*deliveries)
+        self.metrics.observe_batch(result, datetime.now(UTC), roundtrip)
         try:
             await consumer.commit(pending.commits)
         except (CommitFailedError, KafkaError) as exc:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import faust
+from prometheus_client import REGISTRY
 
 from crm_score.settings import Settings
 from streams.app import create_app
 from streams.ingest import IngestService
+from streams.metrics import PipelineMetrics
+from streams.web import register_pages
 
 __all__ = ["build_worker", "run_worker"]
 
@@ -14,7 +17,8 @@ __all__ = ["build_worker", "run_worker"]
 def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
     """A Faust worker whose services include :class:`IngestService`."""
     app = create_app(settings)
-    ingest = IngestService(settings)
+    ingest = IngestService(settings, metrics=PipelineMetrics(REGISTRY))
+    register_pages(app, ingest)
     return faust.Worker(app, ingest, loglevel=loglevel, redirect_stdouts=False)
 
 

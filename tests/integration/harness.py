@@ -25,15 +25,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment for a subprocess that must run with ``settings``."""
+def settings_env(settings: Settings, web_port: int | None = None) -> dict[str, str]:
+    """Environment for a subprocess that must run with ``settings`` (web on ``web_port``)."""
     return {
         **os.environ,
         "CRM_TOPIC_PREFIX": settings.topic_prefix,
         "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "CRM_APP_ID": settings.app_id,
         "CRM_PARTITIONS": str(settings.partitions),
-        "CRM_WEB_PORT": str(free_port()),
+        "CRM_WEB_PORT": str(web_port or free_port()),
     }
 
 
@@ -44,12 +44,13 @@ class WorkerProcess:
         self.settings = settings
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
+        self.web_port = free_port()
 
     async def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crm_score", "worker", "-l", "warn",
-            env=settings_env(self.settings),
+            env=settings_env(self.settings, self.web_port),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
