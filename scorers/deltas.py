@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 from crm_score.errors import EventRejected
 from schemas import Event, MarketingEvent, PurchaseEvent, ServiceEvent
@@ -26,6 +27,19 @@ _MARKETING_COUNTERS = {
     "message_converted": "conversions",
 }
 _ENGAGEMENTS = frozenset({"message_opened", "message_clicked", "message_converted"})
+
+
+def _marketing_delta_parts(event_type: str) -> tuple[Mapping[str, int], tuple[str, ...]]:
+    maxes = ["last_marketing_event_at"]
+    if event_type in _ENGAGEMENTS:
+        maxes.append("last_engagement_at")
+    if event_type == "message_unsubscribed":
+        maxes.append("last_unsubscribe_at")
+    return MappingProxyType({_MARKETING_COUNTERS[event_type]: 1}), tuple(maxes)
+
+
+#: Per marketing type: the (shared, read-only) counter increments and the time fields it raises.
+_MARKETING_DELTAS = {t: _marketing_delta_parts(t) for t in _MARKETING_COUNTERS}
 
 
 def epoch_seconds(moment: datetime) -> int:
@@ -89,9 +103,5 @@ def _service(event: ServiceEvent, at: int) -> ProfileDelta:
 
 
 def _marketing(event: MarketingEvent, at: int) -> ProfileDelta:
-    maxes = {"last_marketing_event_at": at}
-    if event.type in _ENGAGEMENTS:
-        maxes["last_engagement_at"] = at
-    if event.type == "message_unsubscribed":
-        maxes["last_unsubscribe_at"] = at
-    return ProfileDelta(adds={_MARKETING_COUNTERS[event.type]: 1}, maxes=maxes)
+    adds, max_fields = _MARKETING_DELTAS[event.type]
+    return ProfileDelta(adds=adds, maxes=dict.fromkeys(max_fields, at))

@@ -19,11 +19,12 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, NamedTuple
 
 __all__ = [
     "FIELD_CODES",
+    "FIELD_DEFAULTS",
     "FIELD_OPS",
     "FIELD_ORDER",
     "Profile",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 Op = Literal["add", "max", "min"]
+_EMPTY: Mapping[str, int] = MappingProxyType({})
 
 #: Every profile field, its short code in the Redis hash (short names keep the hash small), and
 #: the one operation that updates it.
@@ -68,9 +70,11 @@ FIELD_OPS: dict[str, Op] = {name: op for name, (_, op) in _FIELD_SPEC.items()}
 _NAMES_BY_CODE: dict[str, str] = {code: name for name, code in FIELD_CODES.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """Aggregates of everything one customer did; ``None`` times mean "never"."""
+class Profile(NamedTuple):
+    """Aggregates of everything one customer did; ``None`` times mean "never".
+
+    A NamedTuple: immutable, and built in C (one is made for every applied event).
+    """
 
     first_purchase_at: int | None = None
     last_purchase_at: int | None = None
@@ -138,8 +142,9 @@ class Profile:
     @classmethod
     def from_values(cls, values: list[bytes | int | None]) -> Profile:
         """Build from values in :data:`FIELD_ORDER` (None = absent), as the store returns them."""
-        converted = (d if v is None else int(v) for v, d in zip(values, _DEFAULTS, strict=True))
-        return cls(*converted)  # type: ignore[arg-type]  # fields are int or int | None
+        return cls._make(
+            [d if v is None else int(v) for v, d in zip(values, FIELD_DEFAULTS, strict=True)]
+        )
 
     @classmethod
     def from_redis(cls, raw: Mapping[bytes | str, bytes | str]) -> Profile:
@@ -154,16 +159,18 @@ class Profile:
 
     def to_dict(self) -> dict[str, int | None]:
         """Plain field dict (for JSON and comparisons)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return dict(self._asdict())
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileDelta:
-    """The commutative change one event makes: field name -> amount / candidate value."""
+class ProfileDelta(NamedTuple):
+    """The commutative change one event makes: field name -> amount / candidate value.
 
-    adds: dict[str, int] = field(default_factory=dict)
-    maxes: dict[str, int] = field(default_factory=dict)
-    mins: dict[str, int] = field(default_factory=dict)
+    Treat the dicts as read-only: deltas are shared and re-used.
+    """
+
+    adds: Mapping[str, int] = _EMPTY
+    maxes: Mapping[str, int] = _EMPTY
+    mins: Mapping[str, int] = _EMPTY
 
     def redis_args(self) -> list[str | int]:
         """Flattened ``op, code, value`` triples for the store's server-side script."""
@@ -174,9 +181,11 @@ class ProfileDelta:
         return args
 
 
-#: Profile fields in dataclass order, and their defaults (what an absent hash field means).
-FIELD_ORDER: tuple[str, ...] = tuple(f.name for f in fields(Profile))
-_DEFAULTS: tuple[int | None, ...] = tuple(f.default for f in fields(Profile))  # type: ignore[misc]
+#: Profile fields in tuple order, and their defaults (what an absent hash field means).
+FIELD_ORDER: tuple[str, ...] = Profile._fields
+FIELD_DEFAULTS: tuple[int | None, ...] = tuple(
+    Profile._field_defaults[name] for name in FIELD_ORDER
+)
 assert set(FIELD_ORDER) == set(FIELD_CODES), "every Profile field needs a code in _FIELD_SPEC"
 
 
@@ -191,4 +200,4 @@ def apply_delta(profile: Profile, delta: ProfileDelta) -> Profile:
     for name, value in delta.mins.items():
         current = getattr(profile, name)
         changes[name] = value if current is None else min(current, value)
-    return replace(profile, **changes)
+    return profile._replace(**changes)

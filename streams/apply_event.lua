@@ -8,10 +8,12 @@
 -- ARGV[4]  event time, epoch seconds
 -- ARGV[5]  dedup window, seconds
 -- ARGV[6..] op, field, value triples; op is add | max | min
--- Returns {1, value of each profile field in FIELDS order (false when absent)} when applied, {0} for a redelivery (offset already applied),
+-- Returns {1, each profile field in FIELDS order as an integer (its default when absent: 0 for
+-- counters, nil for times)} when applied, {0} for a redelivery (offset already applied),
 -- {2} for a duplicate event id within the window, {3} for an event older than the window
 -- (relative to the newest event of its kind), which cannot be deduplicated and is not applied.
 local FIELDS = {__FIELDS__}
+local DEFAULTS = {__DEFAULTS__}
 local offset = tonumber(ARGV[2])
 local flat = redis.call('HGETALL', KEYS[1])
 local profile = {}
@@ -82,6 +84,6 @@ end
 redis.call('HSET', KEYS[1], unpack(changed))
 local result = {1}
 for i, field in ipairs(FIELDS) do
-  result[i + 1] = profile[field] or false
+  result[i + 1] = tonumber(profile[field]) or DEFAULTS[i]
 end
 return result

@@ -11,9 +11,10 @@ outputs were acknowledged by Kafka (at-least-once out, effectively-once state).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,6 @@ from crm_score.settings import Settings
 from streams.metrics import PipelineMetrics
 from streams.pipeline import (
     BatchResult,
-    InputRecord,
     OutputMessage,
     PipelineProcessor,
     PreparedBatch,
@@ -100,6 +100,7 @@ class IngestService(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
+        self._committing: deque[asyncio.Future[None]] = deque()
 
     async def on_start(self) -> None:
         s = self.settings
@@ -128,6 +129,9 @@ class IngestService(Service):
 
     async def on_stop(self) -> None:
         self._stopping.set()
+        while self._committing:  # let finished batches commit before the consumer goes
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._committing.popleft(), 10)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -197,11 +201,7 @@ class IngestService(Service):
 
     def _submit(self, fetched: dict[TopicPartition, list[Any]]) -> _Pending:
         now = datetime.now(UTC)
-        records = [
-            InputRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-            for messages in fetched.values()
-            for m in messages
-        ]
+        records = [m for messages in fetched.values() for m in messages]
         prepared = self._processor.prepare(records, now)
         commits = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
         return _Pending(prepared, self._store.send(prepared.requests), commits)
@@ -222,8 +222,32 @@ class IngestService(Service):
         deliveries += await publish(
             producer, self.settings.topic("deadletter"), result.dead_letters
         )
+        # Acknowledgements and the commit run behind the next batch, in order; at most two
+        # batches wait for them, so a slow broker slows the loop instead of piling up.
+        previous = self._committing[-1] if self._committing else None
+        self._committing.append(
+            asyncio.ensure_future(
+                self._commit_when_delivered(
+                    consumer, deliveries, pending, previous, result, roundtrip
+                )
+            )
+        )
+        while len(self._committing) > 2:
+            await self._committing.popleft()
+
+    async def _commit_when_delivered(
+        self,
+        consumer: AIOKafkaConsumer,
+        deliveries: list[asyncio.Future[Any]],
+        pending: _Pending,
+        previous: asyncio.Future[None] | None,
+        result: BatchResult,
+        roundtrip: float,
+    ) -> None:
         await asyncio.gather(*deliveries)
         self.metrics.observe_batch(result, datetime.now(UTC), roundtrip)
+        if previous is not None:
+            await previous
         try:
             await consumer.commit(pending.commits)
         except (CommitFailedError, KafkaError) as exc:

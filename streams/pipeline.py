@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, Protocol
 
 from crm_score.errors import EventRejected
 from crm_score.settings import Settings
@@ -21,27 +22,31 @@ from streams.store import ApplyOutcome, ApplyRequest, ApplyResult, RedisProfileS
 
 __all__ = [
     "BatchResult",
-    "InputRecord",
     "OutputMessage",
     "PipelineProcessor",
     "PreparedBatch",
+    "Record",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """One consumed Kafka message, as the pipeline needs it."""
+class Record(Protocol):
+    """What the pipeline reads of a consumed message (aiokafka's ConsumerRecord has it)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None = None
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class OutputMessage:
+class OutputMessage(NamedTuple):
     """A message to publish, to the same partition number as the record it came from."""
 
     partition: int
@@ -72,7 +77,7 @@ class PreparedBatch:
 
     now: datetime
     result: BatchResult
-    accepted: list[tuple[InputRecord, Event]] = field(default_factory=list)
+    accepted: list[tuple[Record, Event]] = field(default_factory=list)
     requests: list[ApplyRequest] = field(default_factory=list)
 
 
@@ -90,7 +95,7 @@ class PipelineProcessor:
             accepted_currencies=frozenset(settings.fx_rates),
         )
 
-    async def process(self, records: Sequence[InputRecord], now: datetime) -> BatchResult:
+    async def process(self, records: Sequence[Record], now: datetime) -> BatchResult:
         """Handle ``records`` (in offset order per partition); ``now`` bounds future event times.
 
         Redis failures are retried until they succeed, so a returned result means every valid
@@ -100,7 +105,7 @@ class PipelineProcessor:
         outcomes = await self._store.apply_batch_retrying(prepared.requests)
         return self.finish(prepared, outcomes)
 
-    def prepare(self, records: Sequence[InputRecord], now: datetime) -> PreparedBatch:
+    def prepare(self, records: Sequence[Record], now: datetime) -> PreparedBatch:
         """Parse and validate; the store requests for valid events, dead letters for the rest."""
         prepared = PreparedBatch(now=now, result=BatchResult(consumed=len(records)))
         result = prepared.result
@@ -174,7 +179,7 @@ def _check_key(key: bytes | None, customer_id: str) -> None:
         )
 
 
-def _dead_letter(record: InputRecord, rejected: EventRejected, now: datetime) -> OutputMessage:
+def _dead_letter(record: Record, rejected: EventRejected, now: datetime) -> OutputMessage:
     letter = DeadLetter.from_rejection(
         rejected,
         source_topic=record.topic,
@@ -183,6 +188,6 @@ def _dead_letter(record: InputRecord, rejected: EventRejected, now: datetime) ->
         key=record.key,
         value=record.value,
         detected_at=now.astimezone(UTC),
-        broker_timestamp_ms=record.timestamp_ms,
+        broker_timestamp_ms=record.timestamp,
     )
     return OutputMessage(record.partition, record.key, letter.to_json_bytes())

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
+from typing import NamedTuple
 
 import hiredis
 import redis.asyncio as aioredis
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
-from scorers.profile import FIELD_CODES, FIELD_ORDER, Profile, ProfileDelta
+from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER, Profile, ProfileDelta
 from streams._resp import RespConnection, Sent
 from streams._resp import pack_command as _pack_command
 
@@ -41,6 +42,7 @@ _SCRIPT = (
     .joinpath("apply_event.lua")
     .read_text()
     .replace("__FIELDS__", ", ".join(f"'{FIELD_CODES[name]}'" for name in FIELD_ORDER))
+    .replace("__DEFAULTS__", ", ".join("false" if d is None else str(d) for d in FIELD_DEFAULTS))
 )
 _OFFSET_FIELDS = {"purchase": "op", "service": "os", "marketing": "om"}
 
@@ -54,8 +56,7 @@ class ApplyOutcome(IntEnum):
     BEYOND_WINDOW = 3  # older than the dedup window: cannot be proven new, so not applied
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyRequest:
+class ApplyRequest(NamedTuple):
     """One validated event, reduced to what the store needs."""
 
     customer_id: str
@@ -247,4 +248,4 @@ def _to_result(reply: object) -> ApplyResult:
     outcome = ApplyOutcome(int(reply[0]))
     if outcome is not ApplyOutcome.APPLIED:
         return ApplyResult(outcome, None)
-    return ApplyResult(outcome, Profile.from_values(reply[1:]))
+    return ApplyResult(outcome, Profile._make(reply[1:]))
