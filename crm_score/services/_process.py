@@ -16,6 +16,9 @@ from crm_score.errors import ServiceError
 
 __all__ = ["ManagedProcess", "ensure_port_free", "wait_until"]
 
+#: Servers this process started (they outlive it; the list only lets us reap them here).
+_STARTED: list[subprocess.Popen[bytes]] = []
+
 
 @dataclass(frozen=True)
 class ManagedProcess:
@@ -58,6 +61,7 @@ class ManagedProcess:
                 start_new_session=True,
                 env=env,
             )
+        _STARTED.append(proc)  # detached on purpose; kept so it is reaped, not warned about
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -70,6 +74,9 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
+        for proc in _STARTED:
+            if proc.pid == pid:
+                proc.poll()
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
