@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import statistics
 import sys
@@ -35,17 +34,6 @@ from crm_score.simulate import SimulationConfig, simulate
 from streams.lag import group_lag
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CRM_TOPIC_PREFIX": settings.topic_prefix,
-        "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "CRM_APP_ID": settings.app_id,
-        "CRM_PARTITIONS": str(settings.partitions),
-        "CRM_WEB_PORT": str(_free_port()),
-    }
 
 
 def _free_port() -> int:
@@ -75,7 +63,7 @@ async def _timed_until_caught_up(
 
 async def _run_process(settings: Settings, argv: list[str], group: str, total: int) -> float:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *argv, env=_env(settings),
+        sys.executable, "-m", *argv, env=settings.subprocess_env(CRM_WEB_PORT=str(_free_port())),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

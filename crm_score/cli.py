@@ -118,7 +118,8 @@ def simulate_command(
     truth: Path | None = typer.Option(None, help="also write per-customer ground truth (JSONL)"),
 ) -> None:
     """Generate a realistic, seeded customer base and event stream, to Kafka or a file."""
-    from crm_score.produce import produce_messages, write_jsonl
+    from crm_score.event_files import write_jsonl
+    from crm_score.produce import produce_messages
     from crm_score.simulate import SimulationConfig, simulate, write_ground_truth
 
     config = SimulationConfig.ending_at(
@@ -155,7 +156,8 @@ def produce_command(
     rate: float | None = typer.Option(None, help="events/s (default: as fast as possible)"),
 ) -> None:
     """Send a file of events to the input topics (kind from each event's type)."""
-    from crm_score.produce import produce_messages, read_event_file
+    from crm_score.event_files import read_event_file
+    from crm_score.produce import produce_messages
 
     try:
         messages = list(read_event_file(file, fallback_kind=kind))

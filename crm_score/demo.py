@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -23,7 +22,7 @@ from crm_score.simulate import SimulationConfig, simulate
 from scorers.rfm import rfm
 from streams.lag import ingest_lag
 from streams.store import RedisProfileStore, connect_redis
-from streams.topics import all_topics
+from streams.topics import all_topics, ensure_topics
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -44,17 +43,6 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"topic_prefix": "demo.", "redis_key_prefix": "demo", "app_id": "crm-demo"}
     )
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """Environment for a worker subprocess that runs with ``settings``' namespace."""
-    return {
-        **os.environ,
-        "CRM_TOPIC_PREFIX": settings.topic_prefix,
-        "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "CRM_APP_ID": settings.app_id,
-        "CRM_PARTITIONS": str(settings.partitions),
-    }
 
 
 async def reset_namespace(settings: Settings) -> None:
@@ -125,12 +113,13 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     demo = demo_settings(settings)
     echo(f"resetting the demo namespace ({demo.topic_prefix}* topics, {demo.redis_key_prefix}:*)")
     await reset_namespace(demo)
+    await ensure_topics(demo)
     log_path = settings.services_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crm_score", "worker", "-l", "warn",
-            env=worker_env(demo), stdout=log, stderr=asyncio.subprocess.STDOUT,
+            env=demo.subprocess_env(), stdout=log, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
     try:
         config = SimulationConfig.ending_at(

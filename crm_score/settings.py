@@ -11,6 +11,7 @@ False
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,10 @@ __all__ = ["INPUT_KINDS", "Settings", "get_settings"]
 INPUT_KINDS: tuple[str, ...] = ("purchase", "service", "marketing")
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+#: What a child process must share with its parent to work on the same data.
+_NAMESPACE_FIELDS = (
+    "kafka_bootstrap", "redis_url", "topic_prefix", "redis_key_prefix", "app_id", "partitions",
+)  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -104,6 +109,14 @@ class Settings(BaseSettings):
                 keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
             )
         return options
+
+    def subprocess_env(self, **extra: str) -> dict[str, str]:
+        """This process's environment plus the ``CRM_*`` variables that make a child process
+        (e.g. a worker) use the same broker, Redis and namespace as these settings."""
+        env = dict(os.environ)
+        for name in _NAMESPACE_FIELDS:
+            env[f"CRM_{name.upper()}"] = str(getattr(self, name))
+        return {**env, **extra}
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict, secrets replaced by ``'**********'`` (safe to log)."""

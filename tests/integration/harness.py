@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -27,14 +26,7 @@ def free_port() -> int:
 
 def settings_env(settings: Settings, web_port: int | None = None) -> dict[str, str]:
     """Environment for a subprocess that must run with ``settings`` (web on ``web_port``)."""
-    return {
-        **os.environ,
-        "CRM_TOPIC_PREFIX": settings.topic_prefix,
-        "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "CRM_APP_ID": settings.app_id,
-        "CRM_PARTITIONS": str(settings.partitions),
-        "CRM_WEB_PORT": str(web_port or free_port()),
-    }
+    return settings.subprocess_env(CRM_WEB_PORT=str(web_port or free_port()))
 
 
 class WorkerProcess:

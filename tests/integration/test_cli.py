@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from crm_score.produce import read_event_file
+from crm_score.event_files import read_event_file
 from crm_score.settings import Settings
 from tests.integration.harness import (
     WorkerProcess,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
@@ -17,16 +16,6 @@ from crm_score.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment for a subprocess worker that must use these settings."""
-    return {
-        **os.environ,
-        "CRM_TOPIC_PREFIX": settings.topic_prefix,
-        "CRM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "CRM_APP_ID": settings.app_id,
-    }
-
-
 async def test_faust_agent_writes_what_it_consumed_to_redis(
     isolated_settings: Settings, redis_client: aioredis.Redis
 ) -> None:
@@ -34,7 +23,7 @@ async def test_faust_agent_writes_what_it_consumed_to_redis(
     worker = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "tests.integration.smoke_app", "worker", "-l", "warn"],
         "--without-web",
-        env=settings_env(settings),
+        env=settings.subprocess_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

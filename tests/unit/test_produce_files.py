@@ -15,18 +15,21 @@ from typing import Any
 import orjson
 import pytest
 
+import crm_score.event_files as event_files_module
 import crm_score.produce as produce_module
-from crm_score.produce import (
+from crm_score.event_files import (
     EventFileError,
     FileMessage,
-    ProduceError,
-    ProducerLike,
-    TokenBucket,
     kind_for_type,
-    produce_messages,
     read_event_file,
     write_csv,
     write_jsonl,
+)
+from crm_score.produce import (
+    ProduceError,
+    ProducerLike,
+    TokenBucket,
+    produce_messages,
 )
 from crm_score.settings import Settings
 from crm_score.simulate import MALFORMATIONS, SimulatedMessage, SimulationConfig, simulate
@@ -350,6 +353,7 @@ async def test_unreachable_broker_is_reported_and_the_client_closed(
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(produce_module).failed == 0
+    assert doctest.testmod(event_files_module).failed == 0
 
 
 def test_public_names_are_exported() -> None:
@@ -359,4 +363,11 @@ def test_public_names_are_exported() -> None:
         if not name.startswith("_")
         and getattr(value, "__module__", None) == produce_module.__name__
     }
-    assert public == set(produce_module.__all__) - {"CSV_COLUMNS"}
+    assert public == set(produce_module.__all__)
+    public_files = {
+        name
+        for name, value in vars(event_files_module).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", None) == event_files_module.__name__
+    }
+    assert public_files == set(event_files_module.__all__) - {"CSV_COLUMNS"}
