@@ -199,6 +199,43 @@ def demo_command(
         raise _fail(exc) from None
 
 
+@app.command("fit")
+def fit_command(
+    as_of: str | None = typer.Option(
+        None, help="fit as of this ISO time (default: now; no offset means UTC)"
+    ),
+) -> None:
+    """Fit P(alive)/CLV parameters on all stored profiles and publish a new model version."""
+    from dataclasses import asdict
+
+    from scorers.probability import ProbabilityModel
+    from streams.models import fit_and_publish
+    from streams.store import connect_redis
+
+    try:
+        moment = datetime.now(UTC) if as_of is None else datetime.fromisoformat(as_of)
+    except ValueError:
+        raise typer.BadParameter(f"{as_of!r} is not ISO 8601", param_hint="--as-of") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    settings = get_settings()
+
+    async def run() -> ProbabilityModel:
+        client = connect_redis(settings)
+        try:
+            return await fit_and_publish(settings, client, as_of=moment)
+        finally:
+            await client.aclose()
+
+    start = time.perf_counter()
+    try:
+        model = asyncio.run(run())
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    report = {**asdict(model), "version": int(model.version), "customers": model.n_customers}
+    report["fit_seconds"] = round(time.perf_counter() - start, 3)
+    typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,295 @@
+"""P(alive), expected purchases and CLV of one profile, from fitted BG/NBD and Gamma-Gamma.
+
+Time is in weeks, the unit the models are fitted in. A profile counts orders, so a customer's
+repeat purchases are ``x = orders - 1``; same-day orders are *not* merged into one transaction
+as the CDNOW convention does (the stream cannot merge them without keeping every order time).
+The mean value is net spend over *all* orders (first included), in major units of the base
+currency, so Gamma-Gamma sees ``(orders, mean value)``: its count is the order count, not ``x``.
+Money is aggregated in float inside this scorer; CLV comes back in minor units.
+
+Examples
+--------
+>>> from datetime import UTC, datetime
+>>> p = Profile(first_purchase_at=0, last_purchase_at=7 * 86400, orders=3, gross_minor=9000)
+>>> summary_of(p, datetime(1970, 1, 29, tzinfo=UTC))
+CustomerSummary(x=2, t_x=1.0, T=4.0, mean_value=30.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from crm_score.errors import ModelError
+from scorers._special import FloatArray
+from scorers.bgnbd import BgNbdParams, expected_purchases, fit_bgnbd, p_alive, p_alive_crossing_time
+from scorers.gamma_gamma import GammaGammaParams, expected_average_value, fit_gamma_gamma
+from scorers.profile import Profile
+
+__all__ = [
+    "MIN_CUSTOMERS",
+    "MIN_REPEAT_CUSTOMERS",
+    "CustomerSummary",
+    "ProbabilityModel",
+    "ProbabilityScores",
+    "fit_from_profiles",
+    "summary_of",
+]
+
+_WEEK = 7 * 86_400.0
+_WEEKS_PER_YEAR = 365.25 / 7
+_MAX_TIMER_WEEKS = 100 * _WEEKS_PER_YEAR  # later than this is "never" (and beyond datetime)
+_GRID = np.geomspace(1.0 / 168, _MAX_TIMER_WEEKS, 96)  # 1 hour .. 100 years, 15% apart
+#: Fewest customers with an order, and of them with a repeat order, that a fit accepts.
+MIN_CUSTOMERS = 20
+MIN_REPEAT_CUSTOMERS = 5
+_FORMAT = "probability-model/1"
+
+
+class CustomerSummary(NamedTuple):
+    """``x`` repeat purchases, last at ``t_x``, observed to ``T`` (weeks since the first)."""
+
+    x: int
+    t_x: float
+    T: float
+    mean_value: float  # net spend per order, major units, >= 0
+
+
+def _utc(t: datetime) -> datetime:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"as_of must be timezone-aware (UTC), got naive {t.isoformat()}")
+    return t.astimezone(UTC)
+
+
+def summary_of(
+    profile: Profile, as_of: datetime, *, minor_per_major: int = 100
+) -> CustomerSummary | None:
+    """The BG/NBD summary of a profile at ``as_of``; ``None`` for a customer without orders.
+
+    ``T`` is at least ``t_x`` (a purchase later than ``as_of`` is a late view of the past).
+
+    >>> from datetime import UTC, datetime
+    >>> summary_of(Profile(), datetime(2026, 1, 1, tzinfo=UTC)) is None
+    True
+    """
+    first = profile.first_purchase_at
+    if profile.orders <= 0 or first is None:
+        return None
+    last = first if profile.last_purchase_at is None else profile.last_purchase_at
+    t_x = max(0.0, (last - first) / _WEEK)
+    big_t = max(t_x, (_utc(as_of).timestamp() - first) / _WEEK)
+    mean = max(0, profile.monetary_minor) / profile.orders / minor_per_major
+    return CustomerSummary(profile.orders - 1, t_x, big_t, mean)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbabilityScores:
+    """What the fitted models say about one customer at one time.
+
+    ``next_purchase_at`` is when one more purchase is expected (``None``: not within 100
+    years); ``clv`` is the discounted expected net spend over the model's horizon, minor units
+    (``None`` without a usable Gamma-Gamma fit).
+    """
+
+    p_alive: float
+    expected_purchases_30d: float
+    expected_purchases_90d: float
+    next_purchase_at: datetime | None
+    clv: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbabilityModel:
+    """Fitted BG/NBD (+ Gamma-Gamma) parameters and the settings scores are computed with.
+
+    ``fitted_at`` is the as-of time of the data (not the wall clock); ``version`` is the
+    registry version the model was published as (``""`` before publishing).
+    """
+
+    version: str
+    fitted_at: datetime
+    bgnbd: BgNbdParams
+    gamma_gamma: GammaGammaParams | None
+    n_customers: int
+    log_likelihood: float
+    converged: bool = True
+    discount_rate_annual: float = 0.10
+    clv_horizon_weeks: int = 52
+    minor_per_major: int = 100
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.discount_rate_annual) and self.discount_rate_annual > -1):
+            raise ModelError(f"discount_rate_annual={self.discount_rate_annual!r} must be > -1.")
+        if self.clv_horizon_weeks < 1 or self.minor_per_major < 1:
+            raise ModelError("clv_horizon_weeks and minor_per_major must be >= 1.")
+
+    def summary(self, profile: Profile, as_of: datetime) -> CustomerSummary | None:
+        """:func:`summary_of` with this model's currency unit."""
+        return summary_of(profile, as_of, minor_per_major=self.minor_per_major)
+
+    def score(self, profile: Profile, as_of: datetime) -> ProbabilityScores | None:
+        """Scores of ``profile`` at ``as_of``; ``None`` for a customer without orders.
+
+        >>> from datetime import UTC, datetime
+        >>> model = ProbabilityModel(
+        ...     "1", datetime(2026, 1, 1, tzinfo=UTC), BgNbdParams(0.243, 4.414, 0.793, 2.426),
+        ...     GammaGammaParams(6.25, 3.74, 15.44), n_customers=2357, log_likelihood=-9582.4,
+        ... )
+        >>> p = Profile(first_purchase_at=0, last_purchase_at=30 * 7 * 86400, orders=3,
+        ...             gross_minor=6000)
+        >>> s = model.score(p, datetime(1970, 10, 1, tzinfo=UTC))
+        >>> round(s.p_alive, 3), s.expected_purchases_90d > s.expected_purchases_30d
+        (0.72, True)
+        """
+        s = self.summary(profile, as_of)
+        if s is None:
+            return None
+        # One vectorised evaluation of E[purchases in (T, T+t]] for every t needed.
+        horizon = self.clv_horizon_weeks
+        ts = np.concatenate(([30.0 / 7, 90.0 / 7], np.arange(horizon + 1.0), _GRID))
+        expected = expected_purchases(self.bgnbd, ts, s.x, s.t_x, s.T)
+        weeks = self._weeks_to_next(s, expected[horizon + 3 :])
+        return ProbabilityScores(
+            p_alive=p_alive(self.bgnbd, s.x, s.t_x, s.T),
+            expected_purchases_30d=float(expected[0]),
+            expected_purchases_90d=float(expected[1]),
+            next_purchase_at=None if weeks is None else _utc(as_of) + timedelta(weeks=weeks),
+            clv=self._clv(s, expected[2 : horizon + 3]),
+        )
+
+    def _weeks_to_next(self, s: CustomerSummary, on_grid: FloatArray) -> float | None:
+        """Where E[purchases] reaches 1: bracket it on the grid, interpolate on a fine one
+        (within ~1e-6 of scorers.bgnbd.expected_next_purchase_time, at a fraction of the cost)."""
+        i = int(np.searchsorted(on_grid, 1.0))
+        if i == len(_GRID):
+            return None  # not within 100 years, or never
+        fine = np.linspace(_GRID[i - 1] if i else 0.0, _GRID[i], 48)
+        expected = expected_purchases(self.bgnbd, fine, s.x, s.t_x, s.T)
+        return float(np.interp(1.0, expected, fine))
+
+    def _clv(self, s: CustomerSummary, cumulative: FloatArray) -> float | None:
+        """scorers.clv's sum over weekly periods; Gamma-Gamma counts orders (x + 1), not x."""
+        if self.gamma_gamma is None:
+            return None
+        if s.mean_value <= 0:
+            return 0.0  # refunded everything they bought
+        try:
+            value = expected_average_value(self.gamma_gamma, s.x + 1, s.mean_value)
+        except ModelError:
+            return None  # q <= 1: the population mean spend does not exist
+        weekly_rate = (1.0 + self.discount_rate_annual) ** (1.0 / _WEEKS_PER_YEAR) - 1.0
+        discount = (1.0 + weekly_rate) ** -np.arange(1.0, self.clv_horizon_weeks + 1)
+        return max(0.0, value * float(np.diff(cumulative) @ discount) * self.minor_per_major)
+
+    def p_alive_below_at(self, profile: Profile, threshold: float) -> datetime | None:
+        """When P(alive) falls under ``threshold`` if no purchase comes (for a timer).
+
+        May be in the past (already below); ``None`` without a repeat purchase (P(alive)
+        stays 1 in BG/NBD) or when it is more than 100 years away.
+
+        >>> from datetime import UTC, datetime
+        >>> model = ProbabilityModel(
+        ...     "1", datetime(2026, 1, 1, tzinfo=UTC), BgNbdParams(0.243, 4.414, 0.793, 2.426),
+        ...     None, n_customers=2357, log_likelihood=-9582.4,
+        ... )
+        >>> p = Profile(first_purchase_at=0, last_purchase_at=30 * 7 * 86400, orders=3)
+        >>> model.p_alive_below_at(p, 0.5).date()
+        datetime.date(1971, 3, 8)
+        """
+        first = profile.first_purchase_at
+        s = self.summary(profile, datetime.fromtimestamp(first or 0, UTC))
+        if s is None or first is None:
+            return None
+        weeks = p_alive_crossing_time(self.bgnbd, s.x, s.t_x, threshold)
+        if weeks is None or weeks > _MAX_TIMER_WEEKS:
+            return None
+        return datetime.fromtimestamp(first, UTC) + timedelta(weeks=weeks)
+
+    def to_json(self) -> bytes:
+        """The model as JSON bytes (what the registry stores); :meth:`from_json` reads it."""
+        return orjson.dumps({"format": _FORMAT, **asdict(self)})
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ProbabilityModel:
+        """Read :meth:`to_json` output; :class:`ModelError` when it is not such a model."""
+        try:
+            raw: dict[str, Any] = orjson.loads(data)
+            if raw.pop("format") != _FORMAT:
+                raise ValueError(f"format is not {_FORMAT}")
+            gg = raw.pop("gamma_gamma")
+            return cls(
+                **{
+                    **raw,
+                    "fitted_at": _utc(datetime.fromisoformat(raw["fitted_at"])),
+                    "bgnbd": BgNbdParams(**raw["bgnbd"]),
+                    "gamma_gamma": None if gg is None else GammaGammaParams(**gg),
+                }
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(
+                f"not a {_FORMAT} payload ({exc!r}); publish a new one with `crm-score fit`"
+            ) from exc
+
+
+def fit_from_profiles(
+    profiles: Iterable[Profile],
+    as_of: datetime,
+    *,
+    version: str = "",
+    discount_rate_annual: float = 0.10,
+    clv_horizon_weeks: int = 52,
+    minor_per_major: int = 100,
+) -> ProbabilityModel:
+    """Fit BG/NBD on every customer with an order by ``as_of``, Gamma-Gamma on repeat buyers.
+
+    Gamma-Gamma is fitted on customers with ``x > 0`` and a positive mean value, with the
+    order count as its transaction count; it is left out (``None``) when fewer than
+    :data:`MIN_REPEAT_CUSTOMERS` qualify. Customers whose first order is after ``as_of`` are
+    skipped. Raises :class:`ModelError` with fewer than :data:`MIN_CUSTOMERS` customers or
+    :data:`MIN_REPEAT_CUSTOMERS` repeat buyers.
+    """
+    moment = _utc(as_of)
+    now = moment.timestamp()
+    rows = np.array(
+        [
+            (p.first_purchase_at, p.first_purchase_at if p.last_purchase_at is None
+             else p.last_purchase_at, p.orders, p.gross_minor - p.returned_minor)
+            for p in profiles
+            if p.orders > 0 and p.first_purchase_at is not None and p.first_purchase_at <= now
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 4)  # fmt: skip
+    first, last, orders, net = rows.T
+    x = orders - 1.0
+    repeaters = int(np.count_nonzero(x > 0))
+    if len(rows) < MIN_CUSTOMERS or repeaters < MIN_REPEAT_CUSTOMERS:
+        raise ModelError(
+            f"too few customers to fit: {len(rows)} with an order and {repeaters} with a repeat "
+            f"order as of {moment.isoformat()}; need at least {MIN_CUSTOMERS} and "
+            f"{MIN_REPEAT_CUSTOMERS}. Ingest more history first."
+        )
+    t_x = np.maximum(last - first, 0.0) / _WEEK
+    big_t = np.maximum((now - first) / _WEEK, t_x)
+    bg = fit_bgnbd(x, np.where(x > 0, t_x, 0.0), big_t)
+    mean = np.maximum(net, 0.0) / orders / minor_per_major
+    spenders = (x > 0) & (mean > 0)
+    gg = None
+    if np.count_nonzero(spenders) >= MIN_REPEAT_CUSTOMERS:
+        gg = fit_gamma_gamma(orders[spenders], mean[spenders]).params
+    return ProbabilityModel(
+        version=version,
+        fitted_at=moment,
+        bgnbd=bg.params,
+        gamma_gamma=gg,
+        n_customers=bg.n_customers,
+        log_likelihood=bg.log_likelihood,
+        converged=bg.converged,
+        discount_rate_annual=discount_rate_annual,
+        clv_horizon_weeks=clv_horizon_weeks,
+        minor_per_major=minor_per_major,
+    )
