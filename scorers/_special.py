@@ -204,6 +204,25 @@ def alive_expected_count(
     linearly between ``a = 1 -/+ 1e-4`` (it is smooth in ``a``; relative error below 1e-6). Likewise
     around the removable singularity at ``a + b + x == 1``.
     """
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        out = _alive_count_exact(r, alpha, a, b, t, x, big_t)
+    failed = ~np.isfinite(out)
+    if a + b >= _CONCENTRATED and np.any(failed):
+        # Beta(a, b + x) is so concentrated that the closed form's terms overflow; its limit,
+        # p fixed at the mean a / (a + b + x), is then accurate to O(1 / (a + b)).
+        tf, xf, tbf = t[failed], x[failed], big_t[failed]
+        p = a / (a + b + xf)
+        out[failed] = -np.expm1((r + xf) * -np.log1p(p * tf / (alpha + tbf))) / p
+    return out
+
+
+#: From this a + b on, a failed closed form falls back to the fixed-p limit (error < 0.5%).
+_CONCENTRATED = 100.0
+
+
+def _alive_count_exact(
+    r: float, alpha: float, a: float, b: float, t: FloatArray, x: FloatArray, big_t: FloatArray
+) -> FloatArray:
     if abs(a - 1.0) >= _NEAR_ONE:
         return _alive_count_a(r, alpha, a, b, t, x, big_t)
     lo = _alive_count_a(r, alpha, 1.0 - _NEAR_ONE, b, t, x, big_t)

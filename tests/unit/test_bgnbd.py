@@ -332,3 +332,18 @@ def test_fit_on_simulated_data_beats_the_true_parameters() -> None:
     assert 0.0 <= fit.log_likelihood - truth < 15.0  # 2 * gap ~ chi2(4) under the model
     assert fit.params.r == pytest.approx(PUBLISHED.r, rel=0.15)
     assert fit.params.alpha == pytest.approx(PUBLISHED.alpha, rel=0.25)
+
+
+def test_concentrated_dropout_prior_stays_finite_and_matches_its_limit() -> None:
+    """A fit with huge a, b (no dropout heterogeneity) must still give finite expectations."""
+    x = np.array([0.0, 1.0, 5.0, 40.0])
+    t_x = np.array([0.0, 3.0, 20.0, 29.0])
+    big_t = np.array([10.0, 20.0, 30.0, 30.0])
+    for a, b in ((1e3, 7e3), (1e4, 7e4), (1e6, 7.4e6)):
+        params = BgNbdParams(r=0.68, alpha=6.69, a=a, b=b)
+        got = expected_purchases(params, 13.0, x, t_x, big_t)
+        assert np.all(np.isfinite(got))
+        p = a / (a + b + x)
+        posterior_rate = ((6.69 + big_t) / (6.69 + big_t + p * 13.0)) ** (0.68 + x)
+        limit = p_alive(params, x, t_x, big_t) * (1.0 - posterior_rate) / p
+        np.testing.assert_allclose(got, limit, rtol=5e-3)
