@@ -25,8 +25,14 @@ def encode_score_snapshot(
     recency_days: float | None,
     frequency: int,
     monetary_minor: int,
+    p_alive: float | None = None,
+    expected_purchases_30d: float | None = None,
+    expected_purchases_90d: float | None = None,
+    clv: float | None = None,
+    next_purchase_at: datetime | None = None,
+    probability_model_version: str | None = None,
 ) -> bytes:
-    """A :class:`schemas.ScoreSnapshot` with the RFM fields set and the rest at their defaults."""
+    """A :class:`schemas.ScoreSnapshot` with RFM and probability fields, the rest at defaults."""
     return orjson.dumps(
         {
             "schema_version": 1,
@@ -41,10 +47,12 @@ def encode_score_snapshot(
             "f_score": None,
             "m_score": None,
             "segment": None,
-            "p_alive": None,
-            "expected_purchases_30d": None,
-            "expected_purchases_90d": None,
-            "clv": None,
+            "p_alive": p_alive,
+            "expected_purchases_30d": expected_purchases_30d,
+            "expected_purchases_90d": expected_purchases_90d,
+            "clv": clv,
+            "next_purchase_at": next_purchase_at,
+            "probability_model_version": probability_model_version,
             "churn_probability": None,
             "churn_model_version": None,
             "reasons": [],

@@ -145,6 +145,12 @@ class ScoreSnapshot(OutputModel):
     expected_purchases_30d: float | None = Field(default=None, ge=0)
     expected_purchases_90d: float | None = Field(default=None, ge=0)
     clv: float | None = Field(default=None, description="Customer lifetime value, minor units.")
+    next_purchase_at: UtcDatetime | None = Field(
+        default=None, description="When the next purchase is expected (within the CLV horizon)."
+    )
+    probability_model_version: str | None = Field(
+        default=None, description="Version of the BG/NBD + Gamma-Gamma model behind p_alive/CLV."
+    )
     churn_probability: float | None = Field(default=None, ge=0, le=1)
     churn_model_version: str | None = None
     reasons: list[str] = Field(default_factory=list, description="Top contributing features.")

@@ -23,10 +23,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
+from redis.exceptions import RedisError
 
-from crm_score.errors import StateStoreError
+from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
 from streams.metrics import PipelineMetrics
+from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from streams.pipeline import (
     BatchResult,
     OutputMessage,
@@ -97,6 +99,8 @@ class IngestService(Service):
         self._redis = connect_redis(settings)
         self._store = RedisProfileStore(self._redis, settings)
         self._processor = PipelineProcessor(settings, self._store)
+        self._models = ModelRegistry(self._redis, settings.redis_key_prefix)
+        self._model_version: int | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
@@ -126,6 +130,7 @@ class IngestService(Service):
         )
         await self._producer.start()
         await self._consumer.start()
+        await self._refresh_model()
 
     async def on_stop(self) -> None:
         self._stopping.set()
@@ -183,7 +188,26 @@ class IngestService(Service):
             "applied": self.stats.applied,
             "duplicates": self.stats.duplicates,
             "dead_letters": dict(self.stats.dead_letters),
+            "probability_model_version": self._model_version,
         }
+
+    @Service.timer(5.0)
+    async def _poll_model(self) -> None:
+        await self._refresh_model()
+
+    async def _refresh_model(self) -> None:
+        """Hot-swap to the newest published probability model (between batches)."""
+        try:
+            version = await self._models.current_version(PROBABILITY_MODEL)
+            if version is None or version == self._model_version:
+                return
+            model = await current_probability_model(self._models)
+        except (RedisError, OSError, ModelError) as exc:
+            log.warning("could not load the probability model (%r); keeping the current one", exc)
+            return
+        self._processor.model = model
+        self._model_version = version
+        log.info("scoring with probability model version %s", version)
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

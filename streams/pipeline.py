@@ -6,17 +6,22 @@ what it returns, so it can be tested with plain records and a real Redis.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from crm_score.errors import EventRejected
 from crm_score.settings import Settings
 from schemas import DeadLetter, DeadLetterReason, Event, EventParser
 from schemas.fast import encode_score_snapshot
+from scorers._special import FloatArray
 from scorers.deltas import delta_for, epoch_seconds
+from scorers.probability import ProbabilityModel
+from scorers.probability_batch import BatchScores, score_batch
+from scorers.profile import Profile
 from scorers.rfm import rfm
 from streams.store import ApplyOutcome, ApplyRequest, ApplyResult, RedisProfileStore
 
@@ -86,6 +91,9 @@ class PipelineProcessor:
 
     def __init__(self, settings: Settings, store: RedisProfileStore) -> None:
         self._store = store
+        #: The BG/NBD + Gamma-Gamma model scores use; None until one is published (hot-swapped
+        #: by the worker between batches).
+        self.model: ProbabilityModel | None = None
         self._window_days = settings.dedup_window_days
         self._fx_rates = dict(settings.fx_rates)
         self._kinds = {settings.topic(kind): kind for kind in ("purchase", "service", "marketing")}
@@ -135,6 +143,7 @@ class PipelineProcessor:
     def finish(self, prepared: PreparedBatch, outcomes: Sequence[ApplyResult]) -> BatchResult:
         """Score what was applied and account for the rest, given the store's outcomes."""
         result = prepared.result
+        applied: list[tuple[Record, Event, Profile]] = []
         for (record, event), outcome in zip(prepared.accepted, outcomes, strict=True):
             if outcome.outcome is ApplyOutcome.BEYOND_WINDOW:
                 window = self._window_days
@@ -146,14 +155,24 @@ class PipelineProcessor:
                 )
                 result.dead_letters.append(_dead_letter(record, too_old, prepared.now))
                 result.dead_letter_reasons[too_old.reason] += 1
-                continue
-            if outcome.outcome is not ApplyOutcome.APPLIED or outcome.profile is None:
+            elif outcome.outcome is ApplyOutcome.APPLIED and outcome.profile is not None:
+                applied.append((record, event, outcome.profile))
+            else:
                 result.duplicates += 1
-                continue
+        model = self.model
+        probabilities = None
+        if model is not None and applied:
+            probabilities = score_batch(
+                model, [p for _, _, p in applied], [e.event_time.timestamp() for _, e, _ in applied]
+            )
+        for i, (record, event, profile) in enumerate(applied):
             result.applied += 1
             result.events_by_type[(event.kind, event.type)] += 1
             result.event_times.append(event.event_time)
-            scores = rfm(outcome.profile, event.event_time)
+            scores = rfm(profile, event.event_time)
+            extra: dict[str, Any] = {}
+            if probabilities is not None and model is not None:
+                extra = _probability_fields(probabilities, i, model.version)
             snapshot = encode_score_snapshot(
                 customer_id=event.customer_id,
                 as_of=event.event_time,
@@ -162,9 +181,28 @@ class PipelineProcessor:
                 recency_days=scores.recency_days,
                 frequency=scores.frequency,
                 monetary_minor=scores.monetary_minor,
+                **extra,
             )
             result.snapshots.append(OutputMessage(record.partition, record.key, snapshot))
         return result
+
+
+def _probability_fields(scores: BatchScores, i: int, version: str) -> dict[str, Any]:
+    """One customer's probability scores as snapshot fields (NaN: not available -> None)."""
+
+    def value(array: FloatArray) -> float | None:
+        v = float(array[i])
+        return None if math.isnan(v) else v
+
+    next_at = value(scores.next_purchase_at)
+    return {
+        "p_alive": value(scores.p_alive),
+        "expected_purchases_30d": value(scores.expected_purchases_30d),
+        "expected_purchases_90d": value(scores.expected_purchases_90d),
+        "clv": value(scores.clv),
+        "next_purchase_at": None if next_at is None else datetime.fromtimestamp(next_at, UTC),
+        "probability_model_version": version if value(scores.p_alive) is not None else None,
+    }
 
 
 def _check_key(key: bytes | None, customer_id: str) -> None:

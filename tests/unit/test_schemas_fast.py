@@ -25,6 +25,12 @@ moments = st.datetimes(_LOW, _HIGH, timezones=st.just(UTC)) | st.just(
     recency_days=st.none() | st.floats(0, 1e5, allow_nan=False),
     frequency=st.integers(0, 10**6),
     monetary_minor=st.integers(-(10**9), 10**12),
+    p_alive=st.none() | st.floats(0, 1),
+    expected_purchases_30d=st.none() | st.floats(0, 100),
+    expected_purchases_90d=st.none() | st.floats(0, 300),
+    clv=st.none() | st.floats(0, 1e9),
+    next_purchase_at=st.none() | moments,
+    probability_model_version=st.none() | st.from_regex(r"[0-9]{1,4}", fullmatch=True),
 )
 def test_score_snapshot_encoder_equals_the_model(**fields: object) -> None:
     fast = encode_score_snapshot(**fields)  # type: ignore[arg-type]
