@@ -22,16 +22,24 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from crm_score.errors import EventRejected
 from crm_score.produce import produce_messages
 from crm_score.settings import Settings
-from crm_score.simulate import SimulationConfig, simulate
+from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
+from schemas import EventParser
+from scorers.deltas import delta_for
+from scorers.probability import ProbabilityModel, fit_from_profiles
+from scorers.profile import Profile, apply_delta
 from streams.lag import group_lag
+from streams.models import PROBABILITY_MODEL, ModelRegistry
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
@@ -118,6 +126,31 @@ async def redis_bytes_per_customer(settings: Settings, customer_ids: list[str]) 
     }
 
 
+def _model_for(messages: Iterable[SimulatedMessage], as_of: datetime) -> ProbabilityModel:
+    """A BG/NBD + Gamma-Gamma model fitted on the history's final profiles (folded in memory)."""
+    parser = EventParser()
+    profiles: dict[str, Profile] = {}
+    for message in messages:
+        try:
+            event = parser.parse(message.value, message.kind, as_of)
+        except EventRejected:
+            continue
+        current = profiles.get(event.customer_id, Profile())
+        profiles[event.customer_id] = apply_delta(current, delta_for(event, {"USD": 1.0}))
+    return fit_from_profiles(profiles.values(), as_of)
+
+
+async def _publish(settings: Settings, model: ProbabilityModel) -> None:
+    client = connect_redis(settings)
+    try:
+        registry = ModelRegistry(client, settings.redis_key_prefix)
+        version = await registry.reserve_version(PROBABILITY_MODEL)
+        payload = replace(model, version=str(version)).to_json()
+        await registry.publish(PROBABILITY_MODEL, payload, {}, version=version)
+    finally:
+        await client.aclose()
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     base = Settings().model_copy(
@@ -132,6 +165,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     await produce_messages(base, simulation)
 
     runs: dict[str, list[float]] = {"raw_aiokafka": [], "faust_noop": [], "pipeline": []}
+    if args.probability:
+        runs["pipeline_with_probability"] = []
+        model = _model_for(simulation, config.end)
     last_pipeline: Settings | None = None
     for _ in range(args.runs):
         runs["raw_aiokafka"].append(await raw_consume(base, total))
@@ -150,6 +186,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await _run_process(last_pipeline, ["crm_score", "worker", "-l", "warn"],
                                f"{last_pipeline.app_id}.ingest", total)
         )  # fmt: skip
+        if args.probability:
+            scored = base.model_copy(
+                update={
+                    "app_id": f"prob{uuid.uuid4().hex[:8]}",
+                    "redis_key_prefix": f"b{uuid.uuid4().hex[:8]}",
+                }
+            )
+            await _publish(scored, model)
+            runs["pipeline_with_probability"].append(
+                await _run_process(scored, ["crm_score", "worker", "-l", "warn"],
+                                   f"{scored.app_id}.ingest", total)
+            )  # fmt: skip
     medians = {name: round(statistics.median(values)) for name, values in runs.items()}
     assert last_pipeline is not None
     memory = await redis_bytes_per_customer(last_pipeline, sorted(simulation.truth)[:500])
@@ -173,4 +221,9 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--probability",
+        action="store_true",
+        help="also run the pipeline with a published BG/NBD + Gamma-Gamma model (P(alive), CLV)",
+    )
     print(orjson.dumps(asyncio.run(main(parser.parse_args())), option=orjson.OPT_INDENT_2).decode())
