@@ -7,9 +7,8 @@ import signal
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,9 +17,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from crm_score.produce import produce_messages
 from crm_score.settings import Settings
-from crm_score.simulate import SimulationConfig, simulate
+from crm_score.simulate import CustomerTruth, SimulationConfig, simulate
+from scorers.probability import ProbabilityModel
 from scorers.rfm import rfm
 from streams.lag import ingest_lag
+from streams.models import fit_and_publish
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import all_topics, ensure_topics
 
@@ -143,46 +144,63 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             await worker.wait()
     counts = simulation.summary()
     reasons = await count_dead_letters(demo, counts["malformed"])
+    client = connect_redis(demo)
+    try:
+        model = await fit_and_publish(demo, client)
+    finally:
+        await client.aclose()
+    truth = simulation.truth
+    buyers = sorted((t for t in truth.values() if t.orders >= 2), key=lambda t: -t.orders)
+    churned = [t for t in buyers if t.dropout_at is not None]
+    picks = [buyers[0], *churned[:1], buyers[len(buyers) // 2]] if buyers else []
     summary = {
         "messages": report.total,
         "seconds_produce_to_caught_up": round(elapsed, 1),
         "events_per_second": round(report.total / elapsed),
-        "customers": len(simulation.truth),
+        "customers": len(truth),
         "duplicates_sent": counts["duplicate"],
         "dead_letters_by_reason": dict(reasons.most_common()),
-        "sample_profiles": await _sample_profiles(demo, list(simulation.truth)[:3]),
+        "probability_model": {
+            "version": model.version,
+            "bgnbd": {k: round(v, 4) for k, v in asdict(model.bgnbd).items()},
+            "customers": model.n_customers,
+        },
+        "sample_profiles": await _sample_profiles(demo, model, picks),
         "worker_log": str(log_path),
     }
     echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return summary
 
 
-async def _sample_profiles(settings: Settings, customer_ids: list[str]) -> dict[str, Any]:
+async def _sample_profiles(
+    settings: Settings, model: ProbabilityModel, picks: list[CustomerTruth]
+) -> dict[str, Any]:
     client = connect_redis(settings)
     store = RedisProfileStore(client, settings)
     now = datetime.now(UTC)
     out: dict[str, Any] = {}
     try:
-        for cid in customer_ids:
-            profile = await store.get_profile(cid)
+        for truth in picks:
+            profile = await store.get_profile(truth.customer_id)
             if profile is None:
                 continue
             scores = rfm(profile, now)
-            out[cid] = {
+            odds = model.score(profile, now)
+            out[truth.customer_id] = {
                 "recency_days": None
                 if scores.recency_days is None
                 else round(scores.recency_days, 1),
                 "frequency": scores.frequency,
                 "monetary": scores.monetary_minor / 100,
-                "tickets": profile.tickets_opened,
                 "complaints": profile.complaints,
                 "emails_opened": profile.messages_opened,
+                "p_alive": None if odds is None else round(odds.p_alive, 3),
+                "expected_purchases_90d": None
+                if odds is None
+                else round(odds.expected_purchases_90d, 2),
+                "clv": None if odds is None or odds.clv is None else round(odds.clv / 100, 2),
+                "truly_dropped_out": truth.dropout_at is not None,
             }
     finally:
         await client.aclose()
     return out
-
-
-def default_log(path: Path) -> str:
-    """Where the demo worker logs."""
-    return str(path)
