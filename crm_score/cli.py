@@ -205,11 +205,13 @@ def fit_command(
         None, help="fit as of this ISO time (default: now; no offset means UTC)"
     ),
 ) -> None:
-    """Fit P(alive)/CLV parameters on all stored profiles and publish a new model version."""
+    """Fit P(alive)/CLV parameters and RFM quintiles on the stored profiles; publish both."""
     from dataclasses import asdict
 
     from scorers.probability import ProbabilityModel
+    from scorers.quintiles import RfmBoundaries
     from streams.models import fit_and_publish
+    from streams.population import refresh_rfm_boundaries
     from streams.store import connect_redis
 
     try:
@@ -219,19 +221,21 @@ def fit_command(
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     settings = get_settings()
 
-    async def run() -> ProbabilityModel:
+    async def run() -> tuple[ProbabilityModel, RfmBoundaries]:
         client = connect_redis(settings)
         try:
-            return await fit_and_publish(settings, client, as_of=moment)
+            model = await fit_and_publish(settings, client, as_of=moment)
+            return model, await refresh_rfm_boundaries(settings, client, as_of=moment)
         finally:
             await client.aclose()
 
     start = time.perf_counter()
     try:
-        model = asyncio.run(run())
+        model, boundaries = asyncio.run(run())
     except CrmScoringError as exc:
         raise _fail(exc) from None
     report = {**asdict(model), "version": int(model.version), "customers": model.n_customers}
+    report["rfm_boundaries"] = boundaries.model_dump(mode="json")
     report["fit_seconds"] = round(time.perf_counter() - start, 3)
     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 

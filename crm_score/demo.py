@@ -19,9 +19,12 @@ from crm_score.produce import produce_messages
 from crm_score.settings import Settings
 from crm_score.simulate import CustomerTruth, SimulationConfig, simulate
 from scorers.probability import ProbabilityModel
+from scorers.quintiles import RfmBoundaries
 from scorers.rfm import rfm
+from scorers.segments import load_segments
 from streams.lag import ingest_lag
 from streams.models import fit_and_publish
+from streams.population import refresh_rfm_boundaries
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import all_topics, ensure_topics
 
@@ -147,6 +150,7 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     client = connect_redis(demo)
     try:
         model = await fit_and_publish(demo, client)
+        boundaries = await refresh_rfm_boundaries(demo, client)
     finally:
         await client.aclose()
     truth = simulation.truth
@@ -165,7 +169,10 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             "bgnbd": {k: round(v, 4) for k, v in asdict(model.bgnbd).items()},
             "customers": model.n_customers,
         },
-        "sample_profiles": await _sample_profiles(demo, model, picks),
+        "rfm_quintile_cuts": boundaries.model_dump(
+            mode="json", include={"recency_days", "frequency", "monetary_minor"}
+        ),
+        "sample_profiles": await _sample_profiles(demo, model, boundaries, picks),
         "worker_log": str(log_path),
     }
     echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
@@ -173,8 +180,12 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
 
 
 async def _sample_profiles(
-    settings: Settings, model: ProbabilityModel, picks: list[CustomerTruth]
+    settings: Settings,
+    model: ProbabilityModel,
+    boundaries: RfmBoundaries,
+    picks: list[CustomerTruth],
 ) -> dict[str, Any]:
+    segments = load_segments()
     client = connect_redis(settings)
     store = RedisProfileStore(client, settings)
     now = datetime.now(UTC)
@@ -186,7 +197,10 @@ async def _sample_profiles(
                 continue
             scores = rfm(profile, now)
             odds = model.score(profile, now)
+            quintiles = boundaries.score_rfm(scores)
             out[truth.customer_id] = {
+                "rfm_scores": quintiles,
+                "segment": None if quintiles is None else segments.segment_for(*quintiles),
                 "recency_days": None
                 if scores.recency_days is None
                 else round(scores.recency_days, 1),

@@ -25,6 +25,10 @@ def encode_score_snapshot(
     recency_days: float | None,
     frequency: int,
     monetary_minor: int,
+    r_score: int | None = None,
+    f_score: int | None = None,
+    m_score: int | None = None,
+    segment: str | None = None,
     p_alive: float | None = None,
     expected_purchases_30d: float | None = None,
     expected_purchases_90d: float | None = None,
@@ -32,7 +36,8 @@ def encode_score_snapshot(
     next_purchase_at: datetime | None = None,
     probability_model_version: str | None = None,
 ) -> bytes:
-    """A :class:`schemas.ScoreSnapshot` with RFM and probability fields, the rest at defaults."""
+    """A :class:`schemas.ScoreSnapshot` with RFM, segment and probability fields; the rest at
+    their defaults."""
     return orjson.dumps(
         {
             "schema_version": 1,
@@ -43,10 +48,10 @@ def encode_score_snapshot(
             "recency_days": recency_days,
             "frequency": frequency,
             "monetary_minor": monetary_minor,
-            "r_score": None,
-            "f_score": None,
-            "m_score": None,
-            "segment": None,
+            "r_score": r_score,
+            "f_score": f_score,
+            "m_score": m_score,
+            "segment": segment,
             "p_alive": p_alive,
             "expected_purchases_30d": expected_purchases_30d,
             "expected_purchases_90d": expected_purchases_90d,

@@ -35,6 +35,7 @@ from streams.pipeline import (
     PipelineProcessor,
     PreparedBatch,
 )
+from streams.population import RFM_BOUNDARIES, current_rfm_boundaries
 from streams.store import InFlight, RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
@@ -101,6 +102,7 @@ class IngestService(Service):
         self._processor = PipelineProcessor(settings, self._store)
         self._models = ModelRegistry(self._redis, settings.redis_key_prefix)
         self._model_version: int | None = None
+        self._boundaries_version: int | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
@@ -189,6 +191,7 @@ class IngestService(Service):
             "duplicates": self.stats.duplicates,
             "dead_letters": dict(self.stats.dead_letters),
             "probability_model_version": self._model_version,
+            "rfm_boundaries_version": self._boundaries_version,
         }
 
     @Service.timer(5.0)
@@ -196,18 +199,20 @@ class IngestService(Service):
         await self._refresh_model()
 
     async def _refresh_model(self) -> None:
-        """Hot-swap to the newest published probability model (between batches)."""
+        """Hot-swap to the newest published probability model and RFM boundaries."""
         try:
             version = await self._models.current_version(PROBABILITY_MODEL)
-            if version is None or version == self._model_version:
-                return
-            model = await current_probability_model(self._models)
-        except (RedisError, OSError, ModelError) as exc:
-            log.warning("could not load the probability model (%r); keeping the current one", exc)
-            return
-        self._processor.model = model
-        self._model_version = version
-        log.info("scoring with probability model version %s", version)
+            if version is not None and version != self._model_version:
+                self._processor.model = await current_probability_model(self._models)
+                self._model_version = version
+                log.info("scoring with probability model version %s", version)
+            version = await self._models.current_version(RFM_BOUNDARIES)
+            if version is not None and version != self._boundaries_version:
+                self._processor.boundaries = await current_rfm_boundaries(self._models)
+                self._boundaries_version = version
+                log.info("scoring RFM against boundaries version %s", version)
+        except (RedisError, OSError, ModelError, ValueError) as exc:
+            log.warning("could not load a published model (%r); keeping the current one", exc)
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

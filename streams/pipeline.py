@@ -22,7 +22,9 @@ from scorers.deltas import delta_for, epoch_seconds
 from scorers.probability import ProbabilityModel
 from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
+from scorers.quintiles import RfmBoundaries
 from scorers.rfm import rfm
+from scorers.segments import load_segments
 from streams.store import ApplyOutcome, ApplyRequest, ApplyResult, RedisProfileStore
 
 __all__ = [
@@ -94,6 +96,9 @@ class PipelineProcessor:
         #: The BG/NBD + Gamma-Gamma model scores use; None until one is published (hot-swapped
         #: by the worker between batches).
         self.model: ProbabilityModel | None = None
+        #: RFM quintile boundaries scores use; None until published (hot-swapped likewise).
+        self.boundaries: RfmBoundaries | None = None
+        self._segments = load_segments()
         self._window_days = settings.dedup_window_days
         self._fx_rates = dict(settings.fx_rates)
         self._kinds = {settings.topic(kind): kind for kind in ("purchase", "service", "marketing")}
@@ -173,6 +178,12 @@ class PipelineProcessor:
             extra: dict[str, Any] = {}
             if probabilities is not None and model is not None:
                 extra = _probability_fields(probabilities, i, model.version)
+            if self.boundaries is not None:
+                quintiles = self.boundaries.score_rfm(scores)
+                if quintiles is not None:
+                    r, f, m = quintiles
+                    extra.update(r_score=r, f_score=f, m_score=m)
+                    extra["segment"] = self._segments.segment_for(r, f, m)
             snapshot = encode_score_snapshot(
                 customer_id=event.customer_id,
                 as_of=event.event_time,
