@@ -38,8 +38,11 @@ from schemas import EventParser
 from scorers.deltas import delta_for
 from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.profile import Profile, apply_delta
+from scorers.quintiles import QuintileSketch, RfmBoundaries
+from scorers.rfm import rfm
 from streams.lag import group_lag
 from streams.models import PROBABILITY_MODEL, ModelRegistry
+from streams.population import RFM_BOUNDARIES
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
@@ -126,8 +129,10 @@ async def redis_bytes_per_customer(settings: Settings, customer_ids: list[str]) 
     }
 
 
-def _model_for(messages: Iterable[SimulatedMessage], as_of: datetime) -> ProbabilityModel:
-    """A BG/NBD + Gamma-Gamma model fitted on the history's final profiles (folded in memory)."""
+def _model_for(
+    messages: Iterable[SimulatedMessage], as_of: datetime
+) -> tuple[ProbabilityModel, RfmBoundaries]:
+    """BG/NBD + Gamma-Gamma and RFM boundaries from the history's final profiles (in memory)."""
     parser = EventParser()
     profiles: dict[str, Profile] = {}
     for message in messages:
@@ -137,16 +142,20 @@ def _model_for(messages: Iterable[SimulatedMessage], as_of: datetime) -> Probabi
             continue
         current = profiles.get(event.customer_id, Profile())
         profiles[event.customer_id] = apply_delta(current, delta_for(event, {"USD": 1.0}))
-    return fit_from_profiles(profiles.values(), as_of)
+    sketch = QuintileSketch()
+    for profile in profiles.values():
+        sketch.update(rfm(profile, as_of))
+    return fit_from_profiles(profiles.values(), as_of), sketch.boundaries(1, as_of)
 
 
-async def _publish(settings: Settings, model: ProbabilityModel) -> None:
+async def _publish(settings: Settings, models: tuple[ProbabilityModel, RfmBoundaries]) -> None:
     client = connect_redis(settings)
     try:
         registry = ModelRegistry(client, settings.redis_key_prefix)
         version = await registry.reserve_version(PROBABILITY_MODEL)
-        payload = replace(model, version=str(version)).to_json()
+        payload = replace(models[0], version=str(version)).to_json()
         await registry.publish(PROBABILITY_MODEL, payload, {}, version=version)
+        await registry.publish(RFM_BOUNDARIES, models[1].model_dump_json().encode(), {})
     finally:
         await client.aclose()
 
@@ -166,7 +175,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
     runs: dict[str, list[float]] = {"raw_aiokafka": [], "faust_noop": [], "pipeline": []}
     if args.probability:
-        runs["pipeline_with_probability"] = []
+        runs["pipeline_with_models"] = []
         model = _model_for(simulation, config.end)
     last_pipeline: Settings | None = None
     for _ in range(args.runs):
@@ -194,7 +203,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
             await _publish(scored, model)
-            runs["pipeline_with_probability"].append(
+            runs["pipeline_with_models"].append(
                 await _run_process(scored, ["crm_score", "worker", "-l", "warn"],
                                    f"{scored.app_id}.ingest", total)
             )  # fmt: skip
@@ -224,6 +233,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--probability",
         action="store_true",
-        help="also run the pipeline with a published BG/NBD + Gamma-Gamma model (P(alive), CLV)",
+        help="also run with published models: P(alive)/CLV (BG/NBD + Gamma-Gamma), RFM segments",
     )
     print(orjson.dumps(asyncio.run(main(parser.parse_args())), option=orjson.OPT_INDENT_2).decode())
