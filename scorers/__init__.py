@@ -1,1 +1,63 @@
-"""scorers."""
+"""Pure, synchronous scoring logic: no I/O, no asyncio; every function takes its time as input.
+
+Profiles and their commutative deltas, RFM and its quintile scores and segments, BG/NBD and
+Gamma-Gamma (P(alive), expected purchases, CLV), event-time watermarks.
+"""
+
+from scorers.bgnbd import (
+    BgNbdFit,
+    BgNbdParams,
+    expected_next_purchase_time,
+    expected_purchases,
+    fit_bgnbd,
+    p_alive,
+    p_alive_crossing_time,
+)
+from scorers.clock import MultiPartitionClock, Watermark
+from scorers.clv import customer_lifetime_value
+from scorers.deltas import delta_for, epoch_seconds
+from scorers.gamma_gamma import (
+    GammaGammaFit,
+    GammaGammaParams,
+    expected_average_value,
+    fit_gamma_gamma,
+)
+from scorers.probability import ProbabilityModel, ProbabilityScores, fit_from_profiles
+from scorers.probability_batch import BatchScores, score_batch
+from scorers.profile import Profile, ProfileDelta, apply_delta
+from scorers.quintiles import QuintileSketch, RfmBoundaries
+from scorers.rfm import Rfm, rfm
+from scorers.segments import SegmentMap, load_segments
+
+__all__ = [
+    "BatchScores",
+    "BgNbdFit",
+    "BgNbdParams",
+    "GammaGammaFit",
+    "GammaGammaParams",
+    "MultiPartitionClock",
+    "ProbabilityModel",
+    "ProbabilityScores",
+    "Profile",
+    "ProfileDelta",
+    "QuintileSketch",
+    "Rfm",
+    "RfmBoundaries",
+    "SegmentMap",
+    "Watermark",
+    "apply_delta",
+    "customer_lifetime_value",
+    "delta_for",
+    "epoch_seconds",
+    "expected_average_value",
+    "expected_next_purchase_time",
+    "expected_purchases",
+    "fit_bgnbd",
+    "fit_from_profiles",
+    "fit_gamma_gamma",
+    "load_segments",
+    "p_alive",
+    "p_alive_crossing_time",
+    "rfm",
+    "score_batch",
+]

@@ -1,26 +1,34 @@
-"""The public surface of ``schemas`` is exactly what ``__all__`` declares."""
+"""The public surface of each package is exactly what its ``__all__`` declares."""
 
 from __future__ import annotations
 
 import inspect
 from types import ModuleType
 
+import pytest
+
 import schemas
+import scorers
+import streams
+
+PACKAGES = [schemas, scorers, streams]
 
 
-def test_all_public_names_are_exported() -> None:
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_all_public_names_are_exported(package: ModuleType) -> None:
     public = {
         name
-        for name, value in vars(schemas).items()
+        for name, value in vars(package).items()
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
-    assert sorted(schemas.__all__) == sorted(public)
-    assert len(set(schemas.__all__)) == len(schemas.__all__)
+    assert sorted(package.__all__) == sorted(public)
+    assert len(set(package.__all__)) == len(package.__all__)
 
 
-def test_exported_classes_and_functions_are_documented_and_come_from_schemas() -> None:
-    for name in schemas.__all__:
-        member = getattr(schemas, name)
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_exported_classes_and_functions_are_documented_and_local(package: ModuleType) -> None:
+    for name in package.__all__:
+        member = getattr(package, name)
         if inspect.isclass(member) or inspect.isfunction(member):
-            assert member.__module__.startswith("schemas."), name
+            assert member.__module__.startswith(f"{package.__name__}."), name
             assert inspect.getdoc(member), f"{name} has no docstring"
