@@ -2,9 +2,9 @@
 
 Why not a Faust agent per event: on this 2-core machine Faust's per-event stream machinery alone
 caps an agent at ~11k events/s (measured in bench/pipeline.py), which is below what the Redis
-path sustains. This service keeps Faust as the application (lifecycle, web, timers, the learner
-agent) and reads the input topics with one aiokafka consumer per worker in its own consumer
-group, a whole fetch at a time. Offsets are committed only after Redis applied the batch and the
+path sustains. This service keeps Faust as the application (lifecycle, web pages, timers) and
+reads the input topics with one aiokafka consumer per worker in its own consumer group, a whole
+fetch at a time. Offsets are committed only after Redis applied the batch and the
 outputs were acknowledged by Kafka (at-least-once out, effectively-once state).
 """
 
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
+from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from streams.pipeline import (
@@ -52,15 +53,12 @@ class IngestStats:
         self.applied = 0
         self.duplicates = 0
         self.dead_letters: Counter[str] = Counter()
-        self.batches = 0
-        self.started = time.monotonic()
 
     def add(self, result: BatchResult) -> None:
         self.consumed += result.consumed
         self.applied += result.applied
         self.duplicates += result.duplicates
         self.dead_letters.update(result.dead_letter_reasons)
-        self.batches += 1
 
 
 async def publish(
@@ -120,7 +118,7 @@ class IngestService(Service):
         self._consumer = AIOKafkaConsumer(
             *s.input_topics,
             **common,
-            group_id=f"{s.app_id}.ingest",
+            group_id=ingest_group(s),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.batch_max_records,
@@ -243,7 +241,9 @@ class IngestService(Service):
             outcomes = await self._store.collect(pending.in_flight)
         except StateStoreError as exc:
             log.warning("%s; re-applying the batch", exc)
-            outcomes = await self._store.apply_batch_retrying(pending.prepared.requests)
+            outcomes = await self._store.apply_batch_retrying(
+                pending.prepared.requests, stop=self._stopping
+            )
         roundtrip = time.perf_counter() - pending.in_flight.sent_at
         result = self._processor.finish(pending.prepared, outcomes)
         self.stats.add(result)

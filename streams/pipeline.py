@@ -108,18 +108,12 @@ class PipelineProcessor:
             accepted_currencies=frozenset(settings.fx_rates),
         )
 
-    async def process(self, records: Sequence[Record], now: datetime) -> BatchResult:
-        """Handle ``records`` (in offset order per partition); ``now`` bounds future event times.
-
-        Redis failures are retried until they succeed, so a returned result means every valid
-        record is applied and the batch's offsets may be committed.
-        """
-        prepared = self.prepare(records, now)
-        outcomes = await self._store.apply_batch_retrying(prepared.requests)
-        return self.finish(prepared, outcomes)
-
     def prepare(self, records: Sequence[Record], now: datetime) -> PreparedBatch:
-        """Parse and validate; the store requests for valid events, dead letters for the rest."""
+        """Parse and validate; the store requests for valid events, dead letters for the rest.
+
+        Then the caller applies ``requests`` with the store and hands the outcomes to
+        :meth:`finish`; only after that may the records' offsets be committed.
+        """
         prepared = PreparedBatch(now=now, result=BatchResult(consumed=len(records)))
         result = prepared.result
         for record in records:
