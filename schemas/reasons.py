@@ -56,7 +56,7 @@ class DeadLetterReason(StrEnum):
     BEYOND_DEDUP_WINDOW = "beyond_dedup_window"
     """The event is older than the dedup window (relative to the newest event of its kind for
     the customer), so it cannot be told apart from an already-applied copy; it was not applied.
-    Replay it with ``crm-score rebuild`` if it is genuinely new."""
+    If it is genuinely new, raise the window or replay the topics into fresh state."""
     KEY_MISMATCH = "key_mismatch"
     """The message key is not the event's ``customer_id`` (or is missing), so the customer's
     events could land on different partitions and lose their order."""

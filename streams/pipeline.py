@@ -150,7 +150,7 @@ class PipelineProcessor:
                     DeadLetterReason.BEYOND_DEDUP_WINDOW.value,
                     f"event {event.event_id} is more than {window:g} days older than this "
                     f"customer's newest {event.kind} event, so it cannot be deduplicated; "
-                    "not applied (raise CRM_DEDUP_WINDOW_DAYS or replay with rebuild)",
+                    "not applied (raise CRM_DEDUP_WINDOW_DAYS, or replay into fresh state)",
                 )
                 result.dead_letters.append(_dead_letter(record, too_old, prepared.now))
                 result.dead_letter_reasons[too_old.reason] += 1
