@@ -210,8 +210,7 @@ def fit_command(
 
     from scorers.probability import ProbabilityModel
     from scorers.quintiles import RfmBoundaries
-    from streams.models import fit_and_publish
-    from streams.population import refresh_rfm_boundaries
+    from streams.population import fit_population
     from streams.store import connect_redis
 
     try:
@@ -224,8 +223,7 @@ def fit_command(
     async def run() -> tuple[ProbabilityModel, RfmBoundaries]:
         client = connect_redis(settings)
         try:
-            model = await fit_and_publish(settings, client, as_of=moment)
-            return model, await refresh_rfm_boundaries(settings, client, as_of=moment)
+            return await fit_population(settings, client, as_of=moment)
         finally:
             await client.aclose()
 

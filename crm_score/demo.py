@@ -23,8 +23,7 @@ from scorers.quintiles import RfmBoundaries
 from scorers.rfm import rfm
 from scorers.segments import load_segments
 from streams.lag import ingest_lag
-from streams.models import fit_and_publish
-from streams.population import refresh_rfm_boundaries
+from streams.population import fit_population
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import all_topics, ensure_topics
 
@@ -149,8 +148,7 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     reasons = await count_dead_letters(demo, counts["malformed"])
     client = connect_redis(demo)
     try:
-        model = await fit_and_publish(demo, client)
-        boundaries = await refresh_rfm_boundaries(demo, client)
+        model, boundaries = await fit_population(demo, client)
     finally:
         await client.aclose()
     truth = simulation.truth

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -207,17 +207,20 @@ async def fit_and_publish(
     *,
     as_of: datetime | None = None,
     keep: int = DEFAULT_KEEP,
+    profiles: Sequence[Profile] | None = None,
 ) -> ProbabilityModel:
     """Fit the probability model on every stored profile as of ``as_of`` (default: now) and
     publish it as :data:`PROBABILITY_MODEL`; returns the model with its registry version.
 
     Raises :class:`ModelError` (nothing is published) when there are too few customers, and
-    :class:`StateStoreError` when Redis fails.
+    :class:`StateStoreError` when Redis fails. ``profiles`` already read are used instead of
+    scanning Redis again.
     """
     moment = datetime.now(UTC) if as_of is None else as_of
     try:
         start = time.perf_counter()
-        profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
+        if profiles is None:
+            profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
         read_seconds = time.perf_counter() - start
         model = await asyncio.to_thread(
             fit_from_profiles,

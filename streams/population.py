@@ -8,32 +8,59 @@ so replay and live score against the same boundaries (the sketch itself is rando
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
 from crm_score.errors import ModelError
 from crm_score.settings import Settings
+from scorers.probability import ProbabilityModel
+from scorers.profile import Profile
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
-from streams.models import ModelRegistry, scan_profiles
+from streams.models import ModelRegistry, fit_and_publish, scan_profiles
 
-__all__ = ["RFM_BOUNDARIES", "current_rfm_boundaries", "refresh_rfm_boundaries"]
+__all__ = [
+    "RFM_BOUNDARIES",
+    "current_rfm_boundaries",
+    "fit_population",
+    "refresh_rfm_boundaries",
+]
 
 #: Registry name of the RFM quintile boundaries.
 RFM_BOUNDARIES = "rfm"
 
 
-async def refresh_rfm_boundaries(
+async def fit_population(
     settings: Settings, client: aioredis.Redis, *, as_of: datetime | None = None
+) -> tuple[ProbabilityModel, RfmBoundaries]:
+    """Read every stored profile once; fit and publish the probability model and the RFM
+    boundaries, both as of the same time (default now)."""
+    moment = (as_of or datetime.now(UTC)).astimezone(UTC)
+    profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
+    model = await fit_and_publish(settings, client, as_of=moment, profiles=profiles)
+    boundaries = await refresh_rfm_boundaries(settings, client, as_of=moment, profiles=profiles)
+    return model, boundaries
+
+
+async def refresh_rfm_boundaries(
+    settings: Settings,
+    client: aioredis.Redis,
+    *,
+    as_of: datetime | None = None,
+    profiles: Iterable[Profile] | None = None,
 ) -> RfmBoundaries:
     """Sketch the stored profiles' RFM at ``as_of`` (default now) and publish the boundaries.
 
-    Raises ModelError when no stored customer has ordered yet.
+    ``profiles`` already read are used instead of scanning Redis again. Raises ModelError when
+    no stored customer has ordered yet.
     """
     moment = (as_of or datetime.now(UTC)).astimezone(UTC)
     sketch = QuintileSketch()
-    async for profile in scan_profiles(client, settings.redis_key_prefix):
+    if profiles is None:
+        profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
+    for profile in profiles:
         sketch.update(rfm(profile, moment))
     if sketch.n == 0:
         raise ModelError("no stored customer has ordered yet: ingest events, then run the fit")

@@ -113,7 +113,6 @@ class RedisProfileStore:
         self._hot = RespConnection(
             settings.redis_url, password.get_secret_value() if password else None
         )
-        self.last_roundtrip_seconds = 0.0
 
     def profile_key(self, customer_id: str) -> str:
         """The profile hash of one customer."""
@@ -167,10 +166,7 @@ class RedisProfileStore:
         )  # fmt: skip
 
     async def _run(self, sha: str, requests: Sequence[ApplyRequest]) -> list[object]:
-        start = time.perf_counter()
-        replies = await self._hot.execute(self._pack(sha, requests), len(requests))
-        self.last_roundtrip_seconds = time.perf_counter() - start
-        return replies
+        return await self._hot.execute(self._pack(sha, requests), len(requests))
 
     async def connect(self) -> None:
         """Connect the hot path and load the script, so :meth:`send` can write at once."""
@@ -206,7 +202,6 @@ class RedisProfileStore:
             replies = await self._hot.receive(in_flight.sent)
         except (OSError, TimeoutError) as exc:
             raise StateStoreError(f"lost the replies of a batch ({exc!r})") from exc
-        self.last_roundtrip_seconds = time.perf_counter() - in_flight.sent_at
         if any(_is_noscript(r) for r in replies):
             raise StateStoreError("Redis lost its script cache (restarted?)")
         return [_to_result(reply) for reply in replies]
