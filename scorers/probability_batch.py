@@ -145,5 +145,39 @@ def _clv(
     rate = (1.0 + model.discount_rate_annual) ** (period_weeks / _WEEKS_PER_YEAR) - 1.0
     discount = (1.0 + rate) ** -np.arange(1.0, cumulative.shape[0])
     per_period = np.diff(cumulative, axis=0)
-    clv = np.maximum(0.0, value * (discount @ per_period) * model.minor_per_major)
+    # An elementwise sum, not a matrix product: BLAS blocks by batch size, so a customer's CLV
+    # would change in the last bits with the batch it was scored in (replay = live needs equal).
+    discounted = (discount[:, None] * per_period).sum(axis=0)
+    clv = np.maximum(0.0, value * discounted * model.minor_per_major)
     return np.asarray(clv, dtype=np.float64)
+
+
+def high_value_cut(
+    model: ProbabilityModel, profiles: Sequence[Profile], top_fraction: float
+) -> float | None:
+    """The CLV (minor units) that the top ``top_fraction`` of customers reach, each scored at
+    their own last purchase (their value while active); None without CLV or customers.
+
+    >>> from datetime import UTC, datetime
+    >>> from scorers.bgnbd import BgNbdParams
+    >>> from scorers.gamma_gamma import GammaGammaParams
+    >>> model = ProbabilityModel(
+    ...     "1", datetime(2026, 1, 1, tzinfo=UTC), BgNbdParams(0.243, 4.414, 0.793, 2.426),
+    ...     GammaGammaParams(6.25, 3.74, 15.44), n_customers=2357, log_likelihood=-9582.4,
+    ... )
+    >>> ps = [Profile(first_purchase_at=0, last_purchase_at=w * 7 * 86400, orders=3,
+    ...               gross_minor=1000 * w) for w in range(1, 11)]
+    >>> cut = high_value_cut(model, ps, 0.2)
+    >>> int(sum(v >= cut for v in score_batch(model, ps, [p.last_purchase_at for p in ps]).clv))
+    2
+    """
+    if not 0 < top_fraction < 1:
+        raise ModelError(f"top_fraction must be in (0, 1), got {top_fraction}")
+    buyers = [p for p in profiles if p.orders > 0 and p.last_purchase_at is not None]
+    if not buyers:
+        return None
+    clv = score_batch(model, buyers, [float(p.last_purchase_at or 0) for p in buyers]).clv
+    clv = clv[~np.isnan(clv)]
+    if clv.size == 0:
+        return None
+    return float(np.quantile(clv, 1.0 - top_fraction, method="higher"))

@@ -87,3 +87,15 @@ def test_an_empty_or_orderless_batch() -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(probability_batch).failed == 0
+
+
+def test_a_customers_scores_do_not_depend_on_the_batch_it_is_scored_in() -> None:
+    """Replay = live needs bit-equal scores whatever else shared the batch."""
+    profiles, as_of = _population(600, seed=5)
+    full = score_batch(MODEL, profiles, as_of)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        picked = rng.choice(len(profiles), size=int(rng.integers(1, 40)), replace=False)
+        part = score_batch(MODEL, [profiles[i] for i in picked], [as_of[i] for i in picked])
+        for name in ("p_alive", "expected_purchases_30d", "next_purchase_at", "clv"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(full, name)[picked])
