@@ -12,16 +12,16 @@
 -- counters, nil for times)} when applied, {0} for a redelivery (offset already applied),
 -- {2} for a duplicate event id within the window, {3} for an event older than the window
 -- (relative to the newest event of its kind), which cannot be deduplicated and is not applied.
+-- Events are released in event-time order, so an offset below the newest applied one is not
+-- necessarily a redelivery: it is one when its id was seen, or when it is too old to tell.
 local FIELDS = {__FIELDS__}
 local DEFAULTS = {__DEFAULTS__}
 local offset = tonumber(ARGV[2])
 local flat = redis.call('HGETALL', KEYS[1])
 local profile = {}
 for i = 1, #flat, 2 do profile[flat[i]] = flat[i + 1] end
-local applied = profile[ARGV[1]]
-if applied and offset <= tonumber(applied) then
-  return {0}
-end
+local applied = tonumber(profile[ARGV[1]])
+local behind = applied ~= nil and offset <= applied
 
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
@@ -33,6 +33,7 @@ while true do
   local i = string.find(seen, id, pos, true)
   if not i then break end
   if (i - 1) % 13 == 0 then
+    if behind then return {0} end
     redis.call('HSET', KEYS[1], ARGV[1], offset)
     return {2}
   end
@@ -50,6 +51,7 @@ end
 if now < newest[kind] - window then
   -- Older than any id still remembered for this kind: it cannot be proven new. Applying it
   -- could count it twice, so it is refused (and dead-lettered by the caller).
+  if behind then return {0} end
   redis.call('HSET', KEYS[1], ARGV[1], offset)
   return {3}
 end
@@ -63,6 +65,7 @@ end
 kept[#kept + 1] = id .. kind .. struct.pack('>I4', now)
 redis.call('SET', KEYS[2], table.concat(kept))
 
+if behind then offset = applied end
 local changed = {ARGV[1], offset}
 profile[ARGV[1]] = offset
 for a = 6, #ARGV, 3 do

@@ -119,3 +119,28 @@ async def test_events_older_than_the_window_are_refused_not_double_counted(
     assert seen is not None and len(seen) == 13
     assert again[0].outcome is ApplyOutcome.BEYOND_WINDOW
     assert profile is not None and profile.orders == 2
+
+
+async def test_events_released_out_of_offset_order_apply_once_each(
+    base_settings: Settings,
+) -> None:
+    """The reorder buffer releases by event time, so a lower offset can come after a higher one:
+    it is applied (its id was never seen), and redelivering either is skipped."""
+    first_raw = example_event_dict("order_placed")
+    second_raw = {**first_raw, "event_id": "second"}
+    earlier = PurchaseEvent.model_validate(first_raw)  # offset 10, released second
+    later = PurchaseEvent.model_validate(second_raw)  # offset 11, released first
+    client = connect_redis(base_settings)
+    store = RedisProfileStore(client, base_settings, key_prefix=f"r-{uuid.uuid4().hex[:8]}")
+    try:
+        applied = await store.apply_batch([_request(later, 11), _request(earlier, 10)])
+        again = await store.apply_batch([_request(earlier, 10), _request(later, 11)])
+        profile = await store.get_profile(earlier.customer_id)
+        offset = await client.hget(store.profile_key(earlier.customer_id), "op")
+    finally:
+        await store.close()
+        await client.aclose()
+    assert [r.outcome for r in applied] == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED]
+    assert [r.outcome for r in again] == [ApplyOutcome.REDELIVERED, ApplyOutcome.REDELIVERED]
+    assert profile is not None and profile.orders == 2
+    assert offset == b"11"
