@@ -1,0 +1,424 @@
+"""The event-time clock and reorder buffer of one consumer: events leave in event-time order.
+
+The input topics have the same partition count and are keyed by customer id, so partition ``p``
+of every topic carries the same customers. :class:`EventClock` keeps one watermark and one buffer
+per partition *number*, shared by its topics. A valid event is not applied when it is consumed:
+it waits in the buffer until the watermark passes it, and :meth:`EventClock.release` hands out
+a partition's events in ``(event_time, sort_key)`` order. Downstream therefore sees each
+partition in event-time order, and replaying history gives exactly what running live gave. An
+event older than the watermark when consumed is *late*: not buffered, the caller applies it at
+once. One exactly at the watermark is not late, so more may still come at that time: events are
+released once the watermark is *past* them, or once the partition is *complete* at it (replay
+mode, at ``replay_until``; an event at the watermark is late from then on). Events with equal
+times thus still leave in ``sort_key`` order, whatever order they arrived in.
+
+The watermark of partition ``p`` (``L`` is the allowed lateness, times are epoch seconds):
+
+- A topic is *caught up* on ``p`` when its position and high-water mark are both known and the
+  position has reached the high-water mark. The other topics are *active*.
+- Some topic active: the base is the smallest maximum event time over the active topics, or
+  ``None`` while one of them has not shown an event yet (data is coming, its time is unknown).
+- All caught up: the base is the largest maximum event time seen. Live mode: once nothing has
+  arrived on ``p`` for ``idle_after`` of wall time, the base is at least ``wall_now`` (live event
+  times track the wall clock, so an idle partition keeps pace). Replay mode never reads
+  ``wall_now``; with ``replay_until`` set, the base is at least ``replay_until + L``, so the
+  watermark reaches ``replay_until`` and the partition is complete there.
+- ``watermark = max(previous watermark, floor, base - L)``: it never moves back, nor below the
+  floor restored from the store. With no base and no floor it is ``None``: nothing is released
+  and nothing is late.
+
+Committing :meth:`EventClock.commit_offsets` never skips a buffered event: a restart re-reads
+everything not released yet (and the state store drops the duplicates). Nothing here does I/O
+or reads the clock; the caller passes ``wall_now`` (epoch seconds).
+
+Examples
+--------
+>>> clock = EventClock(
+...     ["crm.purchase", "crm.service"], allowed_lateness=60.0, live=False, idle_after=0.0
+... )
+>>> clock.assign([0])
+>>> for topic in ("crm.purchase", "crm.service"):
+...     clock.set_highwater(topic, 0, 10)
+...     clock.set_position(topic, 0, 0)
+>>> clock.observe("crm.purchase", 0, 0, 1000.0, ("e1",), "buy", wall_now=0.0)
+False
+>>> clock.advance(wall_now=0.0)  # crm.service has shown nothing yet: wait
+{}
+>>> clock.observe("crm.service", 0, 0, 1100.0, ("e2",), "ticket", wall_now=0.0)
+False
+>>> clock.observe("crm.purchase", 0, 1, 930.0, ("e3",), "refund", wall_now=0.0)
+False
+>>> clock.advance(wall_now=0.0)  # min(1000, 1100) - 60
+{0: 940.0}
+>>> clock.observe("crm.service", 0, 1, 940.0, ("e4",), "at the watermark", wall_now=0.0)
+False
+>>> clock.observe("crm.purchase", 0, 2, 939.0, ("e5",), "late", wall_now=0.0)
+True
+>>> clock.release(0)
+['refund']
+>>> clock.set_position("crm.purchase", 0, 3)
+>>> clock.commit_offsets()[("crm.purchase", 0)]  # offset 0 is still buffered
+0
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeAlias, TypeVar
+
+__all__ = ["EventClock"]
+
+T = TypeVar("T")
+
+# (event_time, sort_key, seq, topic, offset, item): seq is unique, so a comparison never gets to
+# the item.
+_Entry: TypeAlias = tuple[float, tuple[Any, ...], int, str, int, T]
+
+
+def _finite(value: float, name: str) -> float:
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of (epoch) seconds, got {value!r}")
+    return float(value)
+
+
+def _non_negative(value: float, name: str) -> float:
+    value = _finite(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+    return value
+
+
+def _offset(value: int, name: str) -> int:
+    if isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative Kafka offset, got {value!r}")
+    return value
+
+
+class _Source:
+    """One topic-partition: its progress, its largest event time, the offsets it has buffered."""
+
+    __slots__ = ("_held", "_low", "highwater", "max_time", "position")
+
+    def __init__(self) -> None:
+        self.max_time: float | None = None
+        self.position: int | None = None
+        self.highwater: int | None = None
+        self._held: Counter[int] = Counter()
+        self._low: list[int] = []  # min-heap of held offsets; released ones leave it lazily
+
+    @property
+    def caught_up(self) -> bool:
+        return (
+            self.position is not None
+            and self.highwater is not None
+            and self.position >= self.highwater
+        )
+
+    def hold(self, offset: int) -> None:
+        if not self._held[offset]:
+            heapq.heappush(self._low, offset)
+        self._held[offset] += 1
+
+    def drop(self, offset: int) -> None:
+        self._held[offset] -= 1
+        if not self._held[offset]:
+            del self._held[offset]
+
+    def lowest_held(self) -> int | None:
+        while self._low and self._low[0] not in self._held:
+            heapq.heappop(self._low)
+        return self._low[0] if self._low else None
+
+
+class _Partition(Generic[T]):
+    """One partition number: its topics, watermark, last arrival and buffer."""
+
+    __slots__ = ("buffer", "complete", "last_arrival", "sources", "watermark")
+
+    def __init__(self, topics: Sequence[str], floor: float | None) -> None:
+        self.sources = {topic: _Source() for topic in topics}
+        self.watermark = floor
+        self.complete = False  # every event exactly at the watermark has been seen too
+        self.last_arrival: float | None = None
+        self.buffer: list[_Entry[T]] = []
+
+    def final(self, event_time: float) -> bool:
+        """Whether no more events at ``event_time`` can come (they would be late)."""
+        if self.watermark is None:
+            return False
+        return event_time < self.watermark or (self.complete and event_time == self.watermark)
+
+
+class EventClock(Generic[T]):
+    """Per-partition watermarks over several co-partitioned topics, and a reorder buffer.
+
+    ``T`` is whatever the caller stores per buffered event (say its parsed event and record);
+    items are never compared. ``sort_key`` breaks ties between equal event times and should be
+    unique within a partition (an event id, or ``(topic, offset)``): then the release order
+    depends on nothing but the events. Unknown topics, unassigned partitions and non-finite
+    times raise :class:`ValueError`.
+
+    Parameters
+    ----------
+    topics
+        The input topics, all with the same partitioning.
+    allowed_lateness
+        ``L``, in seconds: how far behind the newest event an event may come and still be
+        buffered.
+    live
+        Live mode lets an idle, caught-up partition's watermark follow the wall clock.
+    idle_after
+        Live mode: seconds without an arrival after which a caught-up partition is idle.
+    replay_until
+        Replay mode: the epoch second up to which the history is complete; the watermark
+        reaches it once every topic is caught up.
+    """
+
+    __slots__ = (
+        "_parts",
+        "_seq",
+        "allowed_lateness",
+        "idle_after",
+        "live",
+        "replay_until",
+        "topics",
+    )
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        allowed_lateness: float,
+        *,
+        live: bool,
+        idle_after: float,
+        replay_until: float | None = None,
+    ) -> None:
+        if not topics or len(set(topics)) != len(topics):
+            raise ValueError(f"topics must be distinct and at least one, got {list(topics)!r}")
+        self.topics: tuple[str, ...] = tuple(topics)
+        self.allowed_lateness = _non_negative(allowed_lateness, "allowed_lateness")
+        self.idle_after = _non_negative(idle_after, "idle_after")
+        self.live = live
+        self.replay_until = None if replay_until is None else _finite(replay_until, "replay_until")
+        self._parts: dict[int, _Partition[T]] = {}
+        self._seq = itertools.count()
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        """The partition numbers currently assigned."""
+        return frozenset(self._parts)
+
+    def assign(self, partitions: Iterable[int], floors: Mapping[int, float] | None = None) -> None:
+        """Start tracking ``partitions`` on every topic; already assigned ones are left as is.
+
+        ``floors`` are watermarks restored from the store: a partition's watermark starts there
+        (events before it are late at once) and never goes below it.
+        """
+        floors = floors or {}
+        for partition in partitions:
+            if partition not in self._parts:
+                floor = floors.get(partition)
+                if floor is not None:
+                    floor = _finite(floor, f"floor of partition {partition}")
+                self._parts[partition] = _Partition(self.topics, floor)
+
+    def revoke(self, partitions: Iterable[int]) -> list[T]:
+        """Forget ``partitions`` (a rebalance took them); their buffered items, to discard.
+
+        The new owner re-reads those events from the committed offsets. Partitions not assigned
+        are ignored. Items come in release order.
+        """
+        dropped: list[T] = []
+        for partition in partitions:
+            part = self._parts.pop(partition, None)
+            if part is not None:
+                dropped.extend(entry[-1] for entry in sorted(part.buffer))
+        return dropped
+
+    def watermark(self, partition: int) -> float | None:
+        """The watermark of ``partition`` (epoch seconds), or ``None`` while it has none."""
+        return self._part(partition).watermark
+
+    def set_highwater(self, topic: str, partition: int, highwater: int | None) -> None:
+        """The log-end offset of ``topic``/``partition`` as the consumer last saw it, or unknown."""
+        source = self._source(topic, partition)
+        source.highwater = None if highwater is None else _offset(highwater, "highwater")
+
+    def set_position(self, topic: str, partition: int, next_offset: int) -> None:
+        """The next offset the consumer reads from ``topic``/``partition``.
+
+        Call it at assignment with the starting position, and after every fetch with the last
+        record's offset + 1, whether the records were valid or not.
+        """
+        self._source(topic, partition).position = _offset(next_offset, "next_offset")
+
+    def observe(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        event_time: float,
+        sort_key: tuple[Any, ...],
+        item: T,
+        wall_now: float,
+    ) -> bool:
+        """Take in a valid event; ``True`` if it is late (and so not buffered).
+
+        Late means older than the partition's current watermark (or at it, once the partition is
+        complete there); the caller applies a late event at once. Otherwise the event waits for
+        :meth:`release`. Either way it counts as seen: it updates the topic's largest event time
+        and the partition's last arrival (``wall_now``). Only :meth:`advance` moves watermarks.
+        """
+        source = self._source(topic, partition)
+        event_time = _finite(event_time, "event_time")
+        wall_now = _finite(wall_now, "wall_now")
+        _offset(offset, "offset")
+        part = self._parts[partition]
+        part.last_arrival = wall_now
+        if source.max_time is None or event_time > source.max_time:
+            source.max_time = event_time
+        if part.final(event_time):
+            return True
+        heapq.heappush(part.buffer, (event_time, sort_key, next(self._seq), topic, offset, item))
+        source.hold(offset)
+        return False
+
+    def advance(self, wall_now: float) -> dict[int, float]:
+        """Recompute every partition's watermark; ``{partition: watermark}`` of those that moved.
+
+        A partition that became complete at its unchanged watermark counts as moved: it has
+        more to release. ``wall_now`` is read in live mode only. The first call after a
+        partition is assigned starts its idle timer when nothing has arrived on it yet.
+        """
+        wall_now = _finite(wall_now, "wall_now")
+        moved: dict[int, float] = {}
+        for partition, part in self._parts.items():
+            if self.live and part.last_arrival is None:
+                part.last_arrival = wall_now
+            candidate, complete = self._candidate(part, wall_now)
+            if candidate is None:
+                continue
+            if part.watermark is None or candidate > part.watermark:
+                part.watermark = moved[partition] = candidate
+                part.complete = complete
+            elif candidate == part.watermark and complete and not part.complete:
+                part.complete = True
+                moved[partition] = candidate
+        return moved
+
+    def release(self, partition: int) -> list[T]:
+        """Remove and return the buffered items of ``partition`` that are final.
+
+        Those are the items before its watermark, and at it once the partition is complete
+        there. They come ordered by ``(event_time, sort_key)``, whatever order they were
+        observed in.
+        """
+        part = self._part(partition)
+        released: list[T] = []
+        buffer = part.buffer
+        while buffer and part.final(buffer[0][0]):
+            _, _, _, topic, offset, item = heapq.heappop(buffer)
+            part.sources[topic].drop(offset)
+            released.append(item)
+        return released
+
+    def commit_offsets(self) -> dict[tuple[str, int], int]:
+        """The offset to commit per ``(topic, partition)`` whose position is known.
+
+        That is the smallest offset still buffered there, or else the position: committing it
+        never skips an event that was not released. Late and invalid records are not buffered,
+        so the caller must have applied (or dead-lettered) them before it commits.
+        """
+        offsets: dict[tuple[str, int], int] = {}
+        for partition, part in self._parts.items():
+            for topic, source in part.sources.items():
+                if source.position is None:
+                    continue
+                lowest = source.lowest_held()
+                position = source.position
+                offsets[topic, partition] = position if lowest is None else min(lowest, position)
+        return offsets
+
+    def buffered(self, partition: int | None = None) -> int:
+        """How many events wait in ``partition``'s buffer, or in all buffers when ``None``."""
+        if partition is None:
+            return sum(len(part.buffer) for part in self._parts.values())
+        return len(self._part(partition).buffer)
+
+    def ahead(self, partition: int) -> list[str]:
+        """Topics of ``partition`` running ahead of its slowest active topic (to pause).
+
+        The slowest is the active topic with the smallest largest event time (one that has shown
+        no event yet is slowest of all); every topic with a larger one is ahead. Pausing them
+        while the buffer is too big lets the slow one catch up. Empty when all are caught up.
+
+        >>> clock = EventClock(["a", "b", "c"], allowed_lateness=0.0, live=False, idle_after=0.0)
+        >>> clock.assign([0])
+        >>> clock.observe("a", 0, 0, 50.0, (), "x", wall_now=0.0)
+        False
+        >>> clock.observe("b", 0, 0, 10.0, (), "y", wall_now=0.0)
+        False
+        >>> clock.ahead(0)  # c has shown nothing yet
+        ['a', 'b']
+        >>> clock.observe("c", 0, 0, 20.0, (), "z", wall_now=0.0)
+        False
+        >>> clock.ahead(0)
+        ['a', 'c']
+        """
+        sources = self._part(partition).sources
+        active = [source.max_time for source in sources.values() if not source.caught_up]
+        if not active:
+            return []
+        slowest = -math.inf if None in active else min(t for t in active if t is not None)
+        return [
+            topic
+            for topic, source in sources.items()
+            if source.max_time is not None and source.max_time > slowest
+        ]
+
+    def _candidate(self, part: _Partition[T], wall_now: float) -> tuple[float | None, bool]:
+        """``base - L`` (module docstring) and whether the partition is complete there.
+
+        Lower bounds apply after subtracting ``L``: the watermark is ``replay_until`` exactly.
+        """
+        sources = part.sources.values()
+        active = [source.max_time for source in sources if not source.caught_up]
+        if active:
+            if None in active:
+                return None, False
+            return min(t for t in active if t is not None) - self.allowed_lateness, False
+        base = max((s.max_time for s in sources if s.max_time is not None), default=None)
+        candidate = None if base is None else base - self.allowed_lateness
+        if self.live:
+            if part.last_arrival is None or wall_now - part.last_arrival < self.idle_after:
+                return candidate, False
+            at_least, complete = wall_now - self.allowed_lateness, False
+        elif self.replay_until is not None:
+            at_least, complete = self.replay_until, True
+        else:
+            return candidate, False
+        if candidate is not None and candidate > at_least:
+            return candidate, False
+        return at_least, complete
+
+    def _part(self, partition: int) -> _Partition[T]:
+        try:
+            return self._parts[partition]
+        except KeyError:
+            raise ValueError(
+                f"partition {partition!r} is not assigned to this EventClock; "
+                "call assign() on rebalance"
+            ) from None
+
+    def _source(self, topic: str, partition: int) -> _Source:
+        part = self._part(partition)
+        try:
+            return part.sources[topic]
+        except KeyError:
+            raise ValueError(
+                f"unknown topic {topic!r}; this EventClock reads {list(self.topics)!r}"
+            ) from None
