@@ -1,7 +1,8 @@
 """Pure, synchronous scoring logic: no I/O, no asyncio; every function takes its time as input.
 
 Profiles and their commutative deltas, RFM and its quintile scores and segments, BG/NBD and
-Gamma-Gamma (P(alive), expected purchases, CLV), event-time watermarks.
+Gamma-Gamma (P(alive), expected purchases, CLV), and each customer's timeline of checkpoints
+and alert rules.
 """
 
 from scorers.bgnbd import (
@@ -13,7 +14,6 @@ from scorers.bgnbd import (
     p_alive,
     p_alive_crossing_time,
 )
-from scorers.clock import MultiPartitionClock, Watermark
 from scorers.clv import customer_lifetime_value
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.gamma_gamma import (
@@ -23,19 +23,23 @@ from scorers.gamma_gamma import (
     fit_gamma_gamma,
 )
 from scorers.probability import ProbabilityModel, ProbabilityScores, fit_from_profiles
-from scorers.probability_batch import BatchScores, score_batch
+from scorers.probability_batch import BatchScores, high_value_cut, score_batch
 from scorers.profile import Profile, ProfileDelta, apply_delta
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import Rfm, rfm
 from scorers.segments import SegmentMap, load_segments
+from scorers.timeline import AlertDraft, AlertPolicy, Checkpoint, CustomerState, Timeline
 
 __all__ = [
+    "AlertDraft",
+    "AlertPolicy",
     "BatchScores",
     "BgNbdFit",
     "BgNbdParams",
+    "Checkpoint",
+    "CustomerState",
     "GammaGammaFit",
     "GammaGammaParams",
-    "MultiPartitionClock",
     "ProbabilityModel",
     "ProbabilityScores",
     "Profile",
@@ -44,7 +48,7 @@ __all__ = [
     "Rfm",
     "RfmBoundaries",
     "SegmentMap",
-    "Watermark",
+    "Timeline",
     "apply_delta",
     "customer_lifetime_value",
     "delta_for",
@@ -55,6 +59,7 @@ __all__ = [
     "fit_bgnbd",
     "fit_from_profiles",
     "fit_gamma_gamma",
+    "high_value_cut",
     "load_segments",
     "p_alive",
     "p_alive_crossing_time",

@@ -121,6 +121,9 @@ class ProbabilityModel:
     discount_rate_annual: float = 0.10
     clv_horizon_weeks: int = 52
     minor_per_major: int = 100
+    #: CLV (minor units) at or above which a customer is in the top value tier, scored at their
+    #: last purchase; set by the fit from the population (None: no tier, no at-risk alerts).
+    high_value_clv: float | None = None
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.discount_rate_annual) and self.discount_rate_annual > -1):

@@ -1,0 +1,320 @@
+"""One customer's timeline: what happens at each event and at each moment of silence.
+
+Between two events a customer's scores still move: recency grows, so R drops when it passes a
+quintile boundary, and P(alive) decays, crossing the alert threshold at a time that can be
+solved for. Those moments are *checkpoints* (DESIGN decision 4). :class:`Timeline` walks a
+customer's history in event-time order: :meth:`Timeline.silence` yields the checkpoints of a
+quiet stretch, :meth:`Timeline.event` handles one event, and both apply the alert rules to a
+small :class:`CustomerState` that the caller persists with the profile. Everything is a function
+of (profile, state, time), so walking the same history in any number of pieces, with restarts
+between them, gives the same checkpoints and the same alerts; the streaming caller only has to
+feed events in event-time order (the reorder buffer does) and stop silences at its watermark.
+
+Alert rules, each with an idempotency key of rule + customer + episode:
+
+- ``segment_changed`` whenever the RFM segment differs from the last one seen (episode: the
+  time of the change and the new segment);
+- ``win_back`` at a purchase after at least ``win_back_after_days`` without one (episode: the
+  purchase time);
+- ``high_value_at_risk`` at the checkpoint where P(alive) falls under the threshold for a
+  customer whose CLV at their last purchase was in the top tier (episode: that last purchase, so
+  one alert per silence).
+
+Times are whole epoch seconds (UTC). Probability scores (P(alive), CLV) for checkpoints are
+filled in by the caller in one vectorised call; the rules only need what is computed here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple
+
+import orjson
+
+from schemas.outputs import AlertType, Severity
+from scorers.probability import ProbabilityModel
+from scorers.profile import Profile
+from scorers.quintiles import RfmBoundaries
+from scorers.rfm import rfm
+from scorers.segments import SegmentMap
+
+__all__ = ["AlertDraft", "AlertPolicy", "Checkpoint", "CustomerState", "Timeline"]
+
+_DAY = 86_400
+
+Trigger = Literal["event", "timer"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """Thresholds of the alert rules (from settings)."""
+
+    p_alive_threshold: float = 0.3
+    win_back_after_days: float = 90.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.p_alive_threshold < 1:
+            raise ValueError(f"p_alive_threshold must be in (0, 1), got {self.p_alive_threshold}")
+        if self.win_back_after_days <= 0:
+            raise ValueError(f"win_back_after_days must be > 0, got {self.win_back_after_days}")
+
+
+class CustomerState(NamedTuple):
+    """What the alert rules remember about a customer between checkpoints.
+
+    ``evaluated_at`` is the last checkpoint or event walked; silences start after it.
+    """
+
+    evaluated_at: int | None = None
+    segment: str | None = None
+    last_purchase_at: int | None = None
+    high_value: bool = False
+    value_minor: float | None = None
+    at_risk_episode: int | None = None
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON for the profile hash (:meth:`from_bytes` reads it)."""
+        return orjson.dumps(list(self))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str | None) -> CustomerState:
+        """Read :meth:`to_bytes` output; a missing or unreadable value is a fresh state."""
+        if not raw:
+            return cls()
+        try:
+            return cls(*orjson.loads(raw))
+        except (orjson.JSONDecodeError, TypeError):
+            return cls()
+
+
+class AlertDraft(NamedTuple):
+    """An alert decided at a checkpoint; the caller adds the checkpoint's scores."""
+
+    alert_type: AlertType
+    severity: Severity
+    idempotency_key: str
+    reasons: list[str]
+    details: dict[str, object]
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """One moment a customer's scores are (re)computed: a score snapshot, maybe alerts."""
+
+    at: int
+    trigger: Trigger
+    profile: Profile
+    quintiles: tuple[int, int, int] | None
+    segment: str | None
+    alerts: list[AlertDraft] = field(default_factory=list)
+    event_index: int | None = None  # the caller's index of the triggering event
+
+
+class Timeline:
+    """Checkpoints and alert rules for one scoring configuration (model, boundaries, policy)."""
+
+    def __init__(
+        self,
+        policy: AlertPolicy,
+        segments: SegmentMap,
+        boundaries: RfmBoundaries | None,
+        model: ProbabilityModel | None,
+    ) -> None:
+        self.policy = policy
+        self.segments = segments
+        self.boundaries = boundaries
+        self.model = model
+
+    # --- the walk ------------------------------------------------------------------------------
+    def silence(
+        self, customer_id: str, state: CustomerState, profile: Profile, until: int, *, upto: bool
+    ) -> tuple[CustomerState, list[Checkpoint]]:
+        """Checkpoints after ``state.evaluated_at`` and before ``until`` (or at it, ``upto``).
+
+        ``profile`` must hold for the whole stretch (no event of this customer inside it).
+        """
+        points: list[Checkpoint] = []
+        if state.evaluated_at is None:
+            return state, points
+        at = self.next_due(state, profile, state.evaluated_at)
+        while at is not None and (at < until or (upto and at == until)):
+            state, point = self._checkpoint(customer_id, state, profile, at, "timer")
+            points.append(point)
+            at = self.next_due(state, profile, at)
+        return state, points
+
+    def event(
+        self,
+        customer_id: str,
+        state: CustomerState,
+        profile: Profile,
+        at: int,
+        *,
+        purchase: bool,
+        clv: float | None,
+        late: bool = False,
+        event_index: int | None = None,
+    ) -> tuple[CustomerState, Checkpoint]:
+        """The checkpoint of one event; ``profile`` is the profile after it.
+
+        ``clv`` is the CLV scored at this event (it sets the value tier at a purchase). A
+        ``late`` event (older than the watermark when it arrived) only updates the remembered
+        last purchase: it raises no alert and moves no checkpoint, as alerts are never fired
+        for the past.
+        """
+        alerts: list[AlertDraft] = []
+        previous_purchase = state.last_purchase_at
+        if purchase:
+            state = self._after_purchase(state, at, clv)
+        if late:
+            quintiles, segment = self._segment(profile, at)
+            return state, Checkpoint(at, "event", profile, quintiles, segment, [], event_index)
+        if purchase and previous_purchase is not None:
+            alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
+        state, point = self._checkpoint(customer_id, state, profile, at, "event")
+        point.alerts[:0] = alerts
+        point.event_index = event_index
+        return state, point
+
+    def next_due(self, state: CustomerState, profile: Profile, after: int) -> int | None:
+        """The first checkpoint strictly after ``after`` if nothing else happens, or None."""
+        candidates = []
+        last = profile.last_purchase_at
+        if self.boundaries is not None and last is not None:
+            cut = self.boundaries.next_recency_cut(max(0.0, (after - last) / _DAY))
+            if cut is not None:
+                # R drops once recency *exceeds* the cut: the first whole second past it.
+                candidates.append(math.floor(last + cut * _DAY) + 1)
+        crossing = self._p_alive_crossing(state, profile)
+        if crossing is not None:
+            candidates.append(math.floor(crossing) + 1)
+        due = [t for t in candidates if t > after]
+        return min(due) if due else None
+
+    # --- internals -----------------------------------------------------------------------------
+    def _checkpoint(
+        self, customer_id: str, state: CustomerState, profile: Profile, at: int, trigger: Trigger
+    ) -> tuple[CustomerState, Checkpoint]:
+        quintiles, segment = self._segment(profile, at)
+        alerts = []
+        if segment is not None and state.segment is not None and segment != state.segment:
+            alerts.append(self._segment_changed(customer_id, profile, state, at, segment, trigger))
+        if segment is not None:
+            state = state._replace(segment=segment)
+        if trigger == "timer":
+            crossing = self._p_alive_crossing(state, profile)
+            if crossing is not None and at > crossing:
+                alerts.append(self._high_value_at_risk(customer_id, state, profile, at))
+                state = state._replace(at_risk_episode=profile.last_purchase_at)
+        state = state._replace(evaluated_at=at)
+        return state, Checkpoint(at, trigger, profile, quintiles, segment, alerts)
+
+    def _segment(self, profile: Profile, at: int) -> tuple[tuple[int, int, int] | None, str | None]:
+        if self.boundaries is None:
+            return None, None
+        quintiles = self.boundaries.score_rfm(rfm(profile, datetime.fromtimestamp(at, UTC)))
+        if quintiles is None:
+            return None, None
+        return quintiles, self.segments.segment_for(*quintiles)
+
+    def _after_purchase(self, state: CustomerState, at: int, clv: float | None) -> CustomerState:
+        last = at if state.last_purchase_at is None else max(state.last_purchase_at, at)
+        if last != at:  # an older purchase (late): the value tier stays with the newest one
+            return state._replace(last_purchase_at=last)
+        cut = None if self.model is None else self.model.high_value_clv
+        high = clv is not None and cut is not None and clv >= cut
+        return state._replace(last_purchase_at=last, high_value=high, value_minor=clv)
+
+    def _p_alive_crossing(self, state: CustomerState, profile: Profile) -> float | None:
+        """Epoch second P(alive) falls under the threshold, for a high-value customer not yet
+        alerted in this silence; None otherwise (or when it was under it from the start)."""
+        last = profile.last_purchase_at
+        if self.model is None or not state.high_value or last is None:
+            return None
+        if state.at_risk_episode == last:
+            return None
+        crossing = self.model.p_alive_below_at(profile, self.policy.p_alive_threshold)
+        if crossing is None or crossing.timestamp() <= last:
+            return None
+        return crossing.timestamp()
+
+    # --- alerts --------------------------------------------------------------------------------
+    def _segment_changed(
+        self,
+        customer_id: str,
+        profile: Profile,
+        state: CustomerState,
+        at: int,
+        segment: str,
+        trigger: Trigger,
+    ) -> AlertDraft:
+        reasons = [f"moved from {state.segment} to {segment}"]
+        if trigger == "timer" and profile.last_purchase_at is not None:
+            reasons.append(_silence_reason(profile, at))
+        return AlertDraft(
+            AlertType.SEGMENT_CHANGED,
+            Severity.INFO,
+            f"segment_changed:{customer_id}:{at}:{segment}",
+            reasons,
+            {"from": state.segment, "to": segment, "trigger": trigger},
+        )
+
+    def _win_back(
+        self, customer_id: str, profile: Profile, previous: int, at: int
+    ) -> list[AlertDraft]:
+        gap_days = (at - previous) / _DAY
+        if gap_days < self.policy.win_back_after_days:
+            return []
+        reasons = [f"first purchase in {gap_days:.0f} days"]
+        usual = _usual_gap_days(profile.first_purchase_at, previous, profile.orders - 1)
+        if usual is not None:
+            reasons.append(f"usually bought every {usual:.0f} days")
+        return [
+            AlertDraft(
+                AlertType.WIN_BACK,
+                Severity.INFO,
+                f"win_back:{customer_id}:{at}",
+                reasons,
+                {"silent_days": round(gap_days, 2), "previous_purchase_at": previous},
+            )
+        ]
+
+    def _high_value_at_risk(
+        self, customer_id: str, state: CustomerState, profile: Profile, at: int
+    ) -> AlertDraft:
+        model = self.model
+        cut = None if model is None else model.high_value_clv
+        reasons = [
+            _silence_reason(profile, at),
+            f"P(alive) fell below {self.policy.p_alive_threshold:.0%}",
+        ]
+        if state.value_minor is not None and cut is not None:
+            reasons.append(
+                f"CLV at last purchase {state.value_minor / 100:,.2f} is in the top tier "
+                f"(>= {cut / 100:,.2f})"
+            )
+        return AlertDraft(
+            AlertType.HIGH_VALUE_AT_RISK,
+            Severity.CRITICAL,
+            f"high_value_at_risk:{customer_id}:{profile.last_purchase_at}",
+            reasons,
+            {
+                "last_purchase_at": profile.last_purchase_at,
+                "clv_at_last_purchase": state.value_minor,
+            },
+        )
+
+
+def _usual_gap_days(first: int | None, last: int | None, orders: int) -> float | None:
+    if first is None or last is None or orders < 2 or last <= first:
+        return None
+    return (last - first) / (orders - 1) / _DAY
+
+
+def _silence_reason(profile: Profile, at: int) -> str:
+    last = profile.last_purchase_at or at
+    text = f"no purchase for {(at - last) / _DAY:.0f} days"
+    usual = _usual_gap_days(profile.first_purchase_at, last, profile.orders)
+    return text if usual is None else f"{text}; usually buys every {usual:.0f} days"
