@@ -12,11 +12,12 @@ False
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["INPUT_KINDS", "Settings", "get_settings"]
@@ -28,6 +29,7 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 #: What a child process must share with its parent to work on the same data.
 _NAMESPACE_FIELDS = (
     "kafka_bootstrap", "redis_url", "topic_prefix", "redis_key_prefix", "app_id", "partitions",
+    "clock_mode", "allowed_lateness_seconds", "idle_advance_seconds", "replay_until",
 )  # fmt: skip
 
 
@@ -73,6 +75,16 @@ class Settings(BaseSettings):
     base_currency: str = "USD"
     fx_rates: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
 
+    # --- event time, timers and alerts --------------------------------------------------------
+    clock_mode: Literal["live", "replay"] = "live"
+    allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    idle_advance_seconds: float = Field(default=5.0, ge=0)
+    replay_until: AwareDatetime | None = None
+    reorder_buffer_max: int = Field(default=200_000, ge=1)
+    p_alive_alert_threshold: float = Field(default=0.3, gt=0, lt=1)
+    high_value_top_fraction: float = Field(default=0.2, gt=0, lt=1)
+    win_back_after_days: float = Field(default=90.0, gt=0)
+
     # --- Faust tuning (defaults that bite are set safely) -------------------------------------
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0
@@ -115,7 +127,12 @@ class Settings(BaseSettings):
         (e.g. a worker) use the same broker, Redis and namespace as these settings."""
         env = dict(os.environ)
         for name in _NAMESPACE_FIELDS:
-            env[f"CRM_{name.upper()}"] = str(getattr(self, name))
+            value = getattr(self, name)
+            if value is None:
+                env.pop(f"CRM_{name.upper()}", None)
+            else:
+                text = value.isoformat() if isinstance(value, datetime) else str(value)
+                env[f"CRM_{name.upper()}"] = text
         return {**env, **extra}
 
     def masked_dump(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The streaming side: the Faust app and worker, the ingest service, the Redis state store,
-model registry, due-index, topics, metrics and web pages.
+event clock, round scoring, model registry, due-index, topics, metrics and web pages.
 
 Import what you need from its module (``from streams.store import RedisProfileStore``); this
 package re-exports the pieces a deployment or an embedding application uses.
@@ -10,15 +10,21 @@ from streams.ingest import IngestService
 from streams.models import ModelRegistry, fit_and_publish
 from streams.pipeline import PipelineProcessor
 from streams.population import refresh_rfm_boundaries
+from streams.reorder import EventClock
+from streams.rounds import RoundStore
+from streams.scoring import RoundScorer
 from streams.store import RedisProfileStore, connect_redis
 from streams.worker import build_worker, run_worker
 
 __all__ = [
     "DueIndex",
+    "EventClock",
     "IngestService",
     "ModelRegistry",
     "PipelineProcessor",
     "RedisProfileStore",
+    "RoundScorer",
+    "RoundStore",
     "build_worker",
     "connect_redis",
     "fit_and_publish",

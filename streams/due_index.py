@@ -10,7 +10,7 @@ touches a single key.
 The contract, for the timer that drives it:
 
 - **Pop at the watermark, never the wall clock.** ``until_epoch`` is the partition's event-time
-  watermark (:class:`scorers.clock.Watermark`), so a replay of old events pops exactly what
+  watermark (:class:`streams.reorder.EventClock`), so a replay of old events pops exactly what
   running live popped, in the same order (score, then customer id).
 - **Pop takes; the caller puts back.** :meth:`DueIndex.pop_due` removes what it returns, in one
   atomic script, so two sweepers of the same partition never get the same customer. After

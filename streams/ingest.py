@@ -1,11 +1,19 @@
-"""The ingest service: consume input topics in batches, apply, publish, then commit.
+"""The ingest service: consume input topics in batches, release them in event-time order,
+apply, score, publish, then commit.
 
 Why not a Faust agent per event: on this 2-core machine Faust's per-event stream machinery alone
 caps an agent at ~11k events/s (measured in bench/pipeline.py), which is below what the Redis
 path sustains. This service keeps Faust as the application (lifecycle, web pages, timers) and
 reads the input topics with one aiokafka consumer per worker in its own consumer group, a whole
-fetch at a time. Offsets are committed only after Redis applied the batch and the
-outputs were acknowledged by Kafka (at-least-once out, effectively-once state).
+fetch at a time.
+
+Each fetch goes through the event clock (:mod:`streams.reorder`): valid events wait until their
+partition's watermark passes them and are then released in event-time order; each time the
+watermark moves, a *round* applies the released events, pops the customers whose due time it
+passed, walks every one of them through its timeline (:mod:`streams.scoring`) and publishes
+snapshots and alerts. Offsets are committed only up to the oldest event still buffered, after
+Redis applied the round and Kafka acknowledged its outputs (at-least-once out, effectively-once
+state); a restart re-reads the buffered events and rebuilds the same buffer.
 """
 
 from __future__ import annotations
@@ -13,36 +21,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 from redis.exceptions import RedisError
 
 from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
+from scorers.segments import load_segments
+from scorers.timeline import AlertPolicy, Timeline
+from streams.kafka_io import RebalanceHooks, align, publish, track_positions
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
-from streams.pipeline import (
-    BatchResult,
-    OutputMessage,
-    PipelineProcessor,
-    PreparedBatch,
-)
+from streams.pipeline import Accepted, BatchResult, ParsedBatch, PipelineProcessor
 from streams.population import RFM_BOUNDARIES, current_rfm_boundaries
-from streams.store import InFlight, RedisProfileStore, connect_redis
+from streams.reorder import EventClock
+from streams.rounds import RoundStore
+from streams.scoring import RoundScorer
+from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
-__all__ = ["IngestService", "IngestStats", "publish"]
+__all__ = ["IngestService", "IngestStats"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class IngestStats:
@@ -52,41 +63,23 @@ class IngestStats:
         self.consumed = 0
         self.applied = 0
         self.duplicates = 0
+        self.late = 0
+        self.timer_checkpoints = 0
+        self.alerts: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
 
     def add(self, result: BatchResult) -> None:
         self.consumed += result.consumed
         self.applied += result.applied
         self.duplicates += result.duplicates
+        self.late += result.late
+        self.timer_checkpoints += result.timer_checkpoints
+        self.alerts.update(result.alerts_by_type)
         self.dead_letters.update(result.dead_letter_reasons)
 
 
-async def publish(
-    producer: AIOKafkaProducer, topic: str, messages: Iterable[OutputMessage]
-) -> list[asyncio.Future[Any]]:
-    """Send messages in as few record batches as possible, per partition; delivery futures.
-
-    Outputs keep the input's partition number: the topics have the same partition count and
-    key (customer id), so that is the partition Kafka's default partitioner would choose.
-    """
-    batches: dict[int, Any] = {}
-    futures: list[asyncio.Future[Any]] = []
-    for message in messages:
-        batch = batches.get(message.partition)
-        if batch is None:
-            batch = batches[message.partition] = producer.create_batch()
-        if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-            futures.append(await producer.send_batch(batch, topic, partition=message.partition))
-            batch = batches[message.partition] = producer.create_batch()
-            batch.append(key=message.key, value=message.value, timestamp=None)
-    for partition, batch in batches.items():
-        if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
-
-
 class IngestService(Service):
-    """Consumes purchase, service and marketing topics and runs :class:`PipelineProcessor`."""
+    """Consumes purchase, service and marketing topics; releases events in event-time order."""
 
     def __init__(
         self, settings: Settings, metrics: PipelineMetrics | None = None, **kwargs: Any
@@ -97,14 +90,31 @@ class IngestService(Service):
         self.metrics = metrics if metrics is not None else PipelineMetrics()
         self._redis = connect_redis(settings)
         self._store = RedisProfileStore(self._redis, settings)
-        self._processor = PipelineProcessor(settings, self._store)
+        self._rounds = RoundStore(self._redis, settings.redis_key_prefix)
+        self._processor = PipelineProcessor(settings)
+        policy = AlertPolicy(settings.p_alive_alert_threshold, settings.win_back_after_days)
+        self._timeline = Timeline(policy, load_segments(), None, None)
+        self._scorer = RoundScorer(self._timeline)
+        until = settings.replay_until
+        self._clock: EventClock[Accepted] = EventClock(
+            settings.input_topics,
+            settings.allowed_lateness_seconds,
+            live=settings.clock_mode == "live",
+            idle_after=settings.idle_advance_seconds,
+            replay_until=None if until is None else until.timestamp(),
+        )
+        self._to_pop: set[int] = set()  # partitions to sweep even if their watermark is still
+        self._unpositioned: set[TopicPartition] = set()
         self._models = ModelRegistry(self._redis, settings.redis_key_prefix)
         self._model_version: int | None = None
         self._boundaries_version: int | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
+        self._loop_exited = asyncio.Event()
         self._committing: deque[asyncio.Future[None]] = deque()
+        self._committed: dict[TopicPartition, int] = {}
+        self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
 
     async def on_start(self) -> None:
         s = self.settings
@@ -116,7 +126,6 @@ class IngestService(Service):
             **common, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
         )
         self._consumer = AIOKafkaConsumer(
-            *s.input_topics,
             **common,
             group_id=ingest_group(s),
             enable_auto_commit=False,
@@ -127,6 +136,12 @@ class IngestService(Service):
             session_timeout_ms=int(s.broker_session_timeout * 1000),
             heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
             max_poll_interval_ms=300_000,
+            # Partition p of every input topic carries the same customers: the range assignor
+            # gives all three to one worker, so one clock orders a customer's events.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        self._consumer.subscribe(
+            list(s.input_topics), listener=RebalanceHooks(self.on_assigned, self.on_revoked)
         )
         await self._producer.start()
         await self._consumer.start()
@@ -134,9 +149,9 @@ class IngestService(Service):
 
     async def on_stop(self) -> None:
         self._stopping.set()
-        while self._committing:  # let finished batches commit before the consumer goes
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._committing.popleft(), 10)
+        with contextlib.suppress(TimeoutError):  # let the round in progress finish and commit
+            await asyncio.wait_for(self._loop_exited.wait(), 15)
+        await self._drain_commits()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -144,35 +159,171 @@ class IngestService(Service):
         await self._store.close()
         await self._redis.aclose()
 
+    async def _drain_commits(self) -> None:
+        while self._committing:  # let finished rounds commit before partitions or the consumer go
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._committing.popleft(), 10)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Rebalance: start clocks for new partitions, floored at their saved watermarks."""
+        partitions = {tp.partition for tp in assigned} - self._clock.partitions
+        floors = await self._retrying(lambda: self._rounds.watermarks(partitions))
+        self._clock.assign(partitions, floors)
+        self._to_pop |= partitions
+        self._unpositioned |= {tp for tp in assigned if tp.partition in partitions}
+        log.info("assigned partitions %s (watermark floors %s)", sorted(partitions), floors)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Rebalance: commit what is done, drop buffers (the new owner re-reads them)."""
+        await self._drain_commits()
+        partitions = {tp.partition for tp in revoked}
+        dropped = self._clock.revoke(partitions)
+        self._to_pop -= partitions
+        for partition in partitions:
+            self._swept.pop(partition, None)
+        for tp in revoked:
+            self._committed.pop(tp, None)
+        self._unpositioned -= revoked
+        log.info(
+            "revoked partitions %s (%d buffered events left)", sorted(partitions), len(dropped)
+        )
+
     @Service.task
     async def _consume(self) -> None:
         consumer, producer = self._consumer, self._producer
         if consumer is None or producer is None:
             raise RuntimeError("IngestService._consume ran before on_start")
         try:
-            await self._store.connect()
-        except (OSError, TimeoutError) as exc:  # the retry path reconnects
-            log.warning("Redis is not reachable yet (%r); retrying as batches arrive", exc)
-        previous: _Pending | None = None
-        while not self.should_stop:
+            await self._consume_until_stopped(consumer, producer)
+        finally:
+            self._loop_exited.set()
+
+    async def _consume_until_stopped(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+    ) -> None:
+        while not (self.should_stop or self._stopping.is_set()):
             fetched = await consumer.getmany(
                 timeout_ms=self.settings.batch_timeout_ms,
                 max_records=self.settings.batch_max_records,
             )
-            # Send this batch to Redis before finishing the previous one, so Redis applies it
-            # while Python scores and publishes the previous batch.
-            current = self._submit(fetched) if fetched else None
-            if previous is not None:
-                await self._complete(previous, consumer, producer)
-            if current is not None and self._store.was_lost(current.in_flight):
-                # Sent on a connection that failed since: re-apply it before sending anything
-                # newer, so a customer's events are never applied out of order.
-                await self._complete(current, consumer, producer)
-                current = None
-            previous = current
+            await track_positions(consumer, self._clock, fetched, self._unpositioned)
+            wall, now = time.time(), datetime.now(UTC)
+            parsed = self._processor.parse([m for ms in fetched.values() for m in ms], now)
+            late = []
+            for item in parsed.accepted:
+                r = item.record
+                if self._clock.observe(
+                    r.topic, r.partition, r.offset, item.event_time, item.sort_key, item, wall
+                ):
+                    late.append(item)
+            align(consumer, self._clock, self.settings.reorder_buffer_max)
+            moved = set(self._clock.advance(wall))
+            released = [x for p in sorted(moved) for x in self._clock.release(p)]
+            # Idle partitions' watermarks creep with the wall clock: sweep once a second.
+            to_pop = {p for p in moved if self._limit(p) != self._swept.get(p)} | self._to_pop
+            if not (parsed.result.consumed or late or released or to_pop):
+                continue
+            self._to_pop.clear()
+            try:
+                await self._round(parsed, late, released, to_pop, consumer, producer)
+            except StateStoreError:
+                if self._stopping.is_set():
+                    return  # shutting down closed Redis under the round; nothing was committed
+                raise
+
+    async def _round(
+        self,
+        parsed: ParsedBatch,
+        late: list[Accepted],
+        released: list[Accepted],
+        to_pop: set[int],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+    ) -> None:
+        """Apply, walk and publish one round, then commit behind it."""
+        result = parsed.result
+        watermarks = {
+            p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
+        }
+        # Released events are strictly before the watermark, so are the checkpoints walked:
+        # an event exactly at the watermark is still buffered and must come before its second.
+        limits = {p: math.ceil(w) - 1 for p, w in watermarks.items()}
+        pop = {p: limits[p] for p in to_pop if p in limits}
+        self._swept.update(pop)
+        popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
+        items = [(a, True) for a in late] + [(a, False) for a in released]
+        customers: dict[str, tuple[int, bytes]] = {}
+        for a, _ in items:
+            customers[a.event.customer_id] = (a.record.partition, a.event.customer_id.encode())
+        for partition, names in popped.items():
+            for name in names:
+                customers.setdefault(name, (partition, name.encode()))
+        before = await self._retrying(lambda: self._rounds.load(customers)) if customers else {}
+        start = time.perf_counter()
+        outcomes = (
+            await self._store.apply_batch_retrying(
+                [a.request for a, _ in items], stop=self._stopping
+            )
+            if items
+            else []
+        )
+        roundtrip = time.perf_counter() - start
+        applied = self._processor.settle(items, outcomes, result)
+        scored = self._scorer.score(applied, before, limits)
+        used = {known.partition for known in before.values()} | set(pop)
+        fresh = await self._retrying(
+            lambda: self._rounds.save(scored, {p: watermarks[p] for p in used})
+        )
+        alerts = []
+        for (_, key, message), new in zip(scored.alerts, fresh, strict=True):
+            if new:
+                alerts.append(message)
+                result.alerts_by_type[key.split(":", 1)[0]] += 1  # keys start with the rule
+        result.snapshots = scored.snapshots
+        result.timer_checkpoints = scored.timer_checkpoints
+        self.stats.add(result)
+        deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
+        deliveries += await publish(producer, self.settings.topic("alerts"), alerts)
+        deliveries += await publish(
+            producer, self.settings.topic("deadletter"), result.dead_letters
+        )
+        commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
+        self.metrics.set_clock(watermarks, self._clock.buffered, time.time())
+        # Acknowledgements and the commit run behind the next round, in order; at most two
+        # rounds wait for them, so a slow broker slows the loop instead of piling up.
+        previous = self._committing[-1] if self._committing else None
+        self._committing.append(
+            asyncio.ensure_future(
+                self._commit_when_delivered(
+                    consumer, deliveries, commits, previous, result, roundtrip
+                )
+            )
+        )
+        while len(self._committing) > 2:
+            await self._committing.popleft()
+
+    def _limit(self, partition: int) -> int | None:
+        """The last whole second strictly before the partition's watermark (what rounds walk
+        up to), or None before it has one."""
+        watermark = self._clock.watermark(partition)
+        return None if watermark is None else math.ceil(watermark) - 1
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a Redis step until it succeeds (Redis may restart under us) or we stop."""
+        delay = 0.1
+        while True:
+            try:
+                return await call()
+            except StateStoreError as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def health(self) -> dict[str, Any]:
-        """Redis reachable, partitions assigned, totals so far; ``ok`` when Redis answers."""
+        """Redis reachable, partitions assigned, watermarks, totals so far; ``ok`` when Redis
+        answers."""
         try:
             redis_ok = bool(await self._redis.ping())
         except Exception:
@@ -180,13 +331,30 @@ class IngestService(Service):
         consumer = self._consumer
         partitions = consumer.assignment() if consumer is not None else set()
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
+        caught_up = bool(partitions)
+        if consumer is not None:
+            for tp in partitions:
+                highwater = consumer.highwater(tp)
+                if highwater is None or await consumer.position(tp) < highwater:
+                    caught_up = False
+        watermarks = {}
+        for p in sorted(self._clock.partitions):
+            w = self._clock.watermark(p)
+            watermarks[str(p)] = None if w is None else datetime.fromtimestamp(w, UTC).isoformat()
         return {
             "ok": redis_ok,
             "redis": redis_ok,
             "assigned_partitions": assigned,
+            "caught_up": caught_up,
+            "clock_mode": self.settings.clock_mode,
+            "watermarks": watermarks,
+            "buffered": self._clock.buffered(),
             "consumed": self.stats.consumed,
             "applied": self.stats.applied,
             "duplicates": self.stats.duplicates,
+            "late": self.stats.late,
+            "timer_checkpoints": self.stats.timer_checkpoints,
+            "alerts": dict(self.stats.alerts),
             "dead_letters": dict(self.stats.dead_letters),
             "probability_model_version": self._model_version,
             "rfm_boundaries_version": self._boundaries_version,
@@ -201,12 +369,12 @@ class IngestService(Service):
         try:
             version = await self._models.current_version(PROBABILITY_MODEL)
             if version is not None and version != self._model_version:
-                self._processor.model = await current_probability_model(self._models)
+                self._timeline.model = await current_probability_model(self._models)
                 self._model_version = version
                 log.info("scoring with probability model version %s", version)
             version = await self._models.current_version(RFM_BOUNDARIES)
             if version is not None and version != self._boundaries_version:
-                self._processor.boundaries = await current_rfm_boundaries(self._models)
+                self._timeline.boundaries = await current_rfm_boundaries(self._models)
                 self._boundaries_version = version
                 log.info("scoring RFM against boundaries version %s", version)
         except (RedisError, OSError, ModelError, ValueError) as exc:
@@ -226,49 +394,11 @@ class IngestService(Service):
                 lags.append((tp.topic, tp.partition, behind))
         self.metrics.set_lag(lags)
 
-    def _submit(self, fetched: dict[TopicPartition, list[Any]]) -> _Pending:
-        now = datetime.now(UTC)
-        records = [m for messages in fetched.values() for m in messages]
-        prepared = self._processor.prepare(records, now)
-        commits = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
-        return _Pending(prepared, self._store.send(prepared.requests), commits)
-
-    async def _complete(
-        self, pending: _Pending, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
-    ) -> None:
-        """Get the batch's results (re-applying it if they were lost), publish, then commit."""
-        try:
-            outcomes = await self._store.collect(pending.in_flight)
-        except StateStoreError as exc:
-            log.warning("%s; re-applying the batch", exc)
-            outcomes = await self._store.apply_batch_retrying(
-                pending.prepared.requests, stop=self._stopping
-            )
-        roundtrip = time.perf_counter() - pending.in_flight.sent_at
-        result = self._processor.finish(pending.prepared, outcomes)
-        self.stats.add(result)
-        deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
-        deliveries += await publish(
-            producer, self.settings.topic("deadletter"), result.dead_letters
-        )
-        # Acknowledgements and the commit run behind the next batch, in order; at most two
-        # batches wait for them, so a slow broker slows the loop instead of piling up.
-        previous = self._committing[-1] if self._committing else None
-        self._committing.append(
-            asyncio.ensure_future(
-                self._commit_when_delivered(
-                    consumer, deliveries, pending, previous, result, roundtrip
-                )
-            )
-        )
-        while len(self._committing) > 2:
-            await self._committing.popleft()
-
     async def _commit_when_delivered(
         self,
         consumer: AIOKafkaConsumer,
         deliveries: list[asyncio.Future[Any]],
-        pending: _Pending,
+        commits: dict[TopicPartition, int],
         previous: asyncio.Future[None] | None,
         result: BatchResult,
         roundtrip: float,
@@ -277,16 +407,18 @@ class IngestService(Service):
         self.metrics.observe_batch(result, datetime.now(UTC), roundtrip)
         if previous is not None:
             await previous
+        assigned = consumer.assignment()
+        commits = {
+            tp: offset
+            for tp, offset in commits.items()
+            if tp in assigned and self._committed.get(tp) != offset
+        }
+        if not commits:
+            return
         try:
-            await consumer.commit(pending.commits)
+            await consumer.commit(commits)
+            self._committed.update(commits)
         except (CommitFailedError, KafkaError) as exc:
             # The group rebalanced under us: whoever owns these partitions now re-reads them and
             # the store skips what was applied, so nothing is lost or counted twice.
             log.warning("offset commit failed (%s); the new owner will redeliver", exc)
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    prepared: PreparedBatch
-    in_flight: InFlight
-    commits: dict[TopicPartition, int]

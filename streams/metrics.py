@@ -6,7 +6,7 @@ Grafana dashboard in ``ops/grafana/dashboards/crm-scoring.json``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -57,6 +57,27 @@ class PipelineMetrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=r,
         )
+        self.late_events = Counter(
+            "crm_late_events",
+            "Events older than their partition's watermark on arrival (applied, no alerts)",
+            registry=r,
+        )
+        self.timer_checkpoints = Counter(
+            "crm_timer_checkpoints", "Customers re-scored because time passed", registry=r
+        )
+        self.alerts = Counter("crm_alerts", "Alerts published, by type", ["type"], registry=r)
+        self.watermark_delay = Gauge(
+            "crm_watermark_delay_seconds",
+            "Wall clock minus the partition's event-time watermark",
+            ["partition"],
+            registry=r,
+        )
+        self.buffered = Gauge(
+            "crm_reorder_buffered",
+            "Events waiting for the watermark, by partition",
+            ["partition"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "crm_consumer_lag",
             "Messages not yet consumed, by input partition",
@@ -75,11 +96,23 @@ class PipelineMetrics:
             self.redis_roundtrip.observe(roundtrip_seconds)
         for (kind, event_type), count in result.events_by_type.items():
             self.events.labels(kind, event_type).inc(count)
+        self.late_events.inc(result.late)
+        self.timer_checkpoints.inc(result.timer_checkpoints)
+        for alert_type, count in result.alerts_by_type.items():
+            self.alerts.labels(alert_type).inc(count)
         for reason, count in result.dead_letter_reasons.items():
             self.dead_letters.labels(reason).inc(count)
         published = published_at.timestamp()
         for event_time in result.event_times:
             self.event_to_score.observe(max(0.0, published - event_time.timestamp()))
+
+    def set_clock(
+        self, watermarks: Mapping[int, float], buffered: Callable[[int], int], wall_now: float
+    ) -> None:
+        """Watermark delay and reorder-buffer size of each partition."""
+        for partition, watermark in watermarks.items():
+            self.watermark_delay.labels(str(partition)).set(wall_now - watermark)
+            self.buffered.labels(str(partition)).set(buffered(partition))
 
     def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
         """Set consumer lag from (topic, partition, messages behind) triples."""

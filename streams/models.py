@@ -29,6 +29,7 @@ from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
 from schemas import minor_unit_exponent
 from scorers.probability import ProbabilityModel, fit_from_profiles
+from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile
 
 __all__ = [
@@ -229,13 +230,18 @@ async def fit_and_publish(
             minor_per_major=10 ** minor_unit_exponent(settings.base_currency),
         )
         registry = ModelRegistry(client, settings.redis_key_prefix, keep=keep)
-        model = replace(model, version=str(await registry.reserve_version(PROBABILITY_MODEL)))
+        cut = await asyncio.to_thread(
+            high_value_cut, model, profiles, settings.high_value_top_fraction
+        )
+        version = str(await registry.reserve_version(PROBABILITY_MODEL))
+        model = replace(model, version=version, high_value_clv=cut)
         metadata = {
             "fitted_at": model.fitted_at.isoformat(),
             "n_customers": model.n_customers,
             "profiles_read": len(profiles),
             "log_likelihood": model.log_likelihood,
             "converged": model.converged,
+            "high_value_clv": cut,
             "read_seconds": round(read_seconds, 3),
             "fit_seconds": round(time.perf_counter() - start - read_seconds, 3),
         }

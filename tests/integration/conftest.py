@@ -48,6 +48,9 @@ def isolated_settings(base_settings: Settings) -> Settings:
             "topic_prefix": f"t{tag}.",
             "redis_key_prefix": f"t{tag}",
             "app_id": f"crm-test-{tag}",
+            # Histories end near now: release them within a second of going idle.
+            "allowed_lateness_seconds": 1.0,
+            "idle_advance_seconds": 0.5,
         }
     )
 

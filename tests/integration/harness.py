@@ -7,8 +7,10 @@ import signal
 import socket
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 from crm_score.settings import Settings
@@ -54,9 +56,32 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGKILL)
             await self.proc.wait()
 
+    async def wait_ready(self, timeout: float = 30) -> None:
+        """Until /health shows assigned partitions: the worker (and Faust's own consumer,
+        which joins first) finished starting, so a stop does not cut a group join short."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc is not None:
+            if self.proc.returncode is not None:
+                return
+            try:
+                health = await asyncio.to_thread(self.health)
+                if health.get("assigned_partitions"):
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+
+    def health(self) -> dict[str, object]:
+        """The worker's /health page."""
+        url = f"http://127.0.0.1:{self.web_port}/health"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: dict[str, object] = orjson.loads(response.read())
+            return data
+
     async def stop(self) -> None:
-        """SIGTERM and wait for a clean exit."""
+        """SIGTERM once the worker finished starting, and wait for a clean exit."""
         if self.proc is not None and self.proc.returncode is None:
+            await self.wait_ready()
             self.proc.terminate()
             try:
                 await asyncio.wait_for(self.proc.wait(), 30)
