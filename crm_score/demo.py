@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,6 +30,10 @@ from streams.store import RedisProfileStore, connect_redis
 from streams.topics import all_topics, ensure_topics
 
 __all__ = ["DemoOptions", "run_demo"]
+
+#: Share of the history (in time) the model is fitted on before the rest is scored.
+_FIT_FRACTION = 0.6
+_ECHOED_PER_TYPE = 3
 
 
 @dataclass(frozen=True)
@@ -124,9 +130,11 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             sys.executable, "-m", "crm_score", "worker", "-l", "warn",
             env=demo.subprocess_env(), stdout=log, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
+    alerts: list[dict[str, Any]] = []
+    tail = asyncio.ensure_future(_tail_alerts(demo, alerts, echo))
     try:
         config = SimulationConfig.ending_at(
-            datetime.now(UTC),
+            datetime.now(UTC) - timedelta(minutes=5),
             days=options.days,
             customers=options.customers,
             seed=options.seed,
@@ -134,31 +142,44 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             duplicate_fraction=options.duplicate_fraction,
         )
         simulation = simulate(config)
+        ordered = sorted(simulation, key=lambda m: m.event_time)
+        split = ordered[int(len(ordered) * _FIT_FRACTION)].event_time
         echo(f"simulating {options.customers} customers over {options.days:g} days: "
              f"{len(simulation)} messages to Kafka")  # fmt: skip
         started = time.monotonic()
-        report = await produce_messages(demo, simulation, progress=True)
+        first = [m for m in ordered if m.event_time < split]
+        report = await produce_messages(demo, first, progress=True)
+        await _wait_caught_up(demo, worker)
+        client = connect_redis(demo)
+        try:
+            model, boundaries = await fit_population(demo, client, as_of=split)
+        finally:
+            await client.aclose()
+        echo(f"fitted on the first {_FIT_FRACTION:.0%} of the history (to {split:%Y-%m-%d}): "
+             f"model v{model.version}, RFM boundaries v{boundaries.version}; "
+             "the worker hot-swaps to them and scores the rest, alerts included")  # fmt: skip
+        await _wait_for_versions(demo, int(model.version), boundaries.version, worker)
+        rest = [m for m in ordered if m.event_time >= split]
+        report2 = await produce_messages(demo, rest, progress=True)
         await _wait_caught_up(demo, worker)
         elapsed = time.monotonic() - started
+        await asyncio.sleep(1.0)  # let the tail read the last alerts
     finally:
+        tail.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tail
         if worker.returncode is None:
             worker.send_signal(signal.SIGTERM)
             await worker.wait()
     counts = simulation.summary()
     reasons = await count_dead_letters(demo, counts["malformed"])
-    client = connect_redis(demo)
-    try:
-        model, boundaries = await fit_population(demo, client)
-    finally:
-        await client.aclose()
     truth = simulation.truth
     buyers = sorted((t for t in truth.values() if t.orders >= 2), key=lambda t: -t.orders)
     churned = [t for t in buyers if t.dropout_at is not None]
     picks = [buyers[0], *churned[:1], buyers[len(buyers) // 2]] if buyers else []
     summary = {
-        "messages": report.total,
+        "messages": report.total + report2.total,
         "seconds_produce_to_caught_up": round(elapsed, 1),
-        "events_per_second": round(report.total / elapsed),
         "customers": len(truth),
         "duplicates_sent": counts["duplicate"],
         "dead_letters_by_reason": dict(reasons.most_common()),
@@ -171,10 +192,80 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             mode="json", include={"recency_days", "frequency", "monetary_minor"}
         ),
         "sample_profiles": await _sample_profiles(demo, model, boundaries, picks),
+        "alerts_by_type": dict(Counter(a["alert_type"] for a in alerts).most_common()),
+        "example_alerts": _examples(alerts),
         "worker_log": str(log_path),
     }
     echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return summary
+
+
+async def _tail_alerts(settings: Settings, into: list[dict[str, Any]], echo: Any) -> None:
+    """Read the alerts topic as the worker publishes; echo the first few of each type."""
+    consumer = AIOKafkaConsumer(
+        settings.topic("alerts"),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        while True:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for message in messages:
+                    if message.value is None:
+                        continue
+                    alert = orjson.loads(message.value)
+                    into.append(alert)
+                    same = sum(1 for a in into if a["alert_type"] == alert["alert_type"])
+                    if same <= _ECHOED_PER_TYPE:
+                        echo(_alert_line(alert))
+    finally:
+        await consumer.stop()
+
+
+def _alert_line(alert: dict[str, Any]) -> str:
+    when = alert["event_time"][:10]
+    reasons = "; ".join(alert["reasons"])
+    return f"  alert {alert['alert_type']:<18} {alert['customer_id']} at {when}: {reasons}"
+
+
+def _examples(alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first alert of each type, trimmed to what a reader needs."""
+    examples: dict[str, Any] = {}
+    for alert in alerts:
+        if alert["alert_type"] not in examples:
+            keep = ("customer_id", "event_time", "idempotency_key", "reasons", "scores")
+            examples[alert["alert_type"]] = {k: alert[k] for k in keep}
+    return examples
+
+
+async def _wait_for_versions(
+    settings: Settings, model: int, boundaries: int, worker: asyncio.subprocess.Process
+) -> None:
+    """Until the worker's /health reports it scores with these versions."""
+    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    for _ in range(120):
+        if worker.returncode is not None:
+            raise RuntimeError("the worker exited; see .services/demo-worker.log")
+        try:
+            health = await asyncio.to_thread(_get_json, url)
+            if (health.get("probability_model_version"), health.get("rfm_boundaries_version")) == (
+                model,
+                boundaries,
+            ):
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"the worker did not load model v{model} / boundaries v{boundaries}")
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data: dict[str, Any] = orjson.loads(response.read())
+        return data
 
 
 async def _sample_profiles(
