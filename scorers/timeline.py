@@ -37,7 +37,7 @@ from schemas.outputs import AlertType, Severity
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
-from scorers.rfm import rfm
+from scorers.rfm import Rfm, rfm
 from scorers.segments import SegmentMap
 
 __all__ = ["AlertDraft", "AlertPolicy", "Checkpoint", "CustomerState", "Timeline"]
@@ -106,6 +106,7 @@ class Checkpoint:
     at: int
     trigger: Trigger
     profile: Profile
+    rfm: Rfm
     quintiles: tuple[int, int, int] | None
     segment: str | None
     alerts: list[AlertDraft] = field(default_factory=list)
@@ -126,6 +127,10 @@ class Timeline:
         self.segments = segments
         self.boundaries = boundaries
         self.model = model
+        grid = range(1, 6)
+        self._segment_of = {
+            (r, f, m): segments.segment_for(r, f, m) for r in grid for f in grid for m in grid
+        }
 
     # --- the walk ------------------------------------------------------------------------------
     def silence(
@@ -169,8 +174,9 @@ class Timeline:
         if purchase:
             state = self._after_purchase(state, at, clv)
         if late:
-            quintiles, segment = self._segment(profile, at)
-            return state, Checkpoint(at, "event", profile, quintiles, segment, [], event_index)
+            scores, quintiles, segment = self._segment(profile, at)
+            point = Checkpoint(at, "event", profile, scores, quintiles, segment, [], event_index)
+            return state, point
         if purchase and previous_purchase is not None:
             alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
         state, point = self._checkpoint(customer_id, state, profile, at, "event")
@@ -197,7 +203,7 @@ class Timeline:
     def _checkpoint(
         self, customer_id: str, state: CustomerState, profile: Profile, at: int, trigger: Trigger
     ) -> tuple[CustomerState, Checkpoint]:
-        quintiles, segment = self._segment(profile, at)
+        scores, quintiles, segment = self._segment(profile, at)
         alerts = []
         if segment is not None and state.segment is not None and segment != state.segment:
             alerts.append(self._segment_changed(customer_id, profile, state, at, segment, trigger))
@@ -209,15 +215,18 @@ class Timeline:
                 alerts.append(self._high_value_at_risk(customer_id, state, profile, at))
                 state = state._replace(at_risk_episode=profile.last_purchase_at)
         state = state._replace(evaluated_at=at)
-        return state, Checkpoint(at, trigger, profile, quintiles, segment, alerts)
+        return state, Checkpoint(at, trigger, profile, scores, quintiles, segment, alerts)
 
-    def _segment(self, profile: Profile, at: int) -> tuple[tuple[int, int, int] | None, str | None]:
+    def _segment(
+        self, profile: Profile, at: int
+    ) -> tuple[Rfm, tuple[int, int, int] | None, str | None]:
+        scores = rfm(profile, datetime.fromtimestamp(at, UTC))
         if self.boundaries is None:
-            return None, None
-        quintiles = self.boundaries.score_rfm(rfm(profile, datetime.fromtimestamp(at, UTC)))
+            return scores, None, None
+        quintiles = self.boundaries.score_rfm(scores)
         if quintiles is None:
-            return None, None
-        return quintiles, self.segments.segment_for(*quintiles)
+            return scores, None, None
+        return scores, quintiles, self._segment_of[quintiles]
 
     def _after_purchase(self, state: CustomerState, at: int, clv: float | None) -> CustomerState:
         last = at if state.last_purchase_at is None else max(state.last_purchase_at, at)
@@ -235,10 +244,10 @@ class Timeline:
             return None
         if state.at_risk_episode == last:
             return None
-        crossing = self.model.p_alive_below_at(profile, self.policy.p_alive_threshold)
-        if crossing is None or crossing.timestamp() <= last:
+        crossing = self.model.p_alive_crossing_epoch(profile, self.policy.p_alive_threshold)
+        if crossing is None or crossing <= last:
             return None
-        return crossing.timestamp()
+        return crossing
 
     # --- alerts --------------------------------------------------------------------------------
     def _segment_changed(

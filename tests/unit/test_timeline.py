@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.outputs import AlertType
-from scorers.bgnbd import BgNbdParams
+from scorers.bgnbd import BgNbdParams, p_alive_crossing_time
 from scorers.gamma_gamma import GammaGammaParams
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
@@ -168,3 +168,22 @@ def test_walking_in_any_pieces_gives_the_same_checkpoints(
     assert [(p.at, p.trigger, p.segment, p.alerts) for p in pieces[1]] == [
         (p.at, p.trigger, p.segment, p.alerts) for p in whole[1]
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    orders=st.integers(min_value=1, max_value=500),
+    span=st.integers(min_value=0, max_value=10 * 365 * DAY),
+    threshold=st.floats(min_value=0.01, max_value=0.99),
+)
+def test_plain_float_crossing_equals_the_vectorised_one(
+    orders: int, span: int, threshold: float
+) -> None:
+    profile = Profile(first_purchase_at=T0, last_purchase_at=T0 + span, orders=orders)
+    fast = MODEL.p_alive_crossing_epoch(profile, threshold)
+    weeks = p_alive_crossing_time(MODEL.bgnbd, orders - 1, span / (7 * DAY), threshold)
+    if weeks is None or weeks > 100 * 365.25 / 7:
+        assert fast is None
+    else:
+        assert fast is not None
+        assert abs(fast - (T0 + weeks * 7 * DAY)) <= 1e-6 * max(1.0, weeks * 7 * DAY)
