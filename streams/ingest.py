@@ -25,6 +25,7 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -37,15 +38,16 @@ from redis.exceptions import RedisError
 from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
 from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, Timeline
+from scorers.timeline import AlertPolicy, CustomerState, Timeline
 from streams.kafka_io import RebalanceHooks, align, publish, track_positions
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from streams.pipeline import Accepted, BatchResult, ParsedBatch, PipelineProcessor
 from streams.population import RFM_BOUNDARIES, current_rfm_boundaries
+from streams.refresh import refresh_periodically
 from streams.reorder import EventClock
-from streams.rounds import RoundStore
+from streams.rounds import PendingRound, RoundStore
 from streams.scoring import RoundScorer
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
@@ -90,7 +92,7 @@ class IngestService(Service):
         self.metrics = metrics if metrics is not None else PipelineMetrics()
         self._redis = connect_redis(settings)
         self._store = RedisProfileStore(self._redis, settings)
-        self._rounds = RoundStore(self._redis, settings.redis_key_prefix)
+        self._rounds = RoundStore(self._redis, self._store, settings)
         self._processor = PipelineProcessor(settings)
         policy = AlertPolicy(settings.p_alive_alert_threshold, settings.win_back_after_days)
         self._timeline = Timeline(policy, load_segments(), None, None)
@@ -115,6 +117,7 @@ class IngestService(Service):
         self._committing: deque[asyncio.Future[None]] = deque()
         self._committed: dict[TopicPartition, int] = {}
         self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
+        self._last_states: dict[str, CustomerState] = {}
 
     async def on_start(self) -> None:
         s = self.settings
@@ -157,6 +160,7 @@ class IngestService(Service):
         if self._producer is not None:
             await self._producer.stop()
         await self._store.close()
+        await self._rounds.close()
         await self._redis.aclose()
 
     async def _drain_commits(self) -> None:
@@ -201,6 +205,9 @@ class IngestService(Service):
     async def _consume_until_stopped(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
     ) -> None:
+        previous: _Round | None = None
+        with contextlib.suppress(OSError, TimeoutError, StateStoreError, RedisError):
+            await self._store.connect()  # else the first round finds no connection and redoes
         while not (self.should_stop or self._stopping.is_set()):
             fetched = await consumer.getmany(
                 timeout_ms=self.settings.batch_timeout_ms,
@@ -221,27 +228,41 @@ class IngestService(Service):
             released = [x for p in sorted(moved) for x in self._clock.release(p)]
             # Idle partitions' watermarks creep with the wall clock: sweep once a second.
             to_pop = {p for p in moved if self._limit(p) != self._swept.get(p)} | self._to_pop
-            if not (parsed.result.consumed or late or released or to_pop):
+            idle = not (parsed.result.consumed or late or released or to_pop)
+            if idle and previous is None:
                 continue
             self._to_pop.clear()
             try:
-                await self._round(parsed, late, released, to_pop, consumer, producer)
+                if idle and previous is not None:
+                    await self._complete(previous, consumer, producer)
+                    previous = None
+                    continue
+                # Redis reads and applies this round while the previous one is scored and
+                # published; a round whose replies were lost is redone first, so a customer's
+                # events are always applied in order.
+                if previous is not None and self._rounds.was_lost(previous.sent):
+                    await self._complete(previous, consumer, producer)
+                    previous = None
+                current = await self._submit(parsed, late, released, to_pop)
+                if previous is not None:
+                    await self._complete(previous, consumer, producer)
+                previous = current
             except StateStoreError:
                 if self._stopping.is_set():
                     return  # shutting down closed Redis under the round; nothing was committed
                 raise
+        if previous is not None:
+            with contextlib.suppress(StateStoreError):
+                await self._complete(previous, consumer, producer)
 
-    async def _round(
+    async def _submit(
         self,
         parsed: ParsedBatch,
         late: list[Accepted],
         released: list[Accepted],
         to_pop: set[int],
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-    ) -> None:
-        """Apply, walk and publish one round, then commit behind it."""
-        result = parsed.result
+    ) -> _Round:
+        """Pop what is due and send the round's reads and events to Redis (not awaited)."""
         watermarks = {
             p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
         }
@@ -251,6 +272,7 @@ class IngestService(Service):
         pop = {p: limits[p] for p in to_pop if p in limits}
         self._swept.update(pop)
         popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
+        self.metrics.set_due_backlog({p: len(names) for p, names in popped.items()})
         items = [(a, True) for a in late] + [(a, False) for a in released]
         customers: dict[str, tuple[int, bytes]] = {}
         for a, _ in items:
@@ -258,22 +280,45 @@ class IngestService(Service):
         for partition, names in popped.items():
             for name in names:
                 customers.setdefault(name, (partition, name.encode()))
-        before = await self._retrying(lambda: self._rounds.load(customers)) if customers else {}
-        start = time.perf_counter()
-        outcomes = (
-            await self._store.apply_batch_retrying(
-                [a.request for a, _ in items], stop=self._stopping
+        sent = self._rounds.send(customers, [a.request for a, _ in items])
+        commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
+        return _Round(
+            parsed, items, watermarks, limits, set(pop), sent, commits, time.perf_counter()
+        )
+
+    async def _complete(
+        self, round_: _Round, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+    ) -> None:
+        """Read the round's answers (redoing it if they were lost), walk, save, publish, then
+        commit behind it."""
+        result = round_.parsed.result
+        sent = round_.sent
+        try:
+            before, outcomes = await self._rounds.collect(sent)
+        except StateStoreError as exc:
+            log.warning("%s; applying the round again", exc)
+            before, outcomes = await self._retrying(
+                lambda: self._rounds.load_and_apply(sent.customers, sent.requests)
             )
-            if items
-            else []
-        )
-        roundtrip = time.perf_counter() - start
-        applied = self._processor.settle(items, outcomes, result)
-        scored = self._scorer.score(applied, before, limits)
-        used = {known.partition for known in before.values()} | set(pop)
+        roundtrip = time.perf_counter() - round_.sent_at
+        # The round's reads may have run before the previous round's save landed (it is on
+        # another connection): that round's states are the current ones.
+        for customer_id, state in self._last_states.items():
+            known = before.get(customer_id)
+            if known is not None:
+                before[customer_id] = replace(known, state=state)
+        applied = self._processor.settle(round_.items, outcomes, result)
+        scored = self._scorer.score(applied, before, round_.limits)
+        used = {known.partition for known in before.values()} | round_.popped
         fresh = await self._retrying(
-            lambda: self._rounds.save(scored, {p: watermarks[p] for p in used})
+            lambda: self._rounds.save(scored, {p: round_.watermarks[p] for p in used})
         )
+        self._last_states = scored.states
+        for partition, items in scored.due.items():
+            # A due time the next round's sweep popped past before this save landed.
+            limit = self._limit(partition)
+            if limit is not None and any(t is not None and t <= limit for _, t in items):
+                self._to_pop.add(partition)
         alerts = []
         for (_, key, message), new in zip(scored.alerts, fresh, strict=True):
             if new:
@@ -287,15 +332,14 @@ class IngestService(Service):
         deliveries += await publish(
             producer, self.settings.topic("deadletter"), result.dead_letters
         )
-        commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
-        self.metrics.set_clock(watermarks, self._clock.buffered, time.time())
+        self.metrics.set_clock(round_.watermarks, self._clock.buffered, time.time())
         # Acknowledgements and the commit run behind the next round, in order; at most two
         # rounds wait for them, so a slow broker slows the loop instead of piling up.
         previous = self._committing[-1] if self._committing else None
         self._committing.append(
             asyncio.ensure_future(
                 self._commit_when_delivered(
-                    consumer, deliveries, commits, previous, result, roundtrip
+                    consumer, deliveries, round_.commits, previous, result, roundtrip
                 )
             )
         )
@@ -360,6 +404,15 @@ class IngestService(Service):
             "rfm_boundaries_version": self._boundaries_version,
         }
 
+    @Service.task
+    async def _refresh_population(self) -> None:
+        def low_watermark() -> float | None:
+            marks = [self._clock.watermark(p) for p in self._clock.partitions]
+            known = [m for m in marks if m is not None]
+            return min(known) if known else None
+
+        await refresh_periodically(self.settings, self._redis, low_watermark, self._stopping)
+
     @Service.timer(5.0)
     async def _poll_model(self) -> None:
         await self._refresh_model()
@@ -422,3 +475,15 @@ class IngestService(Service):
             # The group rebalanced under us: whoever owns these partitions now re-reads them and
             # the store skips what was applied, so nothing is lost or counted twice.
             log.warning("offset commit failed (%s); the new owner will redeliver", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    parsed: ParsedBatch
+    items: list[tuple[Accepted, bool]]
+    watermarks: dict[int, float]
+    limits: dict[int, int]
+    popped: set[int]
+    sent: PendingRound
+    commits: dict[TopicPartition, int]
+    sent_at: float

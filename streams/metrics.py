@@ -45,6 +45,12 @@ class PipelineMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.ingest_to_alert = Histogram(
+            "crm_ingest_to_alert_seconds",
+            "From fetching the records whose round raised an alert to publishing it",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.redis_roundtrip = Histogram(
             "crm_redis_roundtrip_seconds",
             "Sending a batch to Redis until its results were read",
@@ -65,7 +71,13 @@ class PipelineMetrics:
         self.timer_checkpoints = Counter(
             "crm_timer_checkpoints", "Customers re-scored because time passed", registry=r
         )
-        self.alerts = Counter("crm_alerts", "Alerts published, by type", ["type"], registry=r)
+        self.alerts = Counter("crm_alerts", "Alerts published, by type", ["alert_type"], registry=r)
+        self.due_backlog = Gauge(
+            "crm_due_backlog",
+            "Customers whose due time the watermark had passed at the last sweep",
+            ["partition"],
+            registry=r,
+        )
         self.watermark_delay = Gauge(
             "crm_watermark_delay_seconds",
             "Wall clock minus the partition's event-time watermark",
@@ -100,6 +112,10 @@ class PipelineMetrics:
         self.timer_checkpoints.inc(result.timer_checkpoints)
         for alert_type, count in result.alerts_by_type.items():
             self.alerts.labels(alert_type).inc(count)
+            if result.fetched_at is not None:
+                waited = max(0.0, published_at.timestamp() - result.fetched_at.timestamp())
+                for _ in range(count):
+                    self.ingest_to_alert.observe(waited)
         for reason, count in result.dead_letter_reasons.items():
             self.dead_letters.labels(reason).inc(count)
         published = published_at.timestamp()
@@ -113,6 +129,11 @@ class PipelineMetrics:
         for partition, watermark in watermarks.items():
             self.watermark_delay.labels(str(partition)).set(wall_now - watermark)
             self.buffered.labels(str(partition)).set(buffered(partition))
+
+    def set_due_backlog(self, popped: Mapping[int, int]) -> None:
+        """How many customers each partition's last sweep found due."""
+        for partition, count in popped.items():
+            self.due_backlog.labels(str(partition)).set(count)
 
     def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
         """Set consumer lag from (topic, partition, messages behind) triples."""

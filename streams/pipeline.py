@@ -76,6 +76,7 @@ class BatchResult:
     events_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
     alerts_by_type: Counter[str] = field(default_factory=Counter)
     event_times: list[datetime] = field(default_factory=list)
+    fetched_at: datetime | None = None
 
 
 class Accepted(NamedTuple):
@@ -131,7 +132,7 @@ class PipelineProcessor:
 
     def parse(self, records: Sequence[Record], now: datetime) -> ParsedBatch:
         """Parse and validate; store requests for valid events, dead letters for the rest."""
-        parsed = ParsedBatch(now=now, result=BatchResult(consumed=len(records)))
+        parsed = ParsedBatch(now=now, result=BatchResult(consumed=len(records), fetched_at=now))
         result = parsed.result
         for record in records:
             kind = self._kinds[record.topic]

@@ -13,30 +13,53 @@ Keys (all hash-tagged, so the layout works on Redis Cluster):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from crm_score.errors import StateStoreError
+from crm_score.settings import Settings
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
+from streams._resp import RespConnection, pack_command
 from streams.due_index import DueIndex
 from streams.scoring import CustomerBefore, ScoredRound
+from streams.store import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 
-__all__ = ["RoundStore"]
+__all__ = ["PendingRound", "RoundStore"]
 
 _STATE_FIELD = b"as"
 _POP_CHUNK = 10_000
+_CHUNK = 10_000  # members per ZADD / ZREM
 
 
 class RoundStore:
-    """Reads a round's customers before it and writes what it decided after it."""
+    """Reads a round's customers before it and writes what it decided after it.
 
-    def __init__(self, client: aioredis.Redis, key_prefix: str) -> None:
+    Reads and writes are packed into one write each on hiredis connections (redis-py's
+    per-command awaits cost more than the round's scoring): the reads ride with the round's
+    events on the store's connection, the saves have their own.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, store: RedisProfileStore, settings: Settings
+    ) -> None:
         self._client = client
-        self._prefix = key_prefix
-        self.due = DueIndex(client, key_prefix)
+        self._store = store
+        self._prefix = settings.redis_key_prefix
+        self.due = DueIndex(client, self._prefix)
+        password = settings.redis_password
+        # Saves go on their own connection: the store's may hold the next round's reads,
+        # whose replies must be read first.
+        self._writer = RespConnection(
+            settings.redis_url, password.get_secret_value() if password else None
+        )
+
+    async def close(self) -> None:
+        """Close the save connection."""
+        await self._writer.close()
 
     def profile_key(self, customer_id: str) -> str:
         """The customer's profile hash (it also holds the alert state)."""
@@ -50,30 +73,57 @@ class RoundStore:
         """The last watermark of ``partition``."""
         return f"{self.due.key(partition)}:wm"
 
-    async def pop_due(self, watermarks: Mapping[int, int]) -> dict[int, list[str]]:
-        """Every customer whose due time is at or before its partition's watermark (removed
-        from the index; the round re-schedules each one)."""
+    async def pop_due(self, limits: Mapping[int, int]) -> dict[int, list[str]]:
+        """Every customer whose due time is at or before its partition's limit (removed from
+        the index; the round re-schedules each one)."""
         popped: dict[int, list[str]] = {}
-        for partition, watermark in watermarks.items():
+        for partition, limit in limits.items():
             while True:
-                chunk = await self.due.pop_due(partition, watermark, _POP_CHUNK)
+                chunk = await self.due.pop_due(partition, limit, _POP_CHUNK)
                 popped.setdefault(partition, []).extend(c for c, _ in chunk)
                 if len(chunk) < _POP_CHUNK:
                     break
         return popped
 
-    async def load(self, customers: Mapping[str, tuple[int, bytes]]) -> dict[str, CustomerBefore]:
-        """Profile and alert state of each ``customer -> (partition, message key)``."""
-        names = list(customers)
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for customer_id in names:
-                    pipe.hgetall(self.profile_key(customer_id))
-                raws: list[Mapping[bytes | str, bytes | str]] = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StateStoreError(f"Redis did not return {len(names)} profiles ({exc!r})") from exc
+    def send(
+        self, customers: Mapping[str, tuple[int, bytes]], requests: Sequence[ApplyRequest]
+    ) -> PendingRound:
+        """Start reading each customer's profile and alert state as they were before the round
+        (``customer -> (partition, message key)``) and applying its events; :meth:`collect`
+        reads the answers."""
+        keys = [self.profile_key(c) for c in customers]
+        return PendingRound(
+            dict(customers), list(requests), self._store.send_read_and_apply(keys, requests)
+        )
+
+    def was_lost(self, pending: PendingRound) -> bool:
+        """Whether ``pending`` must be sent again (see RedisProfileStore.was_lost)."""
+        return self._store.was_lost(pending.in_flight)
+
+    async def collect(
+        self, pending: PendingRound
+    ) -> tuple[dict[str, CustomerBefore], list[ApplyResult]]:
+        """The customers before the round and the events' outcomes; StateStoreError if the
+        replies were lost (then :meth:`load_and_apply` does it again)."""
+        raws, outcomes = await self._store.collect(pending.in_flight)
+        return self._before(pending.customers, raws), outcomes
+
+    async def load_and_apply(
+        self, customers: Mapping[str, tuple[int, bytes]], requests: Sequence[ApplyRequest]
+    ) -> tuple[dict[str, CustomerBefore], list[ApplyResult]]:
+        """:meth:`send` and :meth:`collect` in one go, on a (re)connected connection."""
+        if not customers and not requests:
+            return {}, []
+        raws, outcomes = await self._store.read_and_apply(
+            [self.profile_key(c) for c in customers], requests
+        )
+        return self._before(customers, raws), outcomes
+
+    def _before(
+        self, customers: Mapping[str, tuple[int, bytes]], raws: list[dict[bytes | str, bytes | str]]
+    ) -> dict[str, CustomerBefore]:
         before = {}
-        for customer_id, raw in zip(names, raws, strict=True):
+        for customer_id, raw in zip(customers, raws, strict=True):
             partition, key = customers[customer_id]
             profile = Profile.from_redis(raw) if raw else None
             state = CustomerState.from_bytes(raw.get(_STATE_FIELD)) if raw else CustomerState()
@@ -83,30 +133,48 @@ class RoundStore:
     async def save(self, scored: ScoredRound, watermarks: Mapping[int, float]) -> list[bool]:
         """Write the round's states, due times and watermarks; claim its alerts' idempotency
         keys. Returns, per alert of ``scored.alerts``, whether it is new (publish it)."""
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for customer_id, state in scored.states.items():
-                    pipe.hset(self.profile_key(customer_id), _STATE_FIELD, state.to_bytes())
-                for customer_id, key, _ in scored.alerts:
-                    pipe.hsetnx(self.alerts_key(customer_id), key, "1")
-                for partition, watermark in watermarks.items():
-                    pipe.set(self.watermark_key(partition), repr(float(watermark)))
-                replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StateStoreError(f"Redis did not save the round ({exc!r})") from exc
+        commands: list[tuple[str | bytes | int, ...]] = [
+            ("HSET", self.profile_key(c), _STATE_FIELD, state.to_bytes())
+            for c, state in scored.states.items()
+        ]
+        first_alert = len(commands)
+        commands += [("HSETNX", self.alerts_key(c), key, 1) for c, key, _ in scored.alerts]
         for partition, items in scored.due.items():
-            await self.due.schedule(partition, items)
-        first = len(scored.states)
-        return [bool(r) for r in replies[first : first + len(scored.alerts)]]
+            latest = dict(items)  # the last entry of a customer wins
+            due = [x for c, t in latest.items() if t is not None for x in (repr(float(t)), c)]
+            cleared = [c for c, t in latest.items() if t is None]
+            key = self.due.key(partition)
+            for start in range(0, len(due), 2 * _CHUNK):
+                commands.append(("ZADD", key, *due[start : start + 2 * _CHUNK]))
+            for start in range(0, len(cleared), _CHUNK):
+                commands.append(("ZREM", key, *cleared[start : start + _CHUNK]))
+        commands += [("SET", self.watermark_key(p), repr(float(w))) for p, w in watermarks.items()]
+        replies = await self._execute(commands)
+        failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+        if failed:
+            raise StateStoreError(f"Redis refused part of the round's save: {failed[0]}")
+        return [bool(r) for r in replies[first_alert : first_alert + len(scored.alerts)]]
 
     async def watermarks(self, partitions: Iterable[int]) -> dict[int, float]:
         """Persisted watermarks of ``partitions`` (those never saved are left out)."""
         wanted = list(partitions)
+        values = await self._execute([("GET", self.watermark_key(p)) for p in wanted])
+        return {p: float(v) for p, v in zip(wanted, values, strict=True) if isinstance(v, bytes)}
+
+    async def _execute(self, commands: Sequence[tuple[str | bytes | int, ...]]) -> list[object]:
+        if not commands:
+            return []
+        packed = b"".join(pack_command(command) for command in commands)
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for partition in wanted:  # one GET each: the keys live in different slots
-                    pipe.get(self.watermark_key(partition))
-                values = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StateStoreError(f"Redis did not return the watermarks ({exc!r})") from exc
-        return {p: float(v) for p, v in zip(wanted, values, strict=True) if v is not None}
+            return await self._writer.execute(packed, len(commands))
+        except (OSError, TimeoutError) as exc:
+            raise StateStoreError(f"Redis did not run {len(commands)} commands ({exc!r})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRound:
+    """A round's reads and events sent to Redis, answers not read yet."""
+
+    customers: dict[str, tuple[int, bytes]]
+    requests: list[ApplyRequest]
+    in_flight: InFlight

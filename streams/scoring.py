@@ -20,9 +20,9 @@ from typing import Any
 
 from schemas import Alert
 from schemas.fast import encode_score_snapshot
+from scorers._special import FloatArray
 from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
-from scorers.rfm import rfm
 from scorers.timeline import Checkpoint, CustomerState, Timeline
 from streams.pipeline import Applied, OutputMessage
 
@@ -73,8 +73,8 @@ class RoundScorer:
         model = timeline.model
         event_scores = None
         if model is not None and applied:
-            event_scores = score_batch(
-                model, [a.profile for a in applied], [a.event_time for a in applied]
+            event_scores = _Columns(
+                score_batch(model, [a.profile for a in applied], [a.event_time for a in applied])
             )
         by_customer: dict[str, list[int]] = {}
         for i, a in enumerate(applied):
@@ -92,7 +92,7 @@ class RoundScorer:
                 if not a.late:
                     state, silent = timeline.silence(customer_id, state, profile, at, upto=False)
                     walked += silent
-                clv = None if event_scores is None else _value(event_scores.clv, i)
+                clv = None if event_scores is None else event_scores.clv[i]
                 state, point = timeline.event(
                     customer_id,
                     state,
@@ -120,7 +120,9 @@ class RoundScorer:
         out.timer_checkpoints = len(timers)
         timer_scores = None
         if model is not None and timers:
-            timer_scores = score_batch(model, [p.profile for p in timers], [p.at for p in timers])
+            timer_scores = _Columns(
+                score_batch(model, [p.profile for p in timers], [p.at for p in timers])
+            )
         timer_index = 0
         for customer_id, known, point in points:
             if point.event_index is not None:
@@ -131,7 +133,7 @@ class RoundScorer:
                 fields = _probability_fields(timer_scores, timer_index, model)
                 timer_index += 1
                 as_of, event_id = datetime.fromtimestamp(point.at, UTC), None
-            scores = rfm(point.profile, as_of)
+            scores = point.rfm
             if point.quintiles is not None:
                 r, f, m = point.quintiles
                 fields.update(r_score=r, f_score=f, m_score=m, segment=point.segment)
@@ -169,22 +171,33 @@ class RoundScorer:
         return out
 
 
-def _value(array: Any, i: int) -> float | None:
-    v = float(array[i])
-    return None if math.isnan(v) else v
+class _Columns:
+    """A batch's scores as Python lists (NaN: None); indexing numpy arrays one element at a
+    time costs more than the whole vectorised computation."""
+
+    __slots__ = ("clv", "e30", "e90", "next_at", "p_alive")
+
+    def __init__(self, scores: BatchScores) -> None:
+        def column(array: FloatArray) -> list[float | None]:
+            return [None if math.isnan(v) else v for v in array.tolist()]
+
+        self.p_alive = column(scores.p_alive)
+        self.e30 = column(scores.expected_purchases_30d)
+        self.e90 = column(scores.expected_purchases_90d)
+        self.clv = column(scores.clv)
+        self.next_at = column(scores.next_purchase_at)
 
 
-def _probability_fields(scores: BatchScores | None, i: int, model: Any) -> dict[str, Any]:
-    """One checkpoint's probability scores as snapshot fields (NaN: not available -> None)."""
+def _probability_fields(scores: _Columns | None, i: int, model: Any) -> dict[str, Any]:
+    """One checkpoint's probability scores as snapshot fields."""
     if scores is None or model is None:
         return {}
-    p_alive = _value(scores.p_alive, i)
-    next_at = _value(scores.next_purchase_at, i)
+    p_alive, next_at = scores.p_alive[i], scores.next_at[i]
     return {
         "p_alive": p_alive,
-        "expected_purchases_30d": _value(scores.expected_purchases_30d, i),
-        "expected_purchases_90d": _value(scores.expected_purchases_90d, i),
-        "clv": _value(scores.clv, i),
+        "expected_purchases_30d": scores.e30[i],
+        "expected_purchases_90d": scores.e90[i],
+        "clv": scores.clv[i],
         "next_purchase_at": None if next_at is None else datetime.fromtimestamp(next_at, UTC),
         "probability_model_version": model.version if p_alive is not None else None,
     }

@@ -6,10 +6,7 @@ live in one Redis Cluster slot and the server-side script may touch them togethe
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -35,7 +32,6 @@ __all__ = [
     "connect_redis",
 ]
 
-log = logging.getLogger(__name__)
 
 _SCRIPT = (
     resources.files("streams")
@@ -69,11 +65,11 @@ class ApplyRequest(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class InFlight:
-    """A batch written to Redis whose results are not read yet."""
+    """Reads and events written to Redis whose replies are not read yet."""
 
-    requests: tuple[ApplyRequest, ...]
+    reads: int
+    applies: int
     sent: Sent | None
-    sent_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +143,73 @@ class RedisProfileStore:
             ) from exc
         return [_to_result(reply) for reply in replies]
 
+    async def read_and_apply(
+        self, read_first: Sequence[str], requests: Sequence[ApplyRequest]
+    ) -> tuple[list[dict[bytes | str, bytes | str]], list[ApplyResult]]:
+        """HGETALL each key of ``read_first``, then apply ``requests``, in one round trip.
+
+        The reads see the state before any of the requests (Redis runs one connection's
+        commands in order). Raises StateStoreError if Redis fails; as with :meth:`apply_batch`
+        the whole call may be repeated.
+        """
+        reads = b"".join(_pack_command(("HGETALL", key)) for key in read_first)
+        try:
+            for _ in range(2):  # a second time when Redis restarted and lost its scripts
+                packed = reads + self._pack(await self._load_script(), requests)
+                replies = await self._hot.execute(packed, len(read_first) + len(requests))
+                applied = replies[len(read_first) :]
+                if not any(_is_noscript(r) for r in applied):
+                    break
+                self._sha = None
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StateStoreError(
+                f"Redis did not read {len(read_first)} profiles and apply {len(requests)} "
+                f"events ({exc!r}); the round is retried and its offsets stay uncommitted"
+            ) from exc
+        hashes = [_hash(reply) for reply in replies[: len(read_first)]]
+        return hashes, [_to_result(reply) for reply in applied]
+
+    def send_read_and_apply(
+        self, read_first: Sequence[str], requests: Sequence[ApplyRequest]
+    ) -> InFlight:
+        """:meth:`read_and_apply`, written now and read later with :meth:`collect`, so Redis
+        works on it while the caller finishes the previous round. Sends nothing when the
+        connection is down; collect() then raises and the caller repeats the call."""
+        sent = None
+        if self._sha is not None:
+            packed = b"".join(_pack_command(("HGETALL", key)) for key in read_first)
+            packed += self._pack(self._sha, requests)
+            sent = self._hot.send(packed, len(read_first) + len(requests))
+        return InFlight(len(read_first), len(requests), sent)
+
+    def was_lost(self, in_flight: InFlight) -> bool:
+        """True when a sent call's replies can no longer be read (repeat it, before anything
+        newer is applied, so a customer's events stay in order)."""
+        sent = in_flight.sent
+        return sent is None or sent.generation != self._hot.generation
+
+    async def collect(
+        self, in_flight: InFlight
+    ) -> tuple[list[dict[bytes | str, bytes | str]], list[ApplyResult]]:
+        """The replies of :meth:`send_read_and_apply`; StateStoreError if they were lost."""
+        if in_flight.sent is None:
+            raise StateStoreError("the round was not sent: no Redis connection")
+        try:
+            replies = await self._hot.receive(in_flight.sent)
+        except (OSError, TimeoutError) as exc:
+            raise StateStoreError(f"lost the replies of a round ({exc!r})") from exc
+        applied = replies[in_flight.reads :]
+        if any(_is_noscript(r) for r in applied):
+            self._sha = None
+            raise StateStoreError("Redis lost its script cache (restarted?)")
+        hashes = [_hash(reply) for reply in replies[: in_flight.reads]]
+        return hashes, [_to_result(reply) for reply in applied]
+
+    async def connect(self) -> None:
+        """Connect the hot path and load the script, so sends can write at once."""
+        await self._load_script()
+        await self._hot.connect()
+
     def _pack(self, sha: str, requests: Sequence[ApplyRequest]) -> bytes:
         return b"".join(
             _pack_command((
@@ -168,62 +231,9 @@ class RedisProfileStore:
     async def _run(self, sha: str, requests: Sequence[ApplyRequest]) -> list[object]:
         return await self._hot.execute(self._pack(sha, requests), len(requests))
 
-    async def connect(self) -> None:
-        """Connect the hot path and load the script, so :meth:`send` can write at once."""
-        await self._load_script()
-        await self._hot.connect()
-
-    def send(self, requests: Sequence[ApplyRequest]) -> InFlight:
-        """Write a batch now and return at once; :meth:`collect` gets its results later.
-
-        Batches are applied in the order they are sent. If the connection is down (or was lost
-        after an earlier send), collect() raises and the caller re-applies that batch, and every
-        batch sent after it, in order with :meth:`apply_batch_retrying`.
-        """
-        sent = None
-        if requests and self._sha is not None:
-            sent = self._hot.send(self._pack(self._sha, requests), len(requests))
-        return InFlight(tuple(requests), sent, time.perf_counter())
-
-    def was_lost(self, in_flight: InFlight) -> bool:
-        """True when a sent batch's replies can no longer be read (it must be re-applied)."""
-        if not in_flight.requests:
-            return False
-        sent = in_flight.sent
-        return sent is None or sent.generation != self._hot.generation
-
-    async def collect(self, in_flight: InFlight) -> list[ApplyResult]:
-        """Results of a batch from :meth:`send`; StateStoreError if they were lost."""
-        if not in_flight.requests:
-            return []
-        if in_flight.sent is None:
-            raise StateStoreError("the batch was not sent: no Redis connection")
-        try:
-            replies = await self._hot.receive(in_flight.sent)
-        except (OSError, TimeoutError) as exc:
-            raise StateStoreError(f"lost the replies of a batch ({exc!r})") from exc
-        if any(_is_noscript(r) for r in replies):
-            raise StateStoreError("Redis lost its script cache (restarted?)")
-        return [_to_result(reply) for reply in replies]
-
     async def close(self) -> None:
         """Close the hot-path connection (the redis-py client belongs to the caller)."""
         await self._hot.close()
-
-    async def apply_batch_retrying(
-        self, requests: Sequence[ApplyRequest], stop: asyncio.Event | None = None
-    ) -> list[ApplyResult]:
-        """Apply, retrying with capped exponential backoff while Redis is unavailable."""
-        delay = 0.1
-        while True:
-            try:
-                return await self.apply_batch(requests)
-            except StateStoreError as exc:
-                if stop is not None and stop.is_set():
-                    raise
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def get_profile(self, customer_id: str) -> Profile | None:
         """The stored profile, or None for an unknown customer."""
@@ -233,6 +243,12 @@ class RedisProfileStore:
 
 def _is_noscript(reply: object) -> bool:
     return isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT")
+
+
+def _hash(reply: object) -> dict[bytes | str, bytes | str]:
+    if not isinstance(reply, list):
+        raise StateStoreError(f"unexpected reply to HGETALL: {reply!r}")
+    return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _to_result(reply: object) -> ApplyResult:
