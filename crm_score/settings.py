@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     p_alive_alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     high_value_top_fraction: float = Field(default=0.2, gt=0, lt=1)
     win_back_after_days: float = Field(default=90.0, gt=0)
+    population_refresh_seconds: float = Field(default=3600.0, ge=0)
 
     # --- Faust tuning (defaults that bite are set safely) -------------------------------------
     broker_session_timeout: float = 10.0

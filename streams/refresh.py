@@ -1,0 +1,83 @@
+"""Refresh the population statistics on a schedule: probability model and RFM boundaries.
+
+Every ``population_refresh_seconds`` one worker (whichever takes a Redis lock first) refits both
+from the stored profiles, as of its event-time watermark rather than the wall clock, and
+publishes them as new versions; every worker hot-swaps to them within seconds. Replay mode never
+refreshes: a replay scores against the versions published for it, so it stays repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from crm_score.errors import ModelError, StateStoreError
+from crm_score.settings import Settings
+from streams.population import fit_population
+
+__all__ = ["lock_key", "refresh_once", "refresh_periodically"]
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(settings: Settings) -> str:
+    """The lock that makes one worker per interval do the refresh."""
+    return f"{settings.redis_key_prefix}:{{lock:population}}"
+
+
+async def refresh_once(
+    settings: Settings, client: aioredis.Redis, as_of: datetime, *, lock_seconds: float
+) -> bool:
+    """Refit and publish as of ``as_of`` if this worker gets the lock; whether it did.
+
+    Too few customers to fit is not an error here: it is logged and tried next time.
+    """
+    token = uuid.uuid4().hex
+    if not await client.set(lock_key(settings), token, nx=True, ex=max(1, int(lock_seconds))):
+        return False
+    try:
+        model, boundaries = await fit_population(settings, client, as_of=as_of)
+    except ModelError as exc:
+        log.info("population refresh skipped: %s", exc)
+        return False
+    log.info(
+        "refreshed population as of %s: model v%s, RFM boundaries v%s",
+        as_of.isoformat(),
+        model.version,
+        boundaries.version,
+    )
+    return True
+
+
+async def refresh_periodically(
+    settings: Settings,
+    client: aioredis.Redis,
+    low_watermark: Callable[[], float | None],
+    stop: asyncio.Event,
+) -> None:
+    """Until ``stop`` is set: every interval, :func:`refresh_once` as of ``low_watermark()``
+    (epoch seconds; skipped while it is None). Does nothing in replay mode or when the
+    interval is 0."""
+    interval = settings.population_refresh_seconds
+    if settings.clock_mode == "replay" or interval <= 0:
+        return
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+            return
+        except TimeoutError:
+            pass
+        watermark = low_watermark()
+        if watermark is None:
+            continue
+        try:
+            as_of = datetime.fromtimestamp(watermark, UTC)
+            await refresh_once(settings, client, as_of, lock_seconds=interval * 0.9)
+        except (RedisError, OSError, StateStoreError) as exc:
+            log.warning("population refresh failed (%r); trying again next interval", exc)
