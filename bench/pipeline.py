@@ -5,7 +5,10 @@ times (each ``--runs`` times, fresh consumer group and Redis prefix per run):
 
 - ``raw_aiokafka``: one aiokafka consumer, getmany + orjson.loads, no processing;
 - ``faust_noop``: a Faust agent that does nothing per event (bench/noop_faust.py);
-- ``pipeline``: ``crm-score worker`` (parse, validate, Redis, RFM snapshot to crm.scores, commit).
+- ``pipeline``: ``crm-score worker`` (parse, validate, reorder by event time, Redis, RFM
+  snapshot to crm.scores, due-index, commit), in replay mode;
+- ``pipeline_with_models`` (``--probability``): the same with a published model and RFM
+  boundaries, so P(alive)/CLV, segments, silence timers and alerts are all on.
 
 Rates count from the first committed progress to fully caught up, so group-join time is left out.
 Prints JSON with every run and the medians, plus Redis bytes per customer (MEMORY USAGE).
@@ -24,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -37,6 +40,7 @@ from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from schemas import EventParser
 from scorers.deltas import delta_for
 from scorers.probability import ProbabilityModel, fit_from_profiles
+from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile, apply_delta
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
@@ -145,7 +149,9 @@ def _model_for(
     sketch = QuintileSketch()
     for profile in profiles.values():
         sketch.update(rfm(profile, as_of))
-    return fit_from_profiles(profiles.values(), as_of), sketch.boundaries(1, as_of)
+    model = fit_from_profiles(profiles.values(), as_of)
+    cut = high_value_cut(model, list(profiles.values()), 0.2)
+    return replace(model, high_value_clv=cut), sketch.boundaries(1, as_of)
 
 
 async def _publish(settings: Settings, models: tuple[ProbabilityModel, RfmBoundaries]) -> None:
@@ -162,14 +168,21 @@ async def _publish(settings: Settings, models: tuple[ProbabilityModel, RfmBounda
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    base = Settings().model_copy(
-        update={"topic_prefix": f"bench{tag}.", "partitions": args.partitions}
-    )
-    await ensure_topics(base)
     config = SimulationConfig.ending_at(
         datetime.now(UTC), days=args.days, customers=args.customers, seed=args.seed
     )
     simulation = simulate(config)
+    # Replay mode up to the history's end: the run finishes on event time alone, without
+    # waiting for the wall clock to let the last minute of events through.
+    base = Settings().model_copy(
+        update={
+            "topic_prefix": f"bench{tag}.",
+            "partitions": args.partitions,
+            "clock_mode": "replay",
+            "replay_until": max(m.event_time for m in simulation) + timedelta(seconds=1),
+        }
+    )
+    await ensure_topics(base)
     total = len(simulation)
     await produce_messages(base, simulation)
 
