@@ -202,28 +202,47 @@ def demo_command(
 @app.command("fit")
 def fit_command(
     as_of: str | None = typer.Option(
-        None, help="fit as of this ISO time (default: now; no offset means UTC)"
+        None,
+        help="fit as of this ISO time (default: now, or the newest event of --events; "
+        "no offset means UTC)",
+    ),
+    events: Path | None = typer.Option(
+        None, help="fit on this JSONL/CSV event file instead of the stored profiles"
     ),
 ) -> None:
-    """Fit P(alive)/CLV parameters and RFM quintiles on the stored profiles; publish both."""
+    """Fit P(alive)/CLV parameters and RFM quintiles on the stored profiles (or an event
+    file); publish both."""
     from dataclasses import asdict
 
+    from crm_score.event_files import profiles_from_file
     from scorers.probability import ProbabilityModel
+    from scorers.profile import Profile
     from scorers.quintiles import RfmBoundaries
     from streams.population import fit_population
     from streams.store import connect_redis
 
+    settings = get_settings()
+    profiles: list[Profile] | None = None
+    newest: datetime | None = None
+    if events is not None:
+        try:
+            by_customer, newest, rejected = profiles_from_file(
+                events, settings.fx_rates, now=datetime.now(UTC)
+            )
+        except CrmScoringError as exc:
+            raise _fail(exc) from None
+        profiles = list(by_customer.values())
+        typer.echo(f"{len(profiles)} customers from {events} ({rejected} lines skipped)", err=True)
     try:
-        moment = datetime.now(UTC) if as_of is None else datetime.fromisoformat(as_of)
+        moment = (newest or datetime.now(UTC)) if as_of is None else datetime.fromisoformat(as_of)
     except ValueError:
         raise typer.BadParameter(f"{as_of!r} is not ISO 8601", param_hint="--as-of") from None
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    settings = get_settings()
 
     async def run() -> tuple[ProbabilityModel, RfmBoundaries]:
         client = connect_redis(settings)
         try:
-            return await fit_population(settings, client, as_of=moment)
+            return await fit_population(settings, client, as_of=moment, profiles=profiles)
         finally:
             await client.aclose()
 

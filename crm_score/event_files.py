@@ -13,15 +13,19 @@ Examples
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
-from crm_score.errors import CrmScoringError
+from crm_score.errors import CrmScoringError, EventRejected
 from crm_score.settings import INPUT_KINDS
+from schemas import EventParser
+from scorers.deltas import delta_for
+from scorers.profile import Profile, apply_delta
 
 __all__ = [
     "CSV_COLUMNS",
@@ -29,6 +33,7 @@ __all__ = [
     "FileMessage",
     "ProducibleMessage",
     "kind_for_type",
+    "profiles_from_file",
     "read_event_file",
     "write_csv",
     "write_jsonl",
@@ -210,3 +215,30 @@ def _csv_cell(value: object) -> str:
     if isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
+
+
+def profiles_from_file(
+    path: Path, fx_rates: Mapping[str, float], *, now: datetime
+) -> tuple[dict[str, Profile], datetime | None, int]:
+    """Customer profiles folded from an event file, the newest event time, and how many lines
+    were rejected (invalid, or a repeated event id: the first occurrence counts, as in the
+    worker). The same deltas as the worker, without Kafka or Redis."""
+    parser = EventParser(accepted_currencies=frozenset(fx_rates))
+    profiles: dict[str, Profile] = {}
+    seen: set[str] = set()
+    newest: datetime | None = None
+    rejected = 0
+    for message in read_event_file(path):
+        try:
+            event = parser.parse(message.value, message.kind, now)
+            delta = delta_for(event, fx_rates)
+        except EventRejected:
+            rejected += 1
+            continue
+        if event.event_id in seen:
+            rejected += 1
+            continue
+        seen.add(event.event_id)
+        profiles[event.customer_id] = apply_delta(profiles.get(event.customer_id, Profile()), delta)
+        newest = event.event_time if newest is None else max(newest, event.event_time)
+    return profiles, newest, rejected

@@ -8,7 +8,7 @@ so replay and live score against the same boundaries (the sketch itself is rando
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -33,12 +33,18 @@ RFM_BOUNDARIES = "rfm"
 
 
 async def fit_population(
-    settings: Settings, client: aioredis.Redis, *, as_of: datetime | None = None
+    settings: Settings,
+    client: aioredis.Redis,
+    *,
+    as_of: datetime | None = None,
+    profiles: Sequence[Profile] | None = None,
 ) -> tuple[ProbabilityModel, RfmBoundaries]:
-    """Read every stored profile once; fit and publish the probability model and the RFM
-    boundaries, both as of the same time (default now)."""
+    """Read every stored profile once (or take ``profiles``, e.g. from an event file); fit
+    and publish the probability model and the RFM boundaries, both as of the same time
+    (default now)."""
     moment = (as_of or datetime.now(UTC)).astimezone(UTC)
-    profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
+    if profiles is None:
+        profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
     model = await fit_and_publish(settings, client, as_of=moment, profiles=profiles)
     boundaries = await refresh_rfm_boundaries(settings, client, as_of=moment, profiles=profiles)
     return model, boundaries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import orjson
@@ -11,6 +12,7 @@ import pytest
 
 from crm_score.event_files import read_event_file
 from crm_score.settings import Settings
+from scorers.probability import fit_from_profiles
 from tests.integration.harness import (
     WorkerProcess,
     read_profiles,
@@ -70,3 +72,27 @@ async def test_simulate_produce_and_profile(isolated_settings: Settings, tmp_pat
     code, out = await _cli(isolated_settings, "profile", "nobody-here")
     assert code == 1
     assert "no profile" in out
+
+
+async def test_fit_from_an_event_file_equals_a_fit_on_its_recomputed_profiles(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    events_file = tmp_path / "history.jsonl"
+    code, out = await _cli(
+        isolated_settings, "simulate", "--customers", "400", "--days", "200", "--seed", "9",
+        "--out", str(events_file),
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = await _cli(isolated_settings, "fit", "--events", str(events_file))
+    assert code == 0, out
+    report = orjson.loads(out[out.index("{") :])
+
+    messages = list(read_event_file(events_file))
+    events = valid_events((m.kind, m.key, m.value) for m in messages)
+    newest = max(e.event_time for e in events)
+    expected = fit_from_profiles(recompute_profiles(events).values(), newest)
+    assert report["version"] == 1 and report["fitted_at"] == newest.isoformat()
+    for name, value in asdict(expected.bgnbd).items():
+        assert report["bgnbd"][name] == pytest.approx(value, rel=1e-9), name
+    assert report["n_customers"] == expected.n_customers
+    assert report["high_value_clv"] is not None
