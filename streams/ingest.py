@@ -23,7 +23,7 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,21 +31,19 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 from redis.exceptions import RedisError
 
-from crm_score.errors import ModelError, StateStoreError
+from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
 from scorers.segments import load_segments
 from scorers.timeline import AlertPolicy, CustomerState, Timeline
-from streams.kafka_io import RebalanceHooks, align, publish, track_positions
+from streams.kafka_io import OrderedCommits, RebalanceHooks, align, publish, track_positions
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
-from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
+from streams.models import ModelRegistry
 from streams.pipeline import Accepted, BatchResult, ParsedBatch, PipelineProcessor
-from streams.population import RFM_BOUNDARIES, current_rfm_boundaries
-from streams.refresh import refresh_periodically
+from streams.refresh import ModelFollower, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
 from streams.scoring import RoundScorer
@@ -107,15 +105,14 @@ class IngestService(Service):
         )
         self._to_pop: set[int] = set()  # partitions to sweep even if their watermark is still
         self._unpositioned: set[TopicPartition] = set()
-        self._models = ModelRegistry(self._redis, settings.redis_key_prefix)
-        self._model_version: int | None = None
-        self._boundaries_version: int | None = None
+        self._follower = ModelFollower(
+            ModelRegistry(self._redis, settings.redis_key_prefix), self._timeline
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._loop_exited = asyncio.Event()
-        self._committing: deque[asyncio.Future[None]] = deque()
-        self._committed: dict[TopicPartition, int] = {}
+        self._commits: OrderedCommits | None = None
         self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
         self._last_states: dict[str, CustomerState] = {}
 
@@ -146,15 +143,17 @@ class IngestService(Service):
         self._consumer.subscribe(
             list(s.input_topics), listener=RebalanceHooks(self.on_assigned, self.on_revoked)
         )
+        self._commits = OrderedCommits(self._consumer, self.metrics)
         await self._producer.start()
         await self._consumer.start()
-        await self._refresh_model()
+        await self._follower.follow()
 
     async def on_stop(self) -> None:
         self._stopping.set()
         with contextlib.suppress(TimeoutError):  # let the round in progress finish and commit
             await asyncio.wait_for(self._loop_exited.wait(), 15)
-        await self._drain_commits()
+        if self._commits is not None:
+            await self._commits.drain()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -162,11 +161,6 @@ class IngestService(Service):
         await self._store.close()
         await self._rounds.close()
         await self._redis.aclose()
-
-    async def _drain_commits(self) -> None:
-        while self._committing:  # let finished rounds commit before partitions or the consumer go
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._committing.popleft(), 10)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Rebalance: start clocks for new partitions, floored at their saved watermarks."""
@@ -179,14 +173,15 @@ class IngestService(Service):
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Rebalance: commit what is done, drop buffers (the new owner re-reads them)."""
-        await self._drain_commits()
+        if self._commits is not None:
+            await self._commits.drain()
         partitions = {tp.partition for tp in revoked}
         dropped = self._clock.revoke(partitions)
         self._to_pop -= partitions
         for partition in partitions:
             self._swept.pop(partition, None)
-        for tp in revoked:
-            self._committed.pop(tp, None)
+        if self._commits is not None:
+            self._commits.forget(revoked)
         self._unpositioned -= revoked
         log.info(
             "revoked partitions %s (%d buffered events left)", sorted(partitions), len(dropped)
@@ -333,18 +328,8 @@ class IngestService(Service):
             producer, self.settings.topic("deadletter"), result.dead_letters
         )
         self.metrics.set_clock(round_.watermarks, self._clock.buffered, time.time())
-        # Acknowledgements and the commit run behind the next round, in order; at most two
-        # rounds wait for them, so a slow broker slows the loop instead of piling up.
-        previous = self._committing[-1] if self._committing else None
-        self._committing.append(
-            asyncio.ensure_future(
-                self._commit_when_delivered(
-                    consumer, deliveries, round_.commits, previous, result, roundtrip
-                )
-            )
-        )
-        while len(self._committing) > 2:
-            await self._committing.popleft()
+        if self._commits is not None:
+            await self._commits.add(deliveries, round_.commits, result, roundtrip)
 
     def _limit(self, partition: int) -> int | None:
         """The last whole second strictly before the partition's watermark (what rounds walk
@@ -400,38 +385,19 @@ class IngestService(Service):
             "timer_checkpoints": self.stats.timer_checkpoints,
             "alerts": dict(self.stats.alerts),
             "dead_letters": dict(self.stats.dead_letters),
-            "probability_model_version": self._model_version,
-            "rfm_boundaries_version": self._boundaries_version,
+            "probability_model_version": self._follower.model_version,
+            "rfm_boundaries_version": self._follower.boundaries_version,
         }
 
     @Service.task
     async def _refresh_population(self) -> None:
-        def low_watermark() -> float | None:
-            marks = [self._clock.watermark(p) for p in self._clock.partitions]
-            known = [m for m in marks if m is not None]
-            return min(known) if known else None
-
-        await refresh_periodically(self.settings, self._redis, low_watermark, self._stopping)
+        await refresh_periodically(
+            self.settings, self._redis, self._clock.low_watermark, self._stopping
+        )
 
     @Service.timer(5.0)
     async def _poll_model(self) -> None:
-        await self._refresh_model()
-
-    async def _refresh_model(self) -> None:
-        """Hot-swap to the newest published probability model and RFM boundaries."""
-        try:
-            version = await self._models.current_version(PROBABILITY_MODEL)
-            if version is not None and version != self._model_version:
-                self._timeline.model = await current_probability_model(self._models)
-                self._model_version = version
-                log.info("scoring with probability model version %s", version)
-            version = await self._models.current_version(RFM_BOUNDARIES)
-            if version is not None and version != self._boundaries_version:
-                self._timeline.boundaries = await current_rfm_boundaries(self._models)
-                self._boundaries_version = version
-                log.info("scoring RFM against boundaries version %s", version)
-        except (RedisError, OSError, ModelError, ValueError) as exc:
-            log.warning("could not load a published model (%r); keeping the current one", exc)
+        await self._follower.follow()
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:
@@ -446,35 +412,6 @@ class IngestService(Service):
                 behind = max(0, highwater - await consumer.position(tp))
                 lags.append((tp.topic, tp.partition, behind))
         self.metrics.set_lag(lags)
-
-    async def _commit_when_delivered(
-        self,
-        consumer: AIOKafkaConsumer,
-        deliveries: list[asyncio.Future[Any]],
-        commits: dict[TopicPartition, int],
-        previous: asyncio.Future[None] | None,
-        result: BatchResult,
-        roundtrip: float,
-    ) -> None:
-        await asyncio.gather(*deliveries)
-        self.metrics.observe_batch(result, datetime.now(UTC), roundtrip)
-        if previous is not None:
-            await previous
-        assigned = consumer.assignment()
-        commits = {
-            tp: offset
-            for tp, offset in commits.items()
-            if tp in assigned and self._committed.get(tp) != offset
-        }
-        if not commits:
-            return
-        try:
-            await consumer.commit(commits)
-            self._committed.update(commits)
-        except (CommitFailedError, KafkaError) as exc:
-            # The group rebalanced under us: whoever owns these partitions now re-reads them and
-            # the store skips what was applied, so nothing is lost or counted twice.
-            log.warning("offset commit failed (%s); the new owner will redeliver", exc)
 
 
 @dataclass(frozen=True, slots=True)

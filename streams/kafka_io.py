@@ -1,18 +1,27 @@
-"""Kafka plumbing of the ingest service: batched publishing, rebalance hooks, and keeping the
-event clock told where each topic-partition is (and pausing the ones running ahead)."""
+"""Kafka plumbing of the ingest service: batched publishing, in-order commits behind the
+acknowledgements, rebalance hooks, and keeping the event clock told where each topic-partition
+is (and pausing the ones running ahead)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 
-from streams.pipeline import OutputMessage
+from streams.metrics import PipelineMetrics
+from streams.pipeline import BatchResult, OutputMessage
 from streams.reorder import EventClock
 
-__all__ = ["RebalanceHooks", "align", "publish", "track_positions"]
+__all__ = ["OrderedCommits", "RebalanceHooks", "align", "publish", "track_positions"]
+
+log = logging.getLogger(__name__)
 
 Hook = Callable[[set[TopicPartition]], Awaitable[None]]
 
@@ -95,3 +104,74 @@ def align(consumer: AIOKafkaConsumer, clock: EventClock[Any], max_buffered: int)
         consumer.pause(*pause)
     if resumable := [tp for tp in resume if tp in paused]:
         consumer.resume(*resumable)
+
+
+class OrderedCommits:
+    """Commits each round's offsets once Kafka acknowledged its outputs, in round order.
+
+    Acknowledgements and commits run behind the next rounds; at most ``depth`` rounds wait for
+    them, so a slow broker slows the loop down instead of piling rounds up.
+    """
+
+    def __init__(
+        self, consumer: AIOKafkaConsumer, metrics: PipelineMetrics, depth: int = 2
+    ) -> None:
+        self._consumer = consumer
+        self._metrics = metrics
+        self._depth = depth
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._committed: dict[TopicPartition, int] = {}
+
+    async def add(
+        self,
+        deliveries: list[asyncio.Future[Any]],
+        commits: dict[TopicPartition, int],
+        result: BatchResult,
+        roundtrip: float,
+    ) -> None:
+        """Commit ``commits`` once ``deliveries`` and every earlier round are done."""
+        previous = self._waiting[-1] if self._waiting else None
+        self._waiting.append(
+            asyncio.ensure_future(self._commit(deliveries, commits, previous, result, roundtrip))
+        )
+        while len(self._waiting) > self._depth:
+            await self._waiting.popleft()
+
+    async def drain(self) -> None:
+        """Let every waiting round commit (before partitions or the consumer go)."""
+        while self._waiting:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._waiting.popleft(), 10)
+
+    def forget(self, revoked: Iterable[TopicPartition]) -> None:
+        """Rebalance: what was committed for these is someone else's business now."""
+        for tp in revoked:
+            self._committed.pop(tp, None)
+
+    async def _commit(
+        self,
+        deliveries: list[asyncio.Future[Any]],
+        commits: dict[TopicPartition, int],
+        previous: asyncio.Future[None] | None,
+        result: BatchResult,
+        roundtrip: float,
+    ) -> None:
+        await asyncio.gather(*deliveries)
+        self._metrics.observe_batch(result, datetime.now(UTC), roundtrip)
+        if previous is not None:
+            await previous
+        assigned = self._consumer.assignment()
+        fresh = {
+            tp: offset
+            for tp, offset in commits.items()
+            if tp in assigned and self._committed.get(tp) != offset
+        }
+        if not fresh:
+            return
+        try:
+            await self._consumer.commit(fresh)
+            self._committed.update(fresh)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group rebalanced under us: whoever owns these partitions now re-reads them and
+            # the store skips what was applied, so nothing is lost or counted twice.
+            log.warning("offset commit failed (%s); the new owner will redeliver", exc)

@@ -1,4 +1,4 @@
-"""Refresh the population statistics on a schedule: probability model and RFM boundaries.
+"""Keep the population statistics current: refit them on a schedule, and follow the versions.
 
 Every ``population_refresh_seconds`` one worker (whichever takes a Redis lock first) refits both
 from the stored profiles, as of its event-time watermark rather than the wall clock, and
@@ -19,9 +19,11 @@ from redis.exceptions import RedisError
 
 from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
-from streams.population import fit_population
+from scorers.timeline import Timeline
+from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
+from streams.population import RFM_BOUNDARIES, current_rfm_boundaries, fit_population
 
-__all__ = ["lock_key", "refresh_once", "refresh_periodically"]
+__all__ = ["ModelFollower", "lock_key", "refresh_once", "refresh_periodically"]
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +83,31 @@ async def refresh_periodically(
             await refresh_once(settings, client, as_of, lock_seconds=interval * 0.9)
         except (RedisError, OSError, StateStoreError) as exc:
             log.warning("population refresh failed (%r); trying again next interval", exc)
+
+
+class ModelFollower:
+    """Keeps a timeline on the newest published probability model and RFM boundaries."""
+
+    def __init__(self, registry: ModelRegistry, timeline: Timeline) -> None:
+        self._registry = registry
+        self._timeline = timeline
+        #: Versions the timeline scores with (None before the first publish).
+        self.model_version: int | None = None
+        self.boundaries_version: int | None = None
+
+    async def follow(self) -> None:
+        """Hot-swap to newer versions, if any; a failure keeps the current ones."""
+        registry = self._registry
+        try:
+            version = await registry.current_version(PROBABILITY_MODEL)
+            if version is not None and version != self.model_version:
+                self._timeline.model = await current_probability_model(registry)
+                self.model_version = version
+                log.info("scoring with probability model version %s", version)
+            version = await registry.current_version(RFM_BOUNDARIES)
+            if version is not None and version != self.boundaries_version:
+                self._timeline.boundaries = await current_rfm_boundaries(registry)
+                self.boundaries_version = version
+                log.info("scoring RFM against boundaries version %s", version)
+        except (RedisError, OSError, ModelError, ValueError) as exc:
+            log.warning("could not load a published model (%r); keeping the current one", exc)

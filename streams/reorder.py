@@ -239,6 +239,11 @@ class EventClock(Generic[T]):
                 dropped.extend(entry[-1] for entry in sorted(part.buffer))
         return dropped
 
+    def low_watermark(self) -> float | None:
+        """The smallest watermark over the assigned partitions that have one, or None."""
+        marks = [part.watermark for part in self._parts.values() if part.watermark is not None]
+        return min(marks) if marks else None
+
     def watermark(self, partition: int) -> float | None:
         """The watermark of ``partition`` (epoch seconds), or ``None`` while it has none."""
         return self._part(partition).watermark

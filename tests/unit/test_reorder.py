@@ -497,3 +497,13 @@ def test_releases_each_partition_in_event_time_order_whatever_the_interleaving(
     second, lates = replay(history, data)
     assert lates == []
     assert second == first
+
+
+def test_low_watermark_is_the_smallest_known_one() -> None:
+    clock: EventClock[str] = EventClock(["a"], 0.0, live=False, idle_after=0.0)
+    clock.assign([0, 1, 2], floors={0: 50.0, 1: 20.0})
+    assert clock.low_watermark() == 20.0
+    clock.revoke([1])
+    assert clock.low_watermark() == 50.0
+    clock.revoke([0])
+    assert clock.low_watermark() is None
