@@ -209,7 +209,7 @@ async def _scored_sweep(rounds: RoundStore, scorer: RoundScorer, chunk: int) -> 
             break
         names = [cid for cid, _ in taken]
         popped += names
-        before, _ = await rounds.load_and_apply({c: (PARTITION, c.encode()) for c in names}, [])
+        before, _ = await rounds.load_and_apply(dict.fromkeys(names, PARTITION), [])
         seconds["load"] += (start := clock()) - lap
         scored = scorer.score([], before, {PARTITION: WATERMARK})
         seconds["score"] += (lap := clock()) - start

@@ -77,6 +77,28 @@ class DueIndex:
         """The sorted set of ``partition``: ``{prefix}:{due:<partition>}``."""
         return f"{self._prefix}:{{due:{partition}}}"
 
+    def schedule_commands(
+        self, partition: int, items: Sequence[tuple[str, float | None]]
+    ) -> list[tuple[str, ...]]:
+        """The Redis commands (ZADD / ZREM, chunked) that :meth:`schedule` runs, for a caller
+        that packs them with other writes. When a customer appears more than once in ``items``
+        the last entry wins. Due times must be finite epoch seconds (ValueError otherwise)."""
+        latest: dict[str, str | None] = {}  # customer -> score as sent to Redis
+        for customer_id, due in items:
+            latest[customer_id] = None if due is None else _score(due, "due_epoch")
+        key = self.key(partition)
+        due_at = [x for cid, due in latest.items() if due is not None for x in (due, cid)]
+        cleared = [cid for cid, due in latest.items() if due is None]
+        commands = [
+            ("ZADD", key, *due_at[start : start + 2 * _CHUNK])
+            for start in range(0, len(due_at), 2 * _CHUNK)
+        ]
+        commands += [
+            ("ZREM", key, *cleared[start : start + _CHUNK])
+            for start in range(0, len(cleared), _CHUNK)
+        ]
+        return commands
+
     async def schedule(self, partition: int, items: Sequence[tuple[str, float | None]]) -> None:
         """Set (or, for ``None``, clear) the next due time of each customer, in one round trip.
 
@@ -84,24 +106,17 @@ class DueIndex:
         replaces it. When a customer appears more than once in ``items`` the last entry wins.
         Due times are epoch seconds in event time (finite numbers; ValueError otherwise).
         """
-        latest: dict[str, str | None] = {}  # customer -> score as sent to Redis
-        for customer_id, due in items:
-            latest[customer_id] = None if due is None else _score(due, "due_epoch")
-        if not latest:
+        commands = self.schedule_commands(partition, items)
+        if not commands:
             return
-        key = self.key(partition)
-        due_at = [(cid, due) for cid, due in latest.items() if due is not None]
-        cleared = [cid for cid, due in latest.items() if due is None]
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for start in range(0, len(due_at), _CHUNK):
-                    pipe.zadd(key, dict(due_at[start : start + _CHUNK]))
-                for start in range(0, len(cleared), _CHUNK):
-                    pipe.zrem(key, *cleared[start : start + _CHUNK])
+                for command in commands:
+                    pipe.execute_command(*command)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StateStoreError(
-                f"Redis did not schedule {len(latest)} due times on partition {partition} "
+                f"Redis did not schedule {len(items)} due times on partition {partition} "
                 f"({exc!r}); schedule again (it is idempotent)"
             ) from exc
 

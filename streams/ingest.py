@@ -261,20 +261,18 @@ class IngestService(Service):
         watermarks = {
             p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
         }
-        # Released events are strictly before the watermark, so are the checkpoints walked:
-        # an event exactly at the watermark is still buffered and must come before its second.
-        limits = {p: math.ceil(w) - 1 for p, w in watermarks.items()}
+        limits = {p: _limit(w) for p, w in watermarks.items()}
         pop = {p: limits[p] for p in to_pop if p in limits}
         self._swept.update(pop)
         popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
         self.metrics.set_due_backlog({p: len(names) for p, names in popped.items()})
         items = [(a, True) for a in late] + [(a, False) for a in released]
-        customers: dict[str, tuple[int, bytes]] = {}
+        customers: dict[str, int] = {}
         for a, _ in items:
-            customers[a.event.customer_id] = (a.record.partition, a.event.customer_id.encode())
+            customers[a.event.customer_id] = a.record.partition
         for partition, names in popped.items():
             for name in names:
-                customers.setdefault(name, (partition, name.encode()))
+                customers.setdefault(name, partition)
         sent = self._rounds.send(customers, [a.request for a, _ in items])
         commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
         return _Round(
@@ -332,10 +330,9 @@ class IngestService(Service):
             await self._commits.add(deliveries, round_.commits, result, roundtrip)
 
     def _limit(self, partition: int) -> int | None:
-        """The last whole second strictly before the partition's watermark (what rounds walk
-        up to), or None before it has one."""
+        """:func:`_limit` of the partition's watermark, or None before it has one."""
         watermark = self._clock.watermark(partition)
-        return None if watermark is None else math.ceil(watermark) - 1
+        return None if watermark is None else _limit(watermark)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run a Redis step until it succeeds (Redis may restart under us) or we stop."""
@@ -412,6 +409,13 @@ class IngestService(Service):
                 behind = max(0, highwater - await consumer.position(tp))
                 lags.append((tp.topic, tp.partition, behind))
         self.metrics.set_lag(lags)
+
+
+def _limit(watermark: float) -> int:
+    """The last whole second strictly before ``watermark``: what a round walks up to. Released
+    events are strictly before the watermark; an event exactly at it is still buffered and must
+    come before the checkpoints of its second."""
+    return math.ceil(watermark) - 1
 
 
 @dataclass(frozen=True, slots=True)

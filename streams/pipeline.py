@@ -112,7 +112,6 @@ class Applied(NamedTuple):
 class ParsedBatch:
     """A fetched batch after validation: dead letters decided, valid events to apply."""
 
-    now: datetime
     result: BatchResult
     accepted: list[Accepted] = field(default_factory=list)
 
@@ -132,7 +131,7 @@ class PipelineProcessor:
 
     def parse(self, records: Sequence[Record], now: datetime) -> ParsedBatch:
         """Parse and validate; store requests for valid events, dead letters for the rest."""
-        parsed = ParsedBatch(now=now, result=BatchResult(consumed=len(records), fetched_at=now))
+        parsed = ParsedBatch(BatchResult(consumed=len(records), fetched_at=now))
         result = parsed.result
         for record in records:
             kind = self._kinds[record.topic]

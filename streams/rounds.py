@@ -32,7 +32,6 @@ __all__ = ["PendingRound", "RoundStore"]
 
 _STATE_FIELD = b"as"
 _POP_CHUNK = 10_000
-_CHUNK = 10_000  # members per ZADD / ZREM
 
 
 class RoundStore:
@@ -85,11 +84,9 @@ class RoundStore:
                     break
         return popped
 
-    def send(
-        self, customers: Mapping[str, tuple[int, bytes]], requests: Sequence[ApplyRequest]
-    ) -> PendingRound:
+    def send(self, customers: Mapping[str, int], requests: Sequence[ApplyRequest]) -> PendingRound:
         """Start reading each customer's profile and alert state as they were before the round
-        (``customer -> (partition, message key)``) and applying its events; :meth:`collect`
+        (``customer -> partition``) and applying its events; :meth:`collect`
         reads the answers."""
         keys = [self.profile_key(c) for c in customers]
         return PendingRound(
@@ -109,7 +106,7 @@ class RoundStore:
         return self._before(pending.customers, raws), outcomes
 
     async def load_and_apply(
-        self, customers: Mapping[str, tuple[int, bytes]], requests: Sequence[ApplyRequest]
+        self, customers: Mapping[str, int], requests: Sequence[ApplyRequest]
     ) -> tuple[dict[str, CustomerBefore], list[ApplyResult]]:
         """:meth:`send` and :meth:`collect` in one go, on a (re)connected connection."""
         if not customers and not requests:
@@ -120,14 +117,13 @@ class RoundStore:
         return self._before(customers, raws), outcomes
 
     def _before(
-        self, customers: Mapping[str, tuple[int, bytes]], raws: list[dict[bytes | str, bytes | str]]
+        self, customers: Mapping[str, int], raws: list[dict[bytes | str, bytes | str]]
     ) -> dict[str, CustomerBefore]:
         before = {}
         for customer_id, raw in zip(customers, raws, strict=True):
-            partition, key = customers[customer_id]
             profile = Profile.from_redis(raw) if raw else None
             state = CustomerState.from_bytes(raw.get(_STATE_FIELD)) if raw else CustomerState()
-            before[customer_id] = CustomerBefore(profile, state, partition, key)
+            before[customer_id] = CustomerBefore(profile, state, customers[customer_id])
         return before
 
     async def save(self, scored: ScoredRound, watermarks: Mapping[int, float]) -> list[bool]:
@@ -140,14 +136,7 @@ class RoundStore:
         first_alert = len(commands)
         commands += [("HSETNX", self.alerts_key(c), key, 1) for c, key, _ in scored.alerts]
         for partition, items in scored.due.items():
-            latest = dict(items)  # the last entry of a customer wins
-            due = [x for c, t in latest.items() if t is not None for x in (repr(float(t)), c)]
-            cleared = [c for c, t in latest.items() if t is None]
-            key = self.due.key(partition)
-            for start in range(0, len(due), 2 * _CHUNK):
-                commands.append(("ZADD", key, *due[start : start + 2 * _CHUNK]))
-            for start in range(0, len(cleared), _CHUNK):
-                commands.append(("ZREM", key, *cleared[start : start + _CHUNK]))
+            commands += self.due.schedule_commands(partition, items)
         commands += [("SET", self.watermark_key(p), repr(float(w))) for p, w in watermarks.items()]
         replies = await self._execute(commands)
         failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
@@ -175,6 +164,6 @@ class RoundStore:
 class PendingRound:
     """A round's reads and events sent to Redis, answers not read yet."""
 
-    customers: dict[str, tuple[int, bytes]]
+    customers: dict[str, int]
     requests: list[ApplyRequest]
     in_flight: InFlight

@@ -36,7 +36,6 @@ class CustomerBefore:
     profile: Profile | None
     state: CustomerState
     partition: int
-    key: bytes
 
 
 @dataclass(slots=True)
@@ -147,7 +146,8 @@ class RoundScorer:
                 monetary_minor=scores.monetary_minor,
                 **fields,
             )
-            out.snapshots.append(OutputMessage(known.partition, known.key, snapshot))
+            key = customer_id.encode()  # outputs are keyed by customer, like the inputs
+            out.snapshots.append(OutputMessage(known.partition, key, snapshot))
             for draft in point.alerts:
                 alert = Alert(
                     alert_type=draft.alert_type,
@@ -169,7 +169,7 @@ class RoundScorer:
                     reasons=draft.reasons,
                     details=draft.details,
                 )
-                message = OutputMessage(known.partition, known.key, alert.to_json_bytes())
+                message = OutputMessage(known.partition, key, alert.to_json_bytes())
                 out.alerts.append((customer_id, draft.idempotency_key, message))
         return out
 

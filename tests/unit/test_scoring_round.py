@@ -54,7 +54,7 @@ def test_events_and_the_silences_between_them_come_out_in_event_time_order() -> 
         Applied(_Record(), _purchase(first, "e1"), after_first, float(first), False),
         Applied(_Record(), _purchase(second, "e2"), after_second, float(second), False),
     ]
-    before = {"c": CustomerBefore(_profile(T0), CustomerState(evaluated_at=T0), 0, b"c")}
+    before = {"c": CustomerBefore(_profile(T0), CustomerState(evaluated_at=T0), 0)}
 
     out = _scorer().score(applied, before, {0: second + DAY})
 
@@ -75,7 +75,7 @@ def test_events_and_the_silences_between_them_come_out_in_event_time_order() -> 
 def test_a_customer_popped_without_events_is_re_scored_to_the_limit() -> None:
     last = T0 + 10 * DAY
     state = CustomerState(evaluated_at=last, segment="Champions", last_purchase_at=last)
-    before = {"c": CustomerBefore(_profile(T0, last), state, 0, b"c")}
+    before = {"c": CustomerBefore(_profile(T0, last), state, 0)}
 
     out = _scorer().score([], before, {0: LIMIT})
 
@@ -92,7 +92,7 @@ def test_a_late_event_is_scored_but_raises_no_alert() -> None:
     applied = [
         Applied(_Record(), _purchase(late_at, "late"), _profile(T0, late_at), float(late_at), True)
     ]
-    before = {"c": CustomerBefore(_profile(T0), state, 0, b"c")}
+    before = {"c": CustomerBefore(_profile(T0), state, 0)}
 
     out = _scorer().score(applied, before, {0: LIMIT})
 
