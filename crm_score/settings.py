@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["INPUT_KINDS", "Settings", "get_settings"]
@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     win_back_after_days: float = Field(default=90.0, gt=0)
     population_refresh_seconds: float = Field(default=3600.0, ge=0)
 
+    # --- the churn model (labels, learner, scoring) -------------------------------------------
+    churn_horizon_days: float = Field(default=90.0, gt=0)
+    churn_sample_days: float = Field(default=30.0, gt=0)
+    churn_sample_max_silence_days: float = Field(default=180.0, gt=0)
+    churn_min_examples: int = Field(default=200, ge=1)
+    churn_alert_threshold: float = Field(default=0.7, gt=0, lt=1)
+    churn_alert_reset: float = Field(default=0.5, gt=0, lt=1)
+    churn_model_kind: Literal["logistic", "hoeffding"] = "logistic"
+    learner_enabled: bool = True
+    learner_publish_every: int = Field(default=1000, ge=1)
+    learner_publish_seconds: float = Field(default=30.0, gt=0)
+    learner_metrics_window: int = Field(default=2000, ge=10)
+
     # --- Faust tuning (defaults that bite are set safely) -------------------------------------
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0
@@ -95,6 +108,15 @@ class Settings(BaseSettings):
     services_dir: Path = _REPO_ROOT / ".services"
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = "1g"
+
+    @model_validator(mode="after")
+    def _churn_hysteresis_is_a_band(self) -> Settings:
+        if self.churn_alert_reset >= self.churn_alert_threshold:
+            raise ValueError(
+                f"CRM_CHURN_ALERT_RESET ({self.churn_alert_reset}) must be below "
+                f"CRM_CHURN_ALERT_THRESHOLD ({self.churn_alert_threshold}), or alerts would flap"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name such as ``purchase`` or ``deadletter``."""

@@ -26,7 +26,15 @@ from schemas.events import (
     event_to_json_bytes,
 )
 from schemas.examples import REMOVE, example_event, example_event_dict, example_json
-from schemas.outputs import Alert, AlertType, DeadLetter, OutputModel, ScoreSnapshot, Severity
+from schemas.outputs import (
+    Alert,
+    AlertType,
+    DeadLetter,
+    OutputModel,
+    ScoreSnapshot,
+    Severity,
+    TrainingExample,
+)
 from schemas.parse import EventParser
 from schemas.reasons import DeadLetterReason
 
@@ -58,6 +66,7 @@ __all__ = [
     "ServicePayload",
     "ServiceType",
     "Severity",
+    "TrainingExample",
     "event_to_json_bytes",
     "example_event",
     "example_event_dict",

@@ -28,7 +28,15 @@ from crm_score.errors import EventRejected
 from schemas._types import CustomerId, UtcDatetime
 from schemas.reasons import DeadLetterReason
 
-__all__ = ["Alert", "AlertType", "DeadLetter", "OutputModel", "ScoreSnapshot", "Severity"]
+__all__ = [
+    "Alert",
+    "AlertType",
+    "DeadLetter",
+    "OutputModel",
+    "ScoreSnapshot",
+    "Severity",
+    "TrainingExample",
+]
 
 
 class OutputModel(BaseModel):
@@ -200,3 +208,23 @@ class Alert(OutputModel):
         if self.customer_id is None and self.alert_type is not AlertType.MODEL_DRIFT:
             raise ValueError(f"a {self.alert_type.value} alert needs a customer_id")
         return self
+
+
+# --- training examples --------------------------------------------------------------------------
+class TrainingExample(OutputModel):
+    """A labelled example for the churn learner (``crm.training``).
+
+    ``features`` were built from the customer's profile as of ``snapshot_at`` (event time);
+    ``label`` is 1 when no purchase followed within ``horizon_days`` of it (resolved when the
+    watermark passed ``snapshot_at + horizon``), 0 when one did (resolved by that purchase).
+    The learner deduplicates on ``idempotency_key`` (customer + snapshot time).
+    """
+
+    schema_version: Literal[1] = 1
+    customer_id: CustomerId
+    snapshot_at: UtcDatetime
+    resolved_at: UtcDatetime = Field(description="Event time at which the label became known.")
+    horizon_days: float = Field(gt=0)
+    label: Literal[0, 1]
+    features: dict[str, float]
+    idempotency_key: str = Field(min_length=1, description="churn + customer + snapshot time")

@@ -13,7 +13,7 @@ from crm_score.settings import INPUT_KINDS, Settings
 __all__ = ["OUTPUT_TOPICS", "all_topics", "ensure_topics"]
 
 #: Logical names of what the pipeline publishes.
-OUTPUT_TOPICS: tuple[str, ...] = ("deadletter", "scores", "alerts")
+OUTPUT_TOPICS: tuple[str, ...] = ("deadletter", "scores", "alerts", "training")
 
 
 def all_topics(settings: Settings) -> list[str]:
