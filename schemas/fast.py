@@ -35,9 +35,11 @@ def encode_score_snapshot(
     clv: float | None = None,
     next_purchase_at: datetime | None = None,
     probability_model_version: str | None = None,
+    churn_probability: float | None = None,
+    churn_model_version: str | None = None,
+    reasons: list[str] | None = None,
 ) -> bytes:
-    """A :class:`schemas.ScoreSnapshot` with RFM, segment and probability fields; the rest at
-    their defaults."""
+    """A :class:`schemas.ScoreSnapshot` with RFM, segment, probability and churn fields."""
     return orjson.dumps(
         {
             "schema_version": 1,
@@ -58,9 +60,9 @@ def encode_score_snapshot(
             "clv": clv,
             "next_purchase_at": next_purchase_at,
             "probability_model_version": probability_model_version,
-            "churn_probability": None,
-            "churn_model_version": None,
-            "reasons": [],
+            "churn_probability": churn_probability,
+            "churn_model_version": churn_model_version,
+            "reasons": [] if reasons is None else reasons,
         },
         option=_OPTIONS,
     )

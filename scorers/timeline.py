@@ -27,13 +27,14 @@ filled in by the caller in one vectorised call; the rules only need what is comp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
-import orjson
-
 from schemas.outputs import AlertType, Severity
+from scorers.churn_labels import LabelPolicy
+from scorers.customer_state import CustomerState
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
@@ -61,34 +62,6 @@ class AlertPolicy:
             raise ValueError(f"win_back_after_days must be > 0, got {self.win_back_after_days}")
 
 
-class CustomerState(NamedTuple):
-    """What the alert rules remember about a customer between checkpoints.
-
-    ``evaluated_at`` is the last checkpoint or event walked; silences start after it.
-    """
-
-    evaluated_at: int | None = None
-    segment: str | None = None
-    last_purchase_at: int | None = None
-    high_value: bool = False
-    value_minor: float | None = None
-    at_risk_episode: int | None = None
-
-    def to_bytes(self) -> bytes:
-        """Compact JSON for the profile hash (:meth:`from_bytes` reads it)."""
-        return orjson.dumps(list(self))
-
-    @classmethod
-    def from_bytes(cls, raw: bytes | str | None) -> CustomerState:
-        """Read :meth:`to_bytes` output; a missing or unreadable value is a fresh state."""
-        if not raw:
-            return cls()
-        try:
-            return cls(*orjson.loads(raw))
-        except (orjson.JSONDecodeError, TypeError):
-            return cls()
-
-
 class AlertDraft(NamedTuple):
     """An alert decided at a checkpoint; the caller adds the checkpoint's scores."""
 
@@ -111,6 +84,10 @@ class Checkpoint:
     segment: str | None
     alerts: list[AlertDraft] = field(default_factory=list)
     event_index: int | None = None  # the caller's index of the triggering event
+    state: CustomerState | None = None  # the state right after this checkpoint
+    snapshot: bool = False  # a churn snapshot was taken here
+    resolved: list[tuple[int, int]] = field(default_factory=list)  # (snapshot time, label)
+    late: bool = False  # the checkpoint of a late event (never alerts)
 
 
 class Timeline:
@@ -122,8 +99,10 @@ class Timeline:
         segments: SegmentMap,
         boundaries: RfmBoundaries | None,
         model: ProbabilityModel | None,
+        labels: LabelPolicy | None = None,
     ) -> None:
         self.policy = policy
+        self.labels = labels
         self.segments = segments
         self.boundaries = boundaries
         self.model = model
@@ -161,25 +140,36 @@ class Timeline:
         clv: float | None,
         late: bool = False,
         event_index: int | None = None,
+        signals: Sequence[str] = (),
     ) -> tuple[CustomerState, Checkpoint]:
         """The checkpoint of one event; ``profile`` is the profile after it.
 
-        ``clv`` is the CLV scored at this event (it sets the value tier at a purchase). A
-        ``late`` event (older than the watermark when it arrived) only updates the remembered
-        last purchase: it raises no alert and moves no checkpoint, as alerts are never fired
-        for the past.
+        ``clv`` is the CLV scored at this event (it sets the value tier at a purchase);
+        ``signals`` are its recent-activity signals (:func:`scorers.churn_features.signal_of`).
+        A ``late`` event (older than the watermark when it arrived) only updates the remembered
+        last purchase, recent activity and the labels of snapshots before it: it raises no
+        alert and moves no checkpoint, as alerts are never fired for the past.
         """
         alerts: list[AlertDraft] = []
         previous_purchase = state.last_purchase_at
+        recent = state.recent
+        for signal in signals:
+            recent = recent.add(signal, at)
+        state = state._replace(recent=recent)
         if purchase:
             state = self._after_purchase(state, at, clv)
+            if not late and previous_purchase is not None and at > previous_purchase:
+                state = state._replace(last_gap=at - previous_purchase)
         if late:
             scores, quintiles, segment = self._segment(profile, at)
             point = Checkpoint(at, "event", profile, scores, quintiles, segment, [], event_index)
+            point.late = True
+            state = self._label(state, profile, point, purchase=purchase, late=True)
+            point.state = state
             return state, point
         if purchase and previous_purchase is not None:
             alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
-        state, point = self._checkpoint(customer_id, state, profile, at, "event")
+        state, point = self._checkpoint(customer_id, state, profile, at, "event", purchase)
         point.alerts[:0] = alerts
         point.event_index = event_index
         return state, point
@@ -196,12 +186,24 @@ class Timeline:
         crossing = self._p_alive_crossing(state, profile)
         if crossing is not None:
             candidates.append(math.floor(crossing) + 1)
+        if self.labels is not None:
+            label_due = self.labels.next_due(
+                state.pending, state.last_snapshot_at, last, profile.orders
+            )
+            if label_due is not None:
+                candidates.append(label_due)
         due = [t for t in candidates if t > after]
         return min(due) if due else None
 
     # --- internals -----------------------------------------------------------------------------
     def _checkpoint(
-        self, customer_id: str, state: CustomerState, profile: Profile, at: int, trigger: Trigger
+        self,
+        customer_id: str,
+        state: CustomerState,
+        profile: Profile,
+        at: int,
+        trigger: Trigger,
+        purchase: bool = False,
     ) -> tuple[CustomerState, Checkpoint]:
         scores, quintiles, segment = self._segment(profile, at)
         alerts = []
@@ -215,7 +217,34 @@ class Timeline:
                 alerts.append(self._high_value_at_risk(customer_id, state, profile, at))
                 state = state._replace(at_risk_episode=profile.last_purchase_at)
         state = state._replace(evaluated_at=at)
-        return state, Checkpoint(at, trigger, profile, scores, quintiles, segment, alerts)
+        point = Checkpoint(at, trigger, profile, scores, quintiles, segment, alerts)
+        state = self._label(state, profile, point, purchase=purchase, late=False)
+        point.state = state
+        return state, point
+
+    def _label(
+        self,
+        state: CustomerState,
+        profile: Profile,
+        point: Checkpoint,
+        *,
+        purchase: bool,
+        late: bool,
+    ) -> CustomerState:
+        """Take or resolve churn snapshots at ``point`` (recorded on it)."""
+        if self.labels is None:
+            return state
+        step = self.labels.step(
+            state.pending,
+            state.last_snapshot_at,
+            profile.last_purchase_at,
+            at=point.at,
+            purchase=purchase,
+            late=late,
+            orders=profile.orders,
+        )
+        point.snapshot, point.resolved = step.snapshot, step.resolved
+        return state._replace(pending=step.pending, last_snapshot_at=step.last_snapshot_at)
 
     def _segment(
         self, profile: Profile, at: int

@@ -36,6 +36,8 @@ from redis.exceptions import RedisError
 
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
+from scorers.churn_labels import LabelPolicy
+from scorers.churn_scoring import ChurnScoring
 from scorers.segments import load_segments
 from scorers.timeline import AlertPolicy, CustomerState, Timeline
 from streams.kafka_io import OrderedCommits, RebalanceHooks, align, publish, track_positions
@@ -43,7 +45,7 @@ from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import ModelRegistry
 from streams.pipeline import Accepted, BatchResult, ParsedBatch, PipelineProcessor
-from streams.refresh import ModelFollower, refresh_periodically
+from streams.refresh import ModelFollower, churn_policy, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
 from streams.scoring import RoundScorer
@@ -65,6 +67,7 @@ class IngestStats:
         self.duplicates = 0
         self.late = 0
         self.timer_checkpoints = 0
+        self.examples = 0
         self.alerts: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
 
@@ -93,8 +96,14 @@ class IngestService(Service):
         self._rounds = RoundStore(self._redis, self._store, settings)
         self._processor = PipelineProcessor(settings)
         policy = AlertPolicy(settings.p_alive_alert_threshold, settings.win_back_after_days)
-        self._timeline = Timeline(policy, load_segments(), None, None)
-        self._scorer = RoundScorer(self._timeline)
+        labels = LabelPolicy(
+            settings.churn_horizon_days,
+            settings.churn_sample_days,
+            settings.churn_sample_max_silence_days,
+        )
+        self._timeline = Timeline(policy, load_segments(), None, None, labels)
+        self._churn = ChurnScoring(churn_policy(settings))
+        self._scorer = RoundScorer(self._timeline, self._churn)
         until = settings.replay_until
         self._clock: EventClock[Accepted] = EventClock(
             settings.input_topics,
@@ -106,7 +115,7 @@ class IngestService(Service):
         self._to_pop: set[int] = set()  # partitions to sweep even if their watermark is still
         self._unpositioned: set[TopicPartition] = set()
         self._follower = ModelFollower(
-            ModelRegistry(self._redis, settings.redis_key_prefix), self._timeline
+            ModelRegistry(self._redis, settings.redis_key_prefix), self._timeline, self._churn
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -322,6 +331,8 @@ class IngestService(Service):
         self.stats.add(result)
         deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
         deliveries += await publish(producer, self.settings.topic("alerts"), alerts)
+        deliveries += await publish(producer, self.settings.topic("training"), scored.examples)
+        self.stats.examples += len(scored.examples)
         deliveries += await publish(
             producer, self.settings.topic("deadletter"), result.dead_letters
         )
@@ -382,7 +393,9 @@ class IngestService(Service):
             "timer_checkpoints": self.stats.timer_checkpoints,
             "alerts": dict(self.stats.alerts),
             "dead_letters": dict(self.stats.dead_letters),
+            "training_examples": self.stats.examples,
             "probability_model_version": self._follower.model_version,
+            "churn_model_version": self._follower.churn_version,
             "rfm_boundaries_version": self._follower.boundaries_version,
         }
 

@@ -33,6 +33,7 @@ from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile
 
 __all__ = [
+    "CHURN_MODEL",
     "DEFAULT_KEEP",
     "PROBABILITY_MODEL",
     "ModelRegistry",
@@ -44,6 +45,8 @@ __all__ = [
 
 #: The registry name the BG/NBD + Gamma-Gamma model is published under.
 PROBABILITY_MODEL = "probability"
+#: The registry name the online churn model's versions are published under (by the learner).
+CHURN_MODEL = "churn"
 #: How many versions of a model the registry keeps by default (older ones are deleted).
 DEFAULT_KEEP = 5
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

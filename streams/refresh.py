@@ -19,11 +19,13 @@ from redis.exceptions import RedisError
 
 from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
+from scorers.churn_model import ChurnScorer
+from scorers.churn_scoring import ChurnModelRef, ChurnPolicy, ChurnScoring
 from scorers.timeline import Timeline
-from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
+from streams.models import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from streams.population import RFM_BOUNDARIES, current_rfm_boundaries, fit_population
 
-__all__ = ["ModelFollower", "lock_key", "refresh_once", "refresh_periodically"]
+__all__ = ["ModelFollower", "churn_policy", "lock_key", "refresh_once", "refresh_periodically"]
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +87,30 @@ async def refresh_periodically(
             log.warning("population refresh failed (%r); trying again next interval", exc)
 
 
-class ModelFollower:
-    """Keeps a timeline on the newest published probability model and RFM boundaries."""
+def churn_policy(settings: Settings) -> ChurnPolicy:
+    """The churn scoring thresholds of ``settings``."""
+    return ChurnPolicy(
+        settings.churn_alert_threshold,
+        settings.churn_alert_reset,
+        settings.churn_min_examples,
+        settings.churn_horizon_days,
+    )
 
-    def __init__(self, registry: ModelRegistry, timeline: Timeline) -> None:
+
+class ModelFollower:
+    """Keeps a timeline on the newest published probability model and RFM boundaries, and the
+    churn scoring on the newest churn model the learner published."""
+
+    def __init__(
+        self, registry: ModelRegistry, timeline: Timeline, churn: ChurnScoring | None = None
+    ) -> None:
         self._registry = registry
         self._timeline = timeline
+        self._churn = churn
         #: Versions the timeline scores with (None before the first publish).
         self.model_version: int | None = None
         self.boundaries_version: int | None = None
+        self.churn_version: int | None = None
 
     async def follow(self) -> None:
         """Hot-swap to newer versions, if any; a failure keeps the current ones."""
@@ -109,5 +126,18 @@ class ModelFollower:
                 self._timeline.boundaries = await current_rfm_boundaries(registry)
                 self.boundaries_version = version
                 log.info("scoring RFM against boundaries version %s", version)
+            if self._churn is not None:
+                version = await registry.current_version(CHURN_MODEL)
+                if version is not None and version != self.churn_version:
+                    found = await registry.get(CHURN_MODEL, version)
+                    if found is not None:
+                        scorer = ChurnScorer.from_bytes(found.payload)
+                        self._churn.model = ChurnModelRef(str(version), scorer)
+                        self.churn_version = version
+                        log.info(
+                            "scoring churn with model version %s (%d examples)",
+                            version,
+                            scorer.n_examples,
+                        )
         except (RedisError, OSError, ModelError, ValueError) as exc:
             log.warning("could not load a published model (%r); keeping the current one", exc)

@@ -21,6 +21,9 @@ from typing import Any
 from schemas import Alert
 from schemas.fast import encode_score_snapshot
 from scorers._special import FloatArray
+from scorers.churn_features import signal_of
+from scorers.churn_pass import ChurnPass
+from scorers.churn_scoring import ChurnScoring
 from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
 from scorers.timeline import Checkpoint, CustomerState, Timeline
@@ -48,13 +51,15 @@ class ScoredRound:
     states: dict[str, CustomerState] = field(default_factory=dict)
     due: dict[int, list[tuple[str, float | None]]] = field(default_factory=dict)
     timer_checkpoints: int = 0
+    examples: list[OutputMessage] = field(default_factory=list)
 
 
 class RoundScorer:
     """Walks a round's customers through :class:`~scorers.timeline.Timeline`."""
 
-    def __init__(self, timeline: Timeline) -> None:
+    def __init__(self, timeline: Timeline, churn: ChurnScoring | None = None) -> None:
         self.timeline = timeline
+        self.churn = churn
 
     def score(
         self,
@@ -101,6 +106,7 @@ class RoundScorer:
                     clv=clv,
                     late=a.late,
                     event_index=i,
+                    signals=signal_of(a.event),
                 )
                 walked.append(point)
                 profile = a.profile
@@ -122,20 +128,36 @@ class RoundScorer:
             timer_scores = _Columns(
                 score_batch(model, [p.profile for p in timers], [p.at for p in timers])
             )
+        fields_of: list[dict[str, Any]] = []
         timer_index = 0
-        for customer_id, known, point in points:
+        for _, _, point in points:
+            if point.event_index is not None:
+                fields_of.append(_probability_fields(event_scores, point.event_index, model))
+            else:
+                fields_of.append(_probability_fields(timer_scores, timer_index, model))
+                timer_index += 1
+        churn = None
+        if self.churn is not None:
+            states = {c: known.state for c, known in before.items()}
+            churn = ChurnPass(self.churn, [(c, p) for c, _, p in points], fields_of, states)
+        for n, (customer_id, known, point) in enumerate(points):
+            fields = fields_of[n]
             if point.event_index is not None:
                 a = applied[point.event_index]
-                fields = _probability_fields(event_scores, point.event_index, model)
                 as_of, event_id = a.event.event_time, a.event.event_id
             else:
-                fields = _probability_fields(timer_scores, timer_index, model)
-                timer_index += 1
                 as_of, event_id = datetime.fromtimestamp(point.at, UTC), None
             scores = point.rfm
             if point.quintiles is not None:
                 r, f, m = point.quintiles
                 fields.update(r_score=r, f_score=f, m_score=m, segment=point.segment)
+            key = customer_id.encode()  # outputs are keyed by customer, like the inputs
+            if churn is not None:
+                fields.update(churn.at_point(n, customer_id, point))
+                out.examples += [
+                    OutputMessage(known.partition, key, example)
+                    for example in churn.examples(customer_id, point)
+                ]
             snapshot = encode_score_snapshot(
                 customer_id=customer_id,
                 as_of=as_of,
@@ -146,7 +168,6 @@ class RoundScorer:
                 monetary_minor=scores.monetary_minor,
                 **fields,
             )
-            key = customer_id.encode()  # outputs are keyed by customer, like the inputs
             out.snapshots.append(OutputMessage(known.partition, key, snapshot))
             for draft in point.alerts:
                 alert = Alert(
@@ -165,12 +186,16 @@ class RoundScorer:
                         "segment": point.segment,
                         "p_alive": fields.get("p_alive"),
                         "clv": fields.get("clv"),
+                        "churn_probability": fields.get("churn_probability"),
                     },
                     reasons=draft.reasons,
                     details=draft.details,
                 )
                 message = OutputMessage(known.partition, key, alert.to_json_bytes())
                 out.alerts.append((customer_id, draft.idempotency_key, message))
+        if churn is not None:
+            for customer_id, state in churn.final_states(out.states).items():
+                out.states[customer_id] = state
         return out
 
 

@@ -35,9 +35,12 @@ moments = st.datetimes(_LOW, _HIGH, timezones=st.just(UTC)) | st.just(
     clv=st.none() | st.floats(0, 1e9),
     next_purchase_at=st.none() | moments,
     probability_model_version=st.none() | st.from_regex(r"[0-9]{1,4}", fullmatch=True),
+    churn_probability=st.none() | st.floats(0, 1),
+    churn_model_version=st.none() | st.sampled_from(["7", "fallback:p_alive"]),
+    reasons=st.none() | st.lists(st.text(max_size=30), max_size=3),
 )
 def test_score_snapshot_encoder_equals_the_model(**fields: object) -> None:
     fast = encode_score_snapshot(**fields)  # type: ignore[arg-type]
-    model = ScoreSnapshot(**fields)
+    model = ScoreSnapshot(**{**fields, "reasons": fields["reasons"] or []})
     assert ScoreSnapshot.from_json_bytes(fast) == model
     assert orjson.loads(fast) == orjson.loads(model.to_json_bytes())

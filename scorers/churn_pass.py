@@ -1,0 +1,103 @@
+"""The churn side of scoring a round: features, probabilities, alerts and examples.
+
+After a round's walk (:class:`~scorers.timeline.Timeline`) and its vectorised probability
+scores, :class:`ChurnPass` builds each checkpoint's feature row, scores all rows in one call,
+then, checkpoint by checkpoint in walk order, applies the ``churn_risk`` hysteresis, keeps the
+features of snapshots taken and turns resolved snapshots into training examples. The features
+of snapshots still waiting for their label go back into the customer's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scorers.churn_features import churn_features
+from scorers.churn_scoring import ChurnScore, ChurnScoring
+from scorers.customer_state import CustomerState
+from scorers.timeline import Checkpoint
+
+__all__ = ["ChurnPass"]
+
+
+class ChurnPass:
+    """One round's churn scoring; call :meth:`at_point` and :meth:`examples` in walk order."""
+
+    def __init__(
+        self,
+        churn: ChurnScoring,
+        points: Sequence[tuple[str, Checkpoint]],
+        fields: Sequence[Mapping[str, Any]],
+        before: Mapping[str, CustomerState],
+    ) -> None:
+        self._churn = churn
+        self._before = before
+        rows: list[dict[str, float] | None] = []
+        for (_, point), scored in zip(points, fields, strict=True):
+            state = point.state
+            if state is None or point.profile.orders <= 0:
+                rows.append(None)
+                continue
+            rows.append(
+                churn_features(
+                    point.profile,
+                    state.recent,
+                    point.at,
+                    quintiles=point.quintiles,
+                    p_alive=scored.get("p_alive"),
+                    expected_purchases_90d=scored.get("expected_purchases_90d"),
+                    last_gap_seconds=state.last_gap,
+                )
+            )
+        self._rows = rows
+        self._scores: list[ChurnScore] = churn.score(rows, [f.get("p_alive") for f in fields])
+        self._alerted: dict[str, bool] = {}
+        self._features: dict[str, dict[int, tuple[float, ...]]] = {}
+        for customer_id, _ in points:
+            if customer_id not in self._alerted:
+                state = before[customer_id]
+                self._alerted[customer_id] = state.churn_alerted
+                self._features[customer_id] = {at: f for at, f in state.pending if f is not None}
+
+    def at_point(self, n: int, customer_id: str, point: Checkpoint) -> dict[str, Any]:
+        """Snapshot fields of the ``n``-th checkpoint; adds a ``churn_risk`` alert to it."""
+        score = self._scores[n]
+        row = self._rows[n]
+        if point.snapshot and row is not None:
+            self._features[customer_id][point.at] = tuple(row.values())
+        if not point.late:
+            alerted, draft = self._churn.alert(
+                customer_id, score, self._alerted[customer_id], point.at
+            )
+            self._alerted[customer_id] = alerted
+            if draft is not None:
+                point.alerts.append(draft)
+        return {
+            "churn_probability": score.probability,
+            "churn_model_version": score.version,
+            "reasons": score.reasons,
+        }
+
+    def examples(self, customer_id: str, point: Checkpoint) -> list[bytes]:
+        """``crm.training`` messages of the snapshots whose label resolved at ``point``."""
+        known = self._features[customer_id]
+        out = []
+        for snapshot_at, label in point.resolved:
+            features = known.pop(snapshot_at, None)
+            if features is not None:  # None: taken before features were kept (skip it)
+                out.append(self._churn.example(customer_id, snapshot_at, label, point.at, features))
+        return out
+
+    def final_states(self, walked: Mapping[str, CustomerState]) -> dict[str, CustomerState]:
+        """States that differ from before the round once churn fields are filled in
+        (``walked``: the walk's changed states; the rest are as before)."""
+        out = {}
+        for customer_id, alerted in self._alerted.items():
+            before = self._before[customer_id]
+            state = walked.get(customer_id, before)
+            known = self._features[customer_id]
+            pending = tuple((at, f if f is not None else known.get(at)) for at, f in state.pending)
+            state = state._replace(pending=pending, churn_alerted=alerted)
+            if state != before:
+                out[customer_id] = state
+        return out

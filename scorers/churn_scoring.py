@@ -1,0 +1,169 @@
+"""Churn probability at a checkpoint, the ``churn_risk`` alert rule, and training examples.
+
+The score comes from the newest published churn model once it has learned from at least
+``min_examples`` labelled examples; before that (cold start) it falls back to
+``1 - P(alive)``, and every score names what produced it (``churn_model_version``: the model
+version, or ``"fallback:p_alive"``). The alert fires when the probability crosses
+``alert_threshold`` upward and re-arms only once it falls under ``alert_reset`` (hysteresis), so
+a customer hovering around the threshold does not flap.
+
+Examples
+--------
+>>> churn = ChurnScoring(ChurnPolicy(alert_threshold=0.7, alert_reset=0.5))
+>>> churn.score([{"p_alive": 0.2}], [0.2])[0][:2]
+(0.8, 'fallback:p_alive')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from schemas.outputs import AlertType, Severity, TrainingExample
+from scorers.churn_features import FEATURE_NAMES, reason_text
+from scorers.churn_model import ChurnScorer
+from scorers.timeline import AlertDraft
+
+__all__ = ["FALLBACK_VERSION", "ChurnModelRef", "ChurnPolicy", "ChurnScore", "ChurnScoring"]
+
+#: ``churn_model_version`` of a score from the cold-start fallback.
+FALLBACK_VERSION = "fallback:p_alive"
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnPolicy:
+    """Thresholds of churn scoring (from settings)."""
+
+    alert_threshold: float = 0.7
+    alert_reset: float = 0.5
+    min_examples: int = 200
+    horizon_days: float = 90.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alert_reset < self.alert_threshold < 1:
+            raise ValueError(
+                f"need 0 < alert_reset ({self.alert_reset}) < alert_threshold "
+                f"({self.alert_threshold}) < 1"
+            )
+
+
+class ChurnModelRef(NamedTuple):
+    """A published churn model: its registry version and the scorer."""
+
+    version: str
+    scorer: ChurnScorer
+
+
+class ChurnScore(NamedTuple):
+    """One checkpoint's churn probability, what produced it, and the top reasons (only for
+    scores at or above ``alert_reset``, where someone will read them)."""
+
+    probability: float | None
+    version: str | None
+    reasons: list[str]
+
+
+class ChurnScoring:
+    """Scores feature rows and applies the alert rule; ``model`` is hot-swapped by the caller."""
+
+    def __init__(self, policy: ChurnPolicy, model: ChurnModelRef | None = None) -> None:
+        self.policy = policy
+        self.model = model
+
+    @property
+    def active_model(self) -> ChurnModelRef | None:
+        """The model scores come from, or None while in the cold-start fallback."""
+        model = self.model
+        if model is None or model.scorer.n_examples < self.policy.min_examples:
+            return None
+        return model
+
+    def score(
+        self, rows: Sequence[Mapping[str, float] | None], p_alive: Sequence[float | None]
+    ) -> list[ChurnScore]:
+        """Churn scores of feature rows (None: a customer without orders, not scored)."""
+        model = self.active_model
+        present = [i for i, row in enumerate(rows) if row is not None]
+        out = [ChurnScore(None, None, [])] * len(rows)
+        if model is not None:
+            probabilities = model.scorer.score_many([rows[i] for i in present])  # type: ignore[misc]
+            for i, p in zip(present, probabilities, strict=True):
+                row = rows[i]
+                assert row is not None
+                reasons = self._reasons(model, row) if p >= self.policy.alert_reset else []
+                out[i] = ChurnScore(p, model.version, reasons)
+            return out
+        for i in present:
+            alive = p_alive[i]
+            if alive is not None:
+                p = 1.0 - alive
+                row = rows[i]
+                assert row is not None
+                reasons = _fallback_reasons(row) if p >= self.policy.alert_reset else []
+                out[i] = ChurnScore(p, FALLBACK_VERSION, reasons)
+        return out
+
+    def alert(
+        self, customer_id: str, score: ChurnScore, alerted: bool, at: int
+    ) -> tuple[bool, AlertDraft | None]:
+        """The hysteresis rule at one checkpoint: (alert open after it, the alert to raise)."""
+        p = score.probability
+        if p is None:
+            return alerted, None
+        if alerted:
+            return p >= self.policy.alert_reset, None
+        if p < self.policy.alert_threshold:
+            return False, None
+        severity = (
+            Severity.CRITICAL if p >= (1 + self.policy.alert_threshold) / 2 else Severity.WARNING
+        )
+        draft = AlertDraft(
+            AlertType.CHURN_RISK,
+            severity,
+            f"churn_risk:{customer_id}:{at}",
+            score.reasons or [f"churn probability {p:.0%}"],
+            {
+                "churn_probability": p,
+                "threshold": self.policy.alert_threshold,
+                "churn_model_version": score.version,
+            },
+        )
+        return True, draft
+
+    def example(
+        self,
+        customer_id: str,
+        snapshot_at: int,
+        label: int,
+        resolved_at: int,
+        features: Sequence[float],
+    ) -> bytes:
+        """The ``crm.training`` message of one resolved snapshot."""
+        return TrainingExample(
+            customer_id=customer_id,
+            snapshot_at=datetime.fromtimestamp(snapshot_at, UTC),
+            resolved_at=datetime.fromtimestamp(resolved_at, UTC),
+            horizon_days=self.policy.horizon_days,
+            label=1 if label else 0,
+            features=dict(zip(FEATURE_NAMES, features, strict=True)),
+            idempotency_key=f"churn:{customer_id}:{snapshot_at}",
+        ).to_json_bytes()
+
+    @staticmethod
+    def _reasons(model: ChurnModelRef, row: Mapping[str, float]) -> list[str]:
+        texts: list[str] = []
+        for name, _ in model.scorer.top_reasons(row, k=5):
+            text = reason_text(name, row)
+            if text not in texts:  # recency and its ratio say the same thing
+                texts.append(text)
+        return texts[:3]
+
+
+def _fallback_reasons(row: Mapping[str, float]) -> list[str]:
+    reasons = [reason_text("recency_days", row), reason_text("p_alive", row)]
+    for name in ("complaints_30d", "open_rate_drop", "unsubscribes_30d"):
+        if row.get(name, 0.0) >= (0.5 if name != "open_rate_drop" else 0.3):
+            reasons.append(reason_text(name, row))
+    return reasons[:3]

@@ -1,0 +1,61 @@
+"""What the walk remembers about a customer between checkpoints, stored with the profile."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+
+from scorers.churn_features import RecentActivity
+from scorers.churn_labels import Pending
+
+__all__ = ["CustomerState"]
+
+
+class CustomerState(NamedTuple):
+    """What the alert rules and the churn labels remember about a customer between checkpoints.
+
+    ``evaluated_at`` is the last checkpoint or event walked; silences start after it.
+    ``recent`` holds the decayed recent-activity counts, ``last_gap`` the seconds between the
+    last two purchases, ``pending`` the churn snapshots waiting for their label and
+    ``churn_alerted`` whether a churn alert is open (hysteresis).
+    """
+
+    evaluated_at: int | None = None
+    segment: str | None = None
+    last_purchase_at: int | None = None
+    high_value: bool = False
+    value_minor: float | None = None
+    at_risk_episode: int | None = None
+    recent: RecentActivity = RecentActivity()
+    last_gap: int | None = None
+    pending: Pending = ()
+    last_snapshot_at: int | None = None
+    churn_alerted: bool = False
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON for the profile hash (:meth:`from_bytes` reads it)."""
+        values: list[object] = list(self)
+        values[6] = self.recent.to_list()
+        return orjson.dumps(values)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str | None) -> CustomerState:
+        """Read :meth:`to_bytes` output; a missing or unreadable value is a fresh state."""
+        if not raw:
+            return cls()
+        try:
+            values = orjson.loads(raw)
+            state = cls(*values[:6])
+            if len(values) > 6:
+                recent, last_gap, pending, last_snapshot_at, alerted = values[6:11]
+                state = state._replace(
+                    recent=RecentActivity.from_list(recent),
+                    last_gap=last_gap,
+                    pending=tuple((int(at), None if f is None else tuple(f)) for at, f in pending),
+                    last_snapshot_at=last_snapshot_at,
+                    churn_alerted=bool(alerted),
+                )
+            return state
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return cls()
