@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.pipeline import BatchResult
 
-__all__ = ["LATENCY_BUCKETS", "PipelineMetrics"]
+__all__ = ["LATENCY_BUCKETS", "LearnerMetrics", "PipelineMetrics"]
 
 #: Seconds; from 1 ms to 10 minutes (event-time lag in a replay can be much larger: +Inf).
 LATENCY_BUCKETS = (
@@ -139,3 +139,65 @@ class PipelineMetrics:
         """Set consumer lag from (topic, partition, messages behind) triples."""
         for topic, partition, lag in lags:
             self.consumer_lag.labels(topic, str(partition)).set(lag)
+
+
+class LearnerMetrics:
+    """Every metric the churn learner exports (updated once per batch)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.auc = Gauge(
+            "crm_churn_prequential_auc",
+            "Prequential (test-then-train) AUC of the churn model",
+            ["window"],
+            registry=r,
+        )
+        self.log_loss = Gauge(
+            "crm_churn_prequential_log_loss",
+            "Prequential log loss of the churn model",
+            ["window"],
+            registry=r,
+        )
+        self.top_decile_recall = Gauge(
+            "crm_churn_top_decile_recall",
+            "Share of churners among the top 10% predicted, prequential",
+            ["window"],
+            registry=r,
+        )
+        self.examples_learned = Counter(
+            "crm_churn_examples_learned", "Training examples the churn model learned", registry=r
+        )
+        self.duplicates = Counter(
+            "crm_churn_duplicates_skipped",
+            "Training examples skipped because their idempotency key was learned",
+            registry=r,
+        )
+        self.drifts = Counter(
+            "crm_model_drift_detections", "Drift detections of the churn model", registry=r
+        )
+        self.model_version = Gauge(
+            "crm_churn_model_version", "Churn model version last published", registry=r
+        )
+        self.dead_letters = Counter(
+            "crm_training_deadletters", "Training messages dead-lettered", registry=r
+        )
+
+    def count_batch(self, *, learned: int, duplicates: int, drifts: int, dead_letters: int) -> None:
+        """What one batch did."""
+        self.examples_learned.inc(learned)
+        self.duplicates.inc(duplicates)
+        self.drifts.inc(drifts)
+        self.dead_letters.inc(dead_letters)
+
+    def set_prequential(self, snapshot: Mapping[str, float | int | None]) -> None:
+        """The prequential metrics of a snapshot (a value that is None is not known yet)."""
+        for gauge, name in (
+            (self.auc, "auc"),
+            (self.log_loss, "log_loss"),
+            (self.top_decile_recall, "top_decile_recall"),
+        ):
+            for window, key in (("cumulative", name), ("sliding", f"window_{name}")):
+                value = snapshot.get(key)
+                if value is not None:
+                    gauge.labels(window).set(value)
