@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 __all__ = ["LabelPolicy", "LabelStep", "Pending"]
@@ -51,16 +51,18 @@ class LabelPolicy:
     horizon_days: float = 90.0
     sample_days: float = 30.0
     max_silence_days: float = 180.0
+    #: The three in whole seconds (rounded up), as the walk uses them.
+    horizon_seconds: int = field(init=False, repr=False)
+    _sample_seconds: int = field(init=False, repr=False)
+    _max_silence_seconds: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("horizon_days", "sample_days", "max_silence_days"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-
-    @property
-    def horizon_seconds(self) -> int:
-        """The horizon in whole seconds (rounded up)."""
-        return math.ceil(self.horizon_days * _DAY)
+        object.__setattr__(self, "horizon_seconds", math.ceil(self.horizon_days * _DAY))
+        object.__setattr__(self, "_sample_seconds", math.ceil(self.sample_days * _DAY))
+        object.__setattr__(self, "_max_silence_seconds", math.ceil(self.max_silence_days * _DAY))
 
     def step(
         self,
@@ -78,7 +80,17 @@ class LabelPolicy:
         A ``late`` purchase (older than the watermark) still labels the snapshots before it 0,
         but takes no snapshot and expires nothing: both happen only in event-time order.
         """
+        take = False
+        if not late and orders > 0:
+            if purchase:
+                take = True
+            elif last_snapshot_at is not None and last_purchase_at is not None:
+                take = at - last_snapshot_at >= self._sample_seconds and (
+                    at - last_purchase_at <= self._max_silence_seconds
+                )
         horizon = self.horizon_seconds
+        if not take and not (pending and (purchase or at > pending[0][0] + horizon)):
+            return LabelStep(pending, last_snapshot_at, False, [])  # nothing to do: most calls
         resolved: list[tuple[int, int]] = []
         kept: list[tuple[int, tuple[float, ...] | None]] = []
         for entry in pending:
@@ -89,14 +101,6 @@ class LabelPolicy:
                 resolved.append((snapshot_at, 0))
             else:
                 kept.append(entry)
-        take = False
-        if not late and orders > 0:
-            if purchase:
-                take = True
-            elif last_snapshot_at is not None and last_purchase_at is not None:
-                take = at - last_snapshot_at >= self._sample_seconds and (
-                    at - last_purchase_at <= self._max_silence_seconds
-                )
         if take:
             kept = [e for e in kept if e[0] != at]  # one snapshot per second: the latest
             kept.append((at, None))
@@ -117,11 +121,3 @@ class LabelPolicy:
             if sample_at - last_purchase_at <= self._max_silence_seconds:
                 due.append(sample_at)
         return min(due) if due else None
-
-    @property
-    def _sample_seconds(self) -> int:
-        return math.ceil(self.sample_days * _DAY)
-
-    @property
-    def _max_silence_seconds(self) -> int:
-        return math.ceil(self.max_silence_days * _DAY)

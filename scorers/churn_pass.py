@@ -10,10 +10,11 @@ of snapshots still waiting for their label go back into the customer's state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from scorers.churn_features import churn_features
-from scorers.churn_scoring import ChurnScore, ChurnScoring
+from scorers.churn_scoring import _UNSCORED, ChurnScoring
 from scorers.customer_state import CustomerState
 from scorers.timeline import Checkpoint
 
@@ -32,25 +33,27 @@ class ChurnPass:
     ) -> None:
         self._churn = churn
         self._before = before
-        rows: list[dict[str, float] | None] = []
-        for (_, point), scored in zip(points, fields, strict=True):
-            state = point.state
-            if state is None or point.profile.orders <= 0:
-                rows.append(None)
+        # Rows are built where they are used: every checkpoint when a model scores, else only
+        # snapshots (training) and fallback scores high enough to need reasons.
+        model = churn.active_model
+        self._rows: list[dict[str, float] | None] = [None] * len(points)
+        scored_rows: list[int] = []
+        self._scores = [_UNSCORED] * len(points)
+        for n, (_, point) in enumerate(points):
+            if point.state is None or point.profile.orders <= 0:
                 continue
-            rows.append(
-                churn_features(
-                    point.profile,
-                    state.recent,
-                    point.at,
-                    quintiles=point.quintiles,
-                    p_alive=scored.get("p_alive"),
-                    expected_purchases_90d=scored.get("expected_purchases_90d"),
-                    last_gap_seconds=state.last_gap,
+            if model is not None or point.snapshot:
+                self._rows[n] = self._row(point, fields[n])
+            if model is not None:
+                scored_rows.append(n)
+            else:
+                self._scores[n] = churn.fallback(
+                    fields[n].get("p_alive"), partial(self._row_at, n, point, fields[n])
                 )
-            )
-        self._rows = rows
-        self._scores: list[ChurnScore] = churn.score(rows, [f.get("p_alive") for f in fields])
+        if scored_rows:
+            rows = [self._rows[n] for n in scored_rows]
+            for n, score in zip(scored_rows, churn.score_rows(rows), strict=True):  # type: ignore[arg-type]
+                self._scores[n] = score
         self._alerted: dict[str, bool] = {}
         self._features: dict[str, dict[int, tuple[float, ...]]] = {}
         for customer_id, _ in points:
@@ -58,6 +61,26 @@ class ChurnPass:
                 state = before[customer_id]
                 self._alerted[customer_id] = state.churn_alerted
                 self._features[customer_id] = {at: f for at, f in state.pending if f is not None}
+
+    @staticmethod
+    def _row(point: Checkpoint, fields: Mapping[str, Any]) -> dict[str, float]:
+        state = point.state
+        assert state is not None
+        return churn_features(
+            point.profile,
+            state.recent,
+            point.at,
+            quintiles=point.quintiles,
+            p_alive=fields.get("p_alive"),
+            expected_purchases_90d=fields.get("expected_purchases_90d"),
+            last_gap_seconds=state.last_gap,
+        )
+
+    def _row_at(self, n: int, point: Checkpoint, fields: Mapping[str, Any]) -> dict[str, float]:
+        row = self._rows[n]
+        if row is None:
+            row = self._rows[n] = self._row(point, fields)
+        return row
 
     def at_point(self, n: int, customer_id: str, point: Checkpoint) -> dict[str, Any]:
         """Snapshot fields of the ``n``-th checkpoint; adds a ``churn_risk`` alert to it."""

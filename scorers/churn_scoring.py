@@ -16,9 +16,10 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import NamedTuple
 
 from schemas.outputs import AlertType, Severity, TrainingExample
@@ -65,6 +66,9 @@ class ChurnScore(NamedTuple):
     reasons: list[str]
 
 
+_UNSCORED = ChurnScore(None, None, [])
+
+
 class ChurnScoring:
     """Scores feature rows and applies the alert rule; ``model`` is hot-swapped by the caller."""
 
@@ -85,25 +89,38 @@ class ChurnScoring:
     ) -> list[ChurnScore]:
         """Churn scores of feature rows (None: a customer without orders, not scored)."""
         model = self.active_model
-        present = [i for i, row in enumerate(rows) if row is not None]
-        out = [ChurnScore(None, None, [])] * len(rows)
         if model is not None:
-            probabilities = model.scorer.score_many([rows[i] for i in present])  # type: ignore[misc]
-            for i, p in zip(present, probabilities, strict=True):
-                row = rows[i]
-                assert row is not None
-                reasons = self._reasons(model, row) if p >= self.policy.alert_reset else []
-                out[i] = ChurnScore(p, model.version, reasons)
+            present = [(i, row) for i, row in enumerate(rows) if row is not None]
+            out = [_UNSCORED] * len(rows)
+            scores = self.score_rows([row for _, row in present])
+            for (i, _), score in zip(present, scores, strict=True):
+                out[i] = score
             return out
-        for i in present:
-            alive = p_alive[i]
-            if alive is not None:
-                p = 1.0 - alive
-                row = rows[i]
-                assert row is not None
-                reasons = _fallback_reasons(row) if p >= self.policy.alert_reset else []
-                out[i] = ChurnScore(p, FALLBACK_VERSION, reasons)
-        return out
+        return [
+            _UNSCORED if row is None else self.fallback(alive, partial(_same, row))
+            for row, alive in zip(rows, p_alive, strict=True)
+        ]
+
+    def score_rows(self, rows: Sequence[Mapping[str, float]]) -> list[ChurnScore]:
+        """Scores of the active model (call only when :attr:`active_model` is set)."""
+        model = self.active_model
+        if model is None:
+            raise ValueError("score_rows needs an active churn model; use fallback()")
+        probabilities = model.scorer.score_many(rows)
+        reset = self.policy.alert_reset
+        return [
+            ChurnScore(p, model.version, self._reasons(model, row) if p >= reset else [])
+            for p, row in zip(probabilities, rows, strict=True)
+        ]
+
+    def fallback(self, p_alive: float | None, row: Callable[[], Mapping[str, float]]) -> ChurnScore:
+        """The cold-start score ``1 - P(alive)``; ``row`` builds the features only when the
+        score needs reasons."""
+        if p_alive is None:
+            return _UNSCORED
+        p = 1.0 - p_alive
+        reasons = _fallback_reasons(row()) if p >= self.policy.alert_reset else []
+        return ChurnScore(p, FALLBACK_VERSION, reasons)
 
     def alert(
         self, customer_id: str, score: ChurnScore, alerted: bool, at: int
@@ -159,6 +176,10 @@ class ChurnScoring:
             if text not in texts:  # recency and its ratio say the same thing
                 texts.append(text)
         return texts[:3]
+
+
+def _same(row: Mapping[str, float]) -> Mapping[str, float]:
+    return row
 
 
 def _fallback_reasons(row: Mapping[str, float]) -> list[str]:
