@@ -102,7 +102,7 @@ class RoundScorer:
                     state,
                     a.profile,
                     at,
-                    purchase=a.event.kind == "purchase",
+                    purchase=a.event.type == "order_placed",
                     clv=clv,
                     late=a.late,
                     event_index=i,
