@@ -104,6 +104,17 @@ def worker(
     run_worker(get_settings(), loglevel=loglevel)
 
 
+@app.command()
+def learner(
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="crit, error, warn, info, debug"),
+) -> None:
+    """Run only the churn learner: the lock holder learns crm.training and publishes churn
+    model versions (workers run one too unless CRM_LEARNER_ENABLED=false)."""
+    from streams.learner_worker import run_learner
+
+    run_learner(get_settings(), loglevel=loglevel)
+
+
 @app.command("simulate")
 def simulate_command(
     customers: int = typer.Option(5000, help="number of customers"),

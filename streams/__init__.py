@@ -1,5 +1,6 @@
 """The streaming side: the Faust app and worker, the ingest service, the Redis state store,
-event clock, round scoring, model registry, due-index, topics, metrics and web pages.
+event clock, round scoring, model registry, due-index, the churn learner, topics, metrics and
+web pages.
 
 Import what you need from its module (``from streams.store import RedisProfileStore``); this
 package re-exports the pieces a deployment or an embedding application uses.
@@ -7,6 +8,8 @@ package re-exports the pieces a deployment or an embedding application uses.
 
 from streams.due_index import DueIndex
 from streams.ingest import IngestService
+from streams.learner import LearnerService
+from streams.learner_worker import build_learner_worker, run_learner
 from streams.models import ModelRegistry, fit_and_publish
 from streams.pipeline import PipelineProcessor
 from streams.population import refresh_rfm_boundaries
@@ -20,14 +23,17 @@ __all__ = [
     "DueIndex",
     "EventClock",
     "IngestService",
+    "LearnerService",
     "ModelRegistry",
     "PipelineProcessor",
     "RedisProfileStore",
     "RoundScorer",
     "RoundStore",
+    "build_learner_worker",
     "build_worker",
     "connect_redis",
     "fit_and_publish",
     "refresh_rfm_boundaries",
+    "run_learner",
     "run_worker",
 ]

@@ -38,17 +38,15 @@ from scorers.learner import OnlineLearner
 from streams.learner_messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner_state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
-from streams.models import ModelRegistry
+from streams.models import CHURN_MODEL, ModelRegistry
 from streams.store import connect_redis
 from streams.topics import ensure_topics
 
-__all__ = ["CHURN_MODEL", "LearnerService"]
+__all__ = ["LearnerService"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: The registry name the churn model is published under.
-CHURN_MODEL = "churn"
 _REDIS_ERRORS = (RedisError, OSError, StateStoreError)
 
 

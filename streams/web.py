@@ -7,11 +7,14 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.ingest import IngestService
+from streams.learner import LearnerService
 
 __all__ = ["register_pages"]
 
 
-def register_pages(app: faust.App, ingest: IngestService) -> None:
+def register_pages(
+    app: faust.App, ingest: IngestService, learner: LearnerService | None = None
+) -> None:
     """Add the worker's pages to ``app``."""
 
     @app.page("/metrics")
@@ -23,4 +26,6 @@ def register_pages(app: faust.App, ingest: IngestService) -> None:
     @app.page("/health")
     async def health(self: View, request: Request) -> Response:
         report = await ingest.health()
+        if learner is not None:  # a standby learner (leader=False) is healthy too
+            report["learner"] = await learner.health()
         return self.json(report, status=200 if report["ok"] else 503)

@@ -1,6 +1,9 @@
-"""Run a crm-scoring worker: the Faust app with the ingest service beside it."""
+"""Run a crm-scoring worker: the Faust app with the ingest service (and the churn learner)
+beside it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import faust
 from prometheus_client import REGISTRY
@@ -8,18 +11,26 @@ from prometheus_client import REGISTRY
 from crm_score.settings import Settings
 from streams.app import create_app
 from streams.ingest import IngestService
-from streams.metrics import PipelineMetrics
+from streams.learner import LearnerService
+from streams.metrics import LearnerMetrics, PipelineMetrics
 from streams.web import register_pages
 
 __all__ = ["build_worker", "run_worker"]
 
 
 def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
-    """A Faust worker whose services include :class:`IngestService`."""
+    """A Faust worker whose services are :class:`IngestService` and, unless
+    ``CRM_LEARNER_ENABLED=false``, :class:`LearnerService` (only the worker holding the learner
+    lock learns; the others stand by)."""
     app = create_app(settings)
     ingest = IngestService(settings, metrics=PipelineMetrics(REGISTRY))
-    register_pages(app, ingest)
-    return faust.Worker(app, ingest, loglevel=loglevel, redirect_stdouts=False)
+    services: list[Any] = [ingest]
+    learner = None
+    if settings.learner_enabled:
+        learner = LearnerService(settings, metrics=LearnerMetrics(REGISTRY))
+        services.append(learner)
+    register_pages(app, ingest, learner)
+    return faust.Worker(app, *services, loglevel=loglevel, redirect_stdouts=False)
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:

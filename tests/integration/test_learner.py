@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 from crm_score.settings import Settings
 from schemas import Alert, AlertType, DeadLetter, TrainingExample
 from scorers.churn_model import ChurnScorer
-from streams.learner import CHURN_MODEL, LearnerService
+from streams.learner import LearnerService
 from streams.learner_state import Checkpoint, CheckpointStore
 from streams.metrics import LearnerMetrics
-from streams.models import ModelRegistry
+from streams.models import CHURN_MODEL, ModelRegistry
 from streams.topics import ensure_topics
 from tests.integration.harness import WorkerProcess, read_topic
 
