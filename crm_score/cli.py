@@ -268,6 +268,38 @@ def fit_command(
     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 
+@app.command("evaluate")
+def evaluate_command(
+    events: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="JSONL or CSV event history to replay"
+    ),
+    fit_at: float = typer.Option(
+        0.3,
+        min=0.01,
+        max=0.99,
+        help="fit P(alive)/CLV and the RFM quintiles this far into the history's span",
+    ),
+    seed: int = typer.Option(0, help="random seed of the batch baseline"),
+    purge: str = typer.Option(
+        "horizon",
+        help="drop training examples whose horizon had not ended at the first test snapshot "
+        "(horizon), or only those resolved after it (resolved: biased against churn)",
+    ),
+) -> None:
+    """Replay an event file through the scoring code (no Kafka, no Redis); print the online
+    churn model's quality next to a batch baseline on the same examples, as JSON."""
+    from crm_score.evaluate import Purge, evaluate_history
+
+    if purge not in ("horizon", "resolved"):
+        raise typer.BadParameter(f"{purge!r}: use horizon or resolved", param_hint="--purge")
+    mode: Purge = "resolved" if purge == "resolved" else "horizon"
+    try:
+        report = evaluate_history(events, get_settings(), fit_at=fit_at, seed=seed, purge=mode)
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

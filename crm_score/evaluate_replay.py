@@ -1,0 +1,305 @@
+"""Replay an event file through the worker's scoring code, in process: no Kafka, no Redis.
+
+The events are parsed and deduplicated as the worker does (the first occurrence of an event id
+wins), sorted as the reorder buffer releases them (event time, kind, event id), folded into
+profiles with the same deltas as the Redis script (:func:`scorers.profile.apply_delta`), and
+scored by :class:`streams.scoring.RoundScorer` in rounds of one day of event time. A round
+walks up to its limit (the last second before its watermark): the events strictly before the
+watermark, plus every customer whose due time the limit passed, exactly as a worker round with
+that watermark. Alert states go through the bytes Redis would store between rounds.
+
+The probability model and the RFM boundaries are fitted once, as of a fit time, on the profiles
+of the events before it, and score the whole history (early examples are scored with a model
+fitted later: population parameters only, and the same for every learner fed the examples).
+RFM cut points are exact quantiles (numpy ``inverted_cdf``, what a KLL sketch in exact mode
+returns), so a replay is repeatable at any size; the KLL sketch is randomised beyond ``k``
+customers.
+
+The replay stops at the last event: a snapshot whose horizon reaches past it stays unlabelled
+(*censored*) or was labelled 0 by a purchase inside the history, as in a live worker. Running
+the clock on would label the rest 1 for lack of data (purchases after the file's end are
+unknown), so the evaluation keeps only snapshots whose whole horizon lies in the history.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from crm_score.errors import EventRejected, ModelError
+from crm_score.event_files import read_event_file
+from crm_score.settings import Settings
+from schemas import Event, EventParser, TrainingExample
+from scorers.churn_labels import LabelPolicy
+from scorers.churn_scoring import ChurnScoring
+from scorers.customer_state import CustomerState
+from scorers.deltas import delta_for, epoch_seconds
+from scorers.probability import ProbabilityModel, fit_from_profiles
+from scorers.probability_batch import high_value_cut
+from scorers.profile import Profile, ProfileDelta, apply_delta
+from scorers.quintiles import QUINTILE_RANKS, RfmBoundaries
+from scorers.rfm import rfm
+from scorers.segments import load_segments
+from scorers.timeline import AlertPolicy, Timeline
+from streams.pipeline import Applied
+from streams.refresh import churn_policy
+from streams.scoring import CustomerBefore, RoundScorer
+
+__all__ = [
+    "ParsedEvents",
+    "ReplayedHistory",
+    "fit_population_at",
+    "read_events",
+    "replay_events",
+    "replay_history",
+    "rfm_boundaries",
+]
+
+_DAY = 86_400
+_PARTITION = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """What :class:`streams.pipeline.Applied` keeps of the consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None = None
+
+
+class _Item(NamedTuple):
+    event: Event
+    delta: ProfileDelta
+    record: _Record
+    order: tuple[float, str, str]  # the reorder buffer's release order
+
+
+@dataclass(slots=True)
+class ParsedEvents:
+    """Valid, deduplicated events in release order, and what was left out."""
+
+    items: list[_Item]
+    rejected: int = 0
+    duplicates: int = 0
+
+    @property
+    def first_at(self) -> int:
+        """Epoch second of the first event."""
+        return epoch_seconds(self.items[0].event.event_time)
+
+    @property
+    def last_at(self) -> int:
+        """Epoch second of the last event."""
+        return epoch_seconds(self.items[-1].event.event_time)
+
+
+@dataclass(slots=True)
+class ReplayedHistory:
+    """What a replay produced: the training examples in emission (label-resolution) order."""
+
+    parsed: ParsedEvents
+    fit_at: datetime
+    model: ProbabilityModel
+    boundaries: RfmBoundaries
+    examples: list[TrainingExample]
+    customers: int
+    censored: int  # snapshots still waiting for their label when the replay stopped
+    until: datetime  # the last second walked
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def read_events(path: Path, settings: Settings, *, now: datetime) -> ParsedEvents:
+    """Parse ``path`` as the worker would: invalid lines are rejected, a repeated event id is
+    a duplicate (the first occurrence in the file wins); the rest sorted in release order."""
+    parser = EventParser(accepted_currencies=frozenset(settings.fx_rates))
+    parsed = ParsedEvents([])
+    seen: set[str] = set()
+    for offset, message in enumerate(read_event_file(path)):
+        try:
+            event = parser.parse(message.value, message.kind, now)
+            delta = delta_for(event, settings.fx_rates)
+        except EventRejected:
+            parsed.rejected += 1
+            continue
+        if event.event_id in seen:
+            parsed.duplicates += 1
+            continue
+        seen.add(event.event_id)
+        record = _Record(settings.topic(event.kind), _PARTITION, offset, message.key, message.value)
+        order = (event.event_time.timestamp(), event.kind, event.event_id)
+        parsed.items.append(_Item(event, delta, record, order))
+    if not parsed.items:
+        raise ModelError(f"{path} has no valid event to replay")
+    parsed.items.sort(key=lambda item: item.order)
+    return parsed
+
+
+def rfm_boundaries(profiles: Iterable[Profile], as_of: datetime) -> RfmBoundaries:
+    """The population's exact RFM quintile cut points as of ``as_of`` (version 1).
+
+    The same cut points as :class:`scorers.quintiles.QuintileSketch` in exact mode.
+    """
+    rows = [r for r in (rfm(p, as_of) for p in profiles) if r.recency_days is not None]
+    if not rows:
+        raise ModelError(f"no customer has ordered by {as_of.isoformat()}; fit later")
+
+    def cuts(values: Sequence[float]) -> tuple[float, float, float, float]:
+        a, b, c, d = np.quantile(np.asarray(values, float), QUINTILE_RANKS, method="inverted_cdf")
+        return (float(a), float(b), float(c), float(d))
+
+    return RfmBoundaries(
+        version=1,
+        as_of=as_of,
+        recency_days=cuts([r.recency_days for r in rows if r.recency_days is not None]),
+        frequency=cuts([r.frequency for r in rows]),
+        monetary_minor=cuts([r.monetary_minor for r in rows]),
+    )
+
+
+def fit_population_at(
+    parsed: ParsedEvents, as_of: datetime, settings: Settings
+) -> tuple[ProbabilityModel, RfmBoundaries]:
+    """Probability model (with its value-tier cut) and RFM boundaries, fitted as of ``as_of``
+    on the profiles of the events strictly before it."""
+    cutoff = as_of.timestamp()
+    profiles: dict[str, Profile] = {}
+    for item in parsed.items:
+        if item.order[0] >= cutoff:
+            break
+        customer = item.event.customer_id
+        profiles[customer] = apply_delta(profiles.get(customer, Profile()), item.delta)
+    population = list(profiles.values())
+    model = fit_from_profiles(population, as_of, minor_per_major=100)
+    cut = high_value_cut(model, population, settings.high_value_top_fraction)
+    model = replace(model, version="eval", high_value_clv=cut)
+    return model, rfm_boundaries(population, as_of)
+
+
+def _scorer(settings: Settings, model: ProbabilityModel, boundaries: RfmBoundaries) -> RoundScorer:
+    timeline = Timeline(
+        AlertPolicy(settings.p_alive_alert_threshold, settings.win_back_after_days),
+        load_segments(),
+        boundaries,
+        model,
+        LabelPolicy(
+            settings.churn_horizon_days,
+            settings.churn_sample_days,
+            settings.churn_sample_max_silence_days,
+        ),
+    )
+    return RoundScorer(timeline, ChurnScoring(churn_policy(settings)))
+
+
+def replay_events(
+    parsed: ParsedEvents,
+    settings: Settings,
+    model: ProbabilityModel,
+    boundaries: RfmBoundaries,
+    *,
+    until: int,
+) -> tuple[list[TrainingExample], dict[str, CustomerState]]:
+    """Score every event and timer up to epoch second ``until`` (inclusive) in daily rounds;
+    the training examples in emission order and every customer's final state."""
+    scorer = _scorer(settings, model, boundaries)
+    items = parsed.items
+    profiles: dict[str, Profile] = {}
+    stored: dict[str, bytes] = {}  # alert states as Redis holds them between rounds
+    due_of: dict[str, int] = {}
+    heap: list[tuple[int, str]] = []  # (due, customer); stale entries are skipped
+    examples: list[TrainingExample] = []
+    i = 0
+    edge = parsed.first_at // _DAY * _DAY + _DAY  # the round's watermark
+    while True:
+        edge = min(edge, until + 1)
+        limit = edge - 1
+        applied: list[Applied] = []
+        before: dict[str, CustomerBefore] = {}
+        while i < len(items) and items[i].order[0] < edge:
+            item = items[i]
+            customer = item.event.customer_id
+            known = profiles.get(customer)
+            if customer not in before:
+                before[customer] = CustomerBefore(
+                    known, CustomerState.from_bytes(stored.get(customer)), _PARTITION
+                )
+            profile = apply_delta(known or Profile(), item.delta)
+            profiles[customer] = profile
+            at = float(epoch_seconds(item.event.event_time))
+            applied.append(Applied(item.record, item.event, profile, at, False))
+            i += 1
+        while heap and heap[0][0] <= limit:
+            due, customer = heapq.heappop(heap)
+            if due_of.get(customer) != due:
+                continue
+            del due_of[customer]
+            if customer not in before:
+                state = CustomerState.from_bytes(stored.get(customer))
+                before[customer] = CustomerBefore(profiles.get(customer), state, _PARTITION)
+        if before:
+            out = scorer.score(applied, before, {_PARTITION: limit})
+            for customer, state in out.states.items():
+                stored[customer] = state.to_bytes()
+            for customer, next_due in out.due.get(_PARTITION, []):
+                if next_due is None:
+                    due_of.pop(customer, None)
+                else:
+                    due_of[customer] = math.ceil(next_due)
+                    heapq.heappush(heap, (due_of[customer], customer))
+            examples += [TrainingExample.from_json_bytes(m.value) for m in out.examples]
+        if edge > until:
+            break
+        edge += _DAY
+    states = {c: CustomerState.from_bytes(raw) for c, raw in stored.items()}
+    return examples, states
+
+
+def replay_history(
+    path: Path,
+    settings: Settings,
+    *,
+    fit_at: float = 0.3,
+    now: datetime | None = None,
+) -> ReplayedHistory:
+    """Read, fit as of ``fit_at`` of the history's span, and replay ``path``.
+
+    ``now`` only bounds how far in the future an event may lie (default: the wall clock).
+    """
+    if not 0 < fit_at < 1:
+        raise ModelError(f"fit_at={fit_at!r} must be a fraction of the history in (0, 1)")
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    parsed = read_events(path, settings, now=now or datetime.now(UTC))
+    seconds["read"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    first, last = parsed.first_at, parsed.last_at
+    fit_time = datetime.fromtimestamp(first + round(fit_at * (last - first)), UTC)
+    model, boundaries = fit_population_at(parsed, fit_time, settings)
+    seconds["fit"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    examples, states = replay_events(parsed, settings, model, boundaries, until=last)
+    seconds["replay"] = time.perf_counter() - start
+    return ReplayedHistory(
+        parsed=parsed,
+        fit_at=fit_time,
+        model=model,
+        boundaries=boundaries,
+        examples=examples,
+        customers=len({item.event.customer_id for item in parsed.items}),
+        censored=sum(len(state.pending) for state in states.values()),
+        until=datetime.fromtimestamp(last, UTC),
+        seconds=seconds,
+    )
