@@ -23,7 +23,6 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -40,11 +39,18 @@ from scorers.churn_labels import LabelPolicy
 from scorers.churn_scoring import ChurnScoring
 from scorers.segments import load_segments
 from scorers.timeline import AlertPolicy, CustomerState, Timeline
-from streams.kafka_io import OrderedCommits, RebalanceHooks, align, publish, track_positions
+from streams.kafka_io import (
+    OrderedCommits,
+    RebalanceHooks,
+    align,
+    consumer_lags,
+    publish,
+    track_positions,
+)
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import ModelRegistry
-from streams.pipeline import Accepted, BatchResult, ParsedBatch, PipelineProcessor
+from streams.pipeline import Accepted, IngestStats, ParsedBatch, PipelineProcessor
 from streams.refresh import ModelFollower, churn_policy, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
@@ -52,33 +58,10 @@ from streams.scoring import RoundScorer
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
-__all__ = ["IngestService", "IngestStats"]
+__all__ = ["IngestService"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class IngestStats:
-    """Running totals since start (also exported as Prometheus metrics)."""
-
-    def __init__(self) -> None:
-        self.consumed = 0
-        self.applied = 0
-        self.duplicates = 0
-        self.late = 0
-        self.timer_checkpoints = 0
-        self.examples = 0
-        self.alerts: Counter[str] = Counter()
-        self.dead_letters: Counter[str] = Counter()
-
-    def add(self, result: BatchResult) -> None:
-        self.consumed += result.consumed
-        self.applied += result.applied
-        self.duplicates += result.duplicates
-        self.late += result.late
-        self.timer_checkpoints += result.timer_checkpoints
-        self.alerts.update(result.alerts_by_type)
-        self.dead_letters.update(result.dead_letter_reasons)
 
 
 class IngestService(Service):
@@ -412,16 +395,8 @@ class IngestService(Service):
     @Service.timer(5.0)
     async def _export_lag(self) -> None:
         """Consumer lag per assigned partition, from the fetcher's high-water marks."""
-        consumer = self._consumer
-        if consumer is None:
-            return
-        lags = []
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                behind = max(0, highwater - await consumer.position(tp))
-                lags.append((tp.topic, tp.partition, behind))
-        self.metrics.set_lag(lags)
+        if self._consumer is not None:
+            self.metrics.set_lag(await consumer_lags(self._consumer))
 
 
 def _limit(watermark: float) -> int:

@@ -19,7 +19,14 @@ from streams.metrics import PipelineMetrics
 from streams.pipeline import BatchResult, OutputMessage
 from streams.reorder import EventClock
 
-__all__ = ["OrderedCommits", "RebalanceHooks", "align", "publish", "track_positions"]
+__all__ = [
+    "OrderedCommits",
+    "RebalanceHooks",
+    "align",
+    "consumer_lags",
+    "publish",
+    "track_positions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +182,14 @@ class OrderedCommits:
             # The group rebalanced under us: whoever owns these partitions now re-reads them and
             # the store skips what was applied, so nothing is lost or counted twice.
             log.warning("offset commit failed (%s); the new owner will redeliver", exc)
+
+
+async def consumer_lags(consumer: AIOKafkaConsumer) -> list[tuple[str, int, int]]:
+    """(topic, partition, messages behind) of each assigned partition whose high-water mark
+    the fetcher knows."""
+    lags = []
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            lags.append((tp.topic, tp.partition, max(0, highwater - await consumer.position(tp))))
+    return lags

@@ -25,6 +25,7 @@ __all__ = [
     "Accepted",
     "Applied",
     "BatchResult",
+    "IngestStats",
     "OutputMessage",
     "ParsedBatch",
     "PipelineProcessor",
@@ -210,3 +211,26 @@ def _dead_letter(record: Record, rejected: EventRejected, now: datetime) -> Outp
         broker_timestamp_ms=record.timestamp,
     )
     return OutputMessage(record.partition, record.key, letter.to_json_bytes())
+
+
+class IngestStats:
+    """Running totals since start (also exported as Prometheus metrics)."""
+
+    def __init__(self) -> None:
+        self.consumed = 0
+        self.applied = 0
+        self.duplicates = 0
+        self.late = 0
+        self.timer_checkpoints = 0
+        self.examples = 0
+        self.alerts: Counter[str] = Counter()
+        self.dead_letters: Counter[str] = Counter()
+
+    def add(self, result: BatchResult) -> None:
+        self.consumed += result.consumed
+        self.applied += result.applied
+        self.duplicates += result.duplicates
+        self.late += result.late
+        self.timer_checkpoints += result.timer_checkpoints
+        self.alerts.update(result.alerts_by_type)
+        self.dead_letters.update(result.dead_letter_reasons)
