@@ -92,7 +92,7 @@ def _load(tag: str, data: bytes, what: str) -> Any:
 def _new_estimator(kind: ModelKind) -> Any:
     if kind == "logistic":
         return preprocessing.StandardScaler() | linear_model.LogisticRegression(
-            optimizer=optim.SGD(0.01), l2=1e-4
+            optimizer=optim.SGD(0.05), l2=1e-4
         )
     return tree.HoeffdingTreeClassifier()
 
@@ -105,13 +105,14 @@ def _p_churn(proba: Mapping[Any, float]) -> float:
 class ChurnModel:
     """Online churn classifier over a dict of named float features (label 1 = churned).
 
-    ``kind="logistic"`` is river's ``StandardScaler() | LogisticRegression(SGD(0.01), l2=1e-4)``.
+    ``kind="logistic"`` is river's ``StandardScaler() | LogisticRegression(SGD(0.05), l2=1e-4)``.
     On a synthetic stream with a known logistic ground truth (10 features on very different
     scales, 3,000 examples, 5 seeds) the prequential AUC was 0.903 with SGD(0.01), 0.904 with
     Adam(0.01), 0.894 with Adam(0.05) and 0.907 with AdaGrad(0.1), against 0.918 for the true
-    probabilities; SGD(0.01) was best on the last 1,000 examples (0.913) and, unlike AdaGrad,
-    keeps a constant step so it can follow drift. The small L2 keeps weights of collinear
-    features bounded and did not change AUC.
+    probabilities. On the churn examples of a simulated shop (5,000 customers, 32,521 examples,
+    ``crm-score evaluate``) the AUC on the last 30% was 0.776 with SGD(0.01), 0.787 with
+    SGD(0.05), 0.775 with AdaGrad(0.1) and 0.739 with Adam(0.01): SGD(0.05) it is, a constant
+    step that can follow drift. The small L2 keeps weights of collinear features bounded.
 
     ``kind="hoeffding"`` is river's ``HoeffdingTreeClassifier`` with default parameters, without a
     scaler (its splits and naive-Bayes leaves do not depend on feature scale). Before the tree has

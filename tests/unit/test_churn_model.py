@@ -97,7 +97,9 @@ def test_learns_a_known_direction_and_explains_it() -> None:
     churner, loyal = {"days": 85.0, "orders": 1.0, "noise": 0.0}, {"days": 5.0, "orders": 12.0}
     p_churner, p_loyal = scorer.score_many([churner, loyal])
     assert p_churner > 0.8 > 0.2 > p_loyal
-    assert [name for name, _ in scorer.top_reasons(churner)] == ["days", "orders"]
+    reasons = scorer.top_reasons(churner)
+    assert [name for name, _ in reasons[:2]] == ["days", "orders"]
+    assert all(c < 0.1 * reasons[0][1] for _, c in reasons[2:])  # noise, if at all, is minor
     assert scorer.top_reasons(loyal) == []
     assert scorer.top_reasons(churner, k=1) == scorer.top_reasons(churner)[:1]
     assert scorer.top_reasons(churner, k=0) == []
