@@ -10,6 +10,10 @@ times (each ``--runs`` times, fresh consumer group and Redis prefix per run):
 - ``pipeline_with_models`` (``--probability``): the same with a published model and RFM
   boundaries, so P(alive)/CLV, segments, silence timers and alerts are all on.
 
+Churn labelling and scoring are always on; the worker's churn learner runs too (it learns the
+run's labelled examples and publishes versions the worker hot-swaps to) unless
+``--no-learner``.
+
 Rates count from the first committed progress to fully caught up, so group-join time is left out.
 Prints JSON with every run and the medians, plus Redis bytes per customer (MEMORY USAGE).
 
@@ -31,7 +35,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from crm_score.errors import EventRejected
 from crm_score.produce import produce_messages
@@ -78,7 +83,11 @@ async def _timed_until_caught_up(
 
 async def _run_process(settings: Settings, argv: list[str], group: str, total: int) -> float:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *argv, env=settings.subprocess_env(CRM_WEB_PORT=str(_free_port())),
+        sys.executable, "-m", *argv,
+        env=settings.subprocess_env(
+            CRM_WEB_PORT=str(_free_port()),
+            CRM_LEARNER_ENABLED=str(settings.learner_enabled).lower(),
+        ),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -166,6 +175,22 @@ async def _publish(settings: Settings, models: tuple[ProbabilityModel, RfmBounda
         await client.aclose()
 
 
+async def _empty_training_topic(settings: Settings) -> None:
+    """Delete what earlier runs wrote to crm.training (the input topics are shared by runs)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        topic = settings.topic("training")
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     config = SimulationConfig.ending_at(
@@ -180,6 +205,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "partitions": args.partitions,
             "clock_mode": "replay",
             "replay_until": max(m.event_time for m in simulation) + timedelta(seconds=1),
+            "learner_enabled": not args.no_learner,
         }
     )
     await ensure_topics(base)
@@ -204,6 +230,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "redis_key_prefix": f"b{uuid.uuid4().hex[:8]}",
             }
         )
+        await _empty_training_topic(base)  # each run's learner learns that run's examples only
         runs["pipeline"].append(
             await _run_process(last_pipeline, ["crm_score", "worker", "-l", "warn"],
                                f"{last_pipeline.app_id}.ingest", total)
@@ -216,6 +243,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
             await _publish(scored, model)
+            await _empty_training_topic(base)
             runs["pipeline_with_models"].append(
                 await _run_process(scored, ["crm_score", "worker", "-l", "warn"],
                                    f"{scored.app_id}.ingest", total)
@@ -227,6 +255,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "events": total,
         "customers": args.customers,
         "partitions": args.partitions,
+        "learner": not args.no_learner,
         "runs": {name: [round(v) for v in values] for name, values in runs.items()},
         "median_events_per_second": medians,
         "pipeline_vs_faust_noop": round(medians["pipeline"] / medians["faust_noop"], 2),
@@ -247,5 +276,10 @@ if __name__ == "__main__":
         "--probability",
         action="store_true",
         help="also run with published models: P(alive)/CLV (BG/NBD + Gamma-Gamma), RFM segments",
+    )
+    parser.add_argument(
+        "--no-learner",
+        action="store_true",
+        help="run the workers without the churn learner (CRM_LEARNER_ENABLED=false)",
     )
     print(orjson.dumps(asyncio.run(main(parser.parse_args())), option=orjson.OPT_INDENT_2).decode())
