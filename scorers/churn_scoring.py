@@ -170,10 +170,14 @@ class ChurnScoring:
 
     @staticmethod
     def _reasons(model: ChurnModelRef, row: Mapping[str, float]) -> list[str]:
+        """The features that pushed this score up most, in words; contributions under a tenth
+        of the largest one are noise, not reasons."""
+        top = model.scorer.top_reasons(row, k=5)
+        floor = 0.1 * top[0][1] if top else 0.0
         texts: list[str] = []
-        for name, _ in model.scorer.top_reasons(row, k=5):
+        for name, contribution in top:
             text = reason_text(name, row)
-            if text not in texts:  # recency and its ratio say the same thing
+            if contribution >= floor and text not in texts:  # recency and its ratio: one text
                 texts.append(text)
         return texts[:3]
 

@@ -1,0 +1,85 @@
+"""Churn scores from a learned model: which version scored, the reasons in words, features."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from scorers.churn_features import FEATURE_NAMES, RecentActivity, churn_features, reason_text
+from scorers.churn_model import ChurnModel
+from scorers.churn_scoring import FALLBACK_VERSION, ChurnModelRef, ChurnPolicy, ChurnScoring
+from scorers.profile import Profile
+
+DAY = 86_400
+
+
+def _row(complaints: float, drop: float, recency: float) -> dict[str, float]:
+    row = dict.fromkeys(FEATURE_NAMES, 0.0)
+    row.update(complaints_30d=complaints, open_rate_drop=drop, recency_days=recency)
+    row["mean_gap_days"] = 20.0
+    return row
+
+
+def _trained(n: int = 4000) -> ChurnModel:
+    """Churn is driven by complaints and falling opens; recency is noise here."""
+    rng = random.Random(3)
+    model = ChurnModel("logistic")
+    for _ in range(n):
+        complaints, drop = rng.choice([0, 0, 0, 1, 2, 3]), rng.random()
+        row = _row(complaints, drop, rng.uniform(0, 60))
+        p = 1 / (1 + pow(2.718281828, -(-2.0 + 1.2 * complaints + 2.5 * drop)))
+        model.learn(row, int(rng.random() < p))
+    return model
+
+
+def test_scores_name_the_model_version_and_give_reasons_in_words() -> None:
+    model = _trained()
+    churn = ChurnScoring(ChurnPolicy(min_examples=1000), ChurnModelRef("7", model.compile()))
+    unhappy, content = _row(3, 0.8, 10), _row(0, 0.0, 10)
+    high, low = churn.score([unhappy, content], [0.9, 0.9])
+    assert high.version == low.version == "7"
+    assert high.probability is not None and low.probability is not None
+    assert high.probability > 0.7 > 0.3 > low.probability
+    assert high.reasons[:2] == ["about 3 complaints in 30 days", "opens fell 80%"]
+    assert low.reasons == []  # under alert_reset nobody reads reasons
+
+
+def test_too_young_a_model_falls_back_to_one_minus_p_alive() -> None:
+    model = _trained(500)
+    churn = ChurnScoring(ChurnPolicy(min_examples=1000), ChurnModelRef("3", model.compile()))
+    (score,) = churn.score([_row(3, 0.8, 10)], [0.4])
+    assert score.version == FALLBACK_VERSION and score.probability == pytest.approx(0.6)
+
+
+def test_features_of_a_profile_and_recent_activity() -> None:
+    profile = Profile(
+        first_purchase_at=0, last_purchase_at=40 * DAY, orders=3, gross_minor=12_000,
+        messages_delivered=20, messages_opened=10, tickets_opened=2, complaints=2,
+    )  # fmt: skip
+    recent = RecentActivity()
+    for day in (45, 50):
+        recent = recent.add("complaints", day * DAY).add("delivered", day * DAY)
+    row = churn_features(
+        profile, recent, 50 * DAY, quintiles=(2, 3, 4), p_alive=0.4,
+        expected_purchases_90d=0.8, last_gap_seconds=30 * DAY,
+    )  # fmt: skip
+    assert list(row) == list(FEATURE_NAMES)
+    assert row["recency_days"] == 10 and row["mean_gap_days"] == 20
+    assert row["last_gap_ratio"] == 1.5 and row["recency_gap_ratio"] == 0.5
+    assert row["complaints_30d"] == pytest.approx(1 + 2.718281828 ** (-5 / 30))
+    assert row["open_rate"] == 0.5 and row["open_rate_30d"] == 0.0  # no opens lately
+    assert row["open_rate_drop"] == 1.0
+    assert reason_text("open_rate_drop", row) == "opens fell 100%"
+    assert reason_text("recency_days", row) == "no purchase for 10 days; usually buys every 20 days"
+
+
+def test_recent_activity_does_not_depend_on_the_order_signals_arrive_in() -> None:
+    times = [3 * DAY, 10 * DAY, 1 * DAY, 7 * DAY]
+    forward, backward = RecentActivity(), RecentActivity()
+    for t in times:
+        forward = forward.add("opened", t)
+    for t in reversed(times):
+        backward = backward.add("opened", t)
+    assert forward.value("opened", 20 * DAY) == pytest.approx(backward.value("opened", 20 * DAY))
+    assert RecentActivity.from_list(forward.to_list()) == forward
