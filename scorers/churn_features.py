@@ -39,6 +39,8 @@ _DAY = 86_400.0
 #: Time constant of the "recent" decayed counts, days.
 RECENT_TAU_DAYS = 30.0
 _TAU = RECENT_TAU_DAYS * _DAY
+_DECIMALS = 3
+_COUNT_DECIMALS = 6
 _SIGNALS = (
     "complaints", "tickets", "low_ratings", "delivered", "opened", "clicked", "unsubscribes",
     "bounces",
@@ -76,11 +78,12 @@ class RecentActivity(NamedTuple):
         """One more ``signal`` (a name from :func:`signal_of`) at epoch second ``at``."""
         i = _INDEX[signal]
         if self.at is None or at >= self.at:
-            counts = list(self.decayed(at).counts)
+            # Stored counts keep 6 decimals (they live in every customer's state).
+            counts = [round(c, _COUNT_DECIMALS) for c in self.decayed(at).counts]
             counts[i] += 1.0
             return RecentActivity(at, tuple(counts))
         counts = list(self.counts)
-        counts[i] += math.exp(-(self.at - at) / _TAU)
+        counts[i] = round(counts[i] + math.exp(-(self.at - at) / _TAU), _COUNT_DECIMALS)
         return RecentActivity(self.at, tuple(counts))
 
     def decayed(self, at: int) -> RecentActivity:
@@ -140,7 +143,7 @@ def churn_features(
     """The feature row of a customer with at least one order, as of epoch second ``at``.
 
     Missing values get a neutral fill (quintile 0, P(alive) 1, ratios 1), the same at learning
-    and at scoring.
+    and at scoring; every value is rounded to three decimals.
     """
     last = profile.last_purchase_at if profile.last_purchase_at is not None else at
     first = profile.first_purchase_at if profile.first_purchase_at is not None else last
@@ -159,14 +162,14 @@ def churn_features(
     engaged = profile.last_engagement_at
     satisfaction = profile.mean_satisfaction
     resolution = profile.mean_resolution_seconds
-    return {
-        "recency_days": round(recency, 4),
+    row = {
+        "recency_days": recency,
         "log_orders": math.log1p(orders),
         "log_monetary": math.log1p(max(0, profile.monetary_minor) / minor_per_major),
         "r_score": float(r),
         "f_score": float(f),
         "m_score": float(m),
-        "mean_gap_days": round(mean_gap, 4),
+        "mean_gap_days": mean_gap,
         "last_gap_ratio": (
             min(20.0, last_gap_seconds / _DAY / mean_gap) if last_gap_seconds and mean_gap else 1.0
         ),
@@ -189,6 +192,9 @@ def churn_features(
         "days_since_engagement": min(365.0, (at - engaged) / _DAY) if engaged else 365.0,
         "unsubscribed": 1.0 if profile.last_unsubscribe_at is not None else 0.0,
     }
+    # Three decimals is finer than any feature is meaningful, and a snapshot waiting for its
+    # label stores ~7 bytes a feature instead of ~18; learning and scoring both see this row.
+    return {name: round(value, _DECIMALS) for name, value in row.items()}
 
 
 def reason_text(name: str, features: Mapping[str, float]) -> str:

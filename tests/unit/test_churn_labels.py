@@ -102,7 +102,7 @@ def test_features_are_those_of_the_snapshot_time() -> None:
         for e in (TrainingExample.from_json_bytes(m.value) for m in out.examples)
     }
     assert by_snapshot[0].features["recency_days"] == 0
-    assert by_snapshot[0].features["log_orders"] == pytest.approx(0.6931, abs=1e-4)  # 1 order
+    assert by_snapshot[0].features["log_orders"] == 0.693  # log(1 + 1 order), 3 decimals
     assert by_snapshot[90].features["recency_days"] == pytest.approx(60)
     assert by_snapshot[200].features["mean_gap_days"] == pytest.approx(100)
     assert by_snapshot[200].features["last_gap_ratio"] == pytest.approx(1.7)  # 170 / 100
