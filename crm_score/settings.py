@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     learner_publish_seconds: float = Field(default=30.0, gt=0)
     learner_metrics_window: int = Field(default=2000, ge=10)
 
+    # --- the query API and ops page (streams/api) ---------------------------------------------
+    api_enabled: bool = True  # serve /api/* and /ops from the worker's web server
+    api_departments_file: Path | None = None  # YAML department tree; None: the packaged one
+    api_recent_alerts: int = Field(default=10_000, ge=100)  # recent alerts kept in Redis
+    api_audit_maxlen: int = Field(default=1_000_000, ge=0)  # audit entries kept; 0: all
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)  # a revoked key works this long
+
     # --- Faust tuning (defaults that bite are set safely) -------------------------------------
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0

@@ -296,7 +296,7 @@ class IngestService(Service):
         scored = self._scorer.score(applied, before, round_.limits)
         used = {known.partition for known in before.values()} | round_.popped
         fresh = await self._retrying(
-            lambda: self._rounds.save(scored, {p: round_.watermarks[p] for p in used})
+            lambda: self._rounds.save(scored, {p: round_.watermarks[p] for p in used}, applied)
         )
         self._last_states = scored.states
         for partition, items in scored.due.items():
@@ -304,11 +304,14 @@ class IngestService(Service):
             limit = self._limit(partition)
             if limit is not None and any(t is not None and t <= limit for _, t in items):
                 self._to_pop.add(partition)
-        alerts = []
-        for (_, key, message), new in zip(scored.alerts, fresh, strict=True):
+        alerts, recent = [], []
+        for (customer, key, message), new in zip(scored.alerts, fresh, strict=True):
             if new:
                 alerts.append(message)
                 result.alerts_by_type[key.split(":", 1)[0]] += 1  # keys start with the rule
+                recent.append((customer, key.split(":", 1)[0], message.value))
+        if recent:  # the query API's recent alerts
+            await self._retrying(lambda: self._rounds.record_alerts(recent))
         result.snapshots = scored.snapshots
         result.timer_checkpoints = scored.timer_checkpoints
         self.stats.add(result)
@@ -391,6 +394,7 @@ class IngestService(Service):
     @Service.timer(5.0)
     async def _poll_model(self) -> None:
         await self._follower.follow()
+        self.metrics.set_model_versions(self._follower)
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -21,6 +22,15 @@ LATENCY_BUCKETS = (
     120.0, 300.0, 600.0,
 )  # fmt: skip
 _ROUNDTRIP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class _Versions(Protocol):
+    @property
+    def model_version(self) -> object: ...
+    @property
+    def churn_version(self) -> object: ...
+    @property
+    def boundaries_version(self) -> object: ...
 
 
 class PipelineMetrics:
@@ -96,6 +106,12 @@ class PipelineMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.model_version = Gauge(
+            "crm_model_version",
+            "Version of each model the worker scores with (probability, churn, rfm)",
+            ["model"],
+            registry=r,
+        )
 
     def observe_batch(
         self, result: BatchResult, published_at: datetime, roundtrip_seconds: float
@@ -134,6 +150,16 @@ class PipelineMetrics:
         """How many customers each partition's last sweep found due."""
         for partition, count in popped.items():
             self.due_backlog.labels(str(partition)).set(count)
+
+    def set_model_versions(self, follower: _Versions) -> None:
+        """The versions the worker scores with (a model not published yet is left out)."""
+        for model, version in (
+            ("probability", follower.model_version),
+            ("churn", follower.churn_version),
+            ("rfm", follower.boundaries_version),
+        ):
+            if isinstance(version, int | float):
+                self.model_version.labels(model).set(version)
 
     def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
         """Set consumer lag from (topic, partition, messages behind) triples."""

@@ -24,13 +24,17 @@ from crm_score.settings import Settings
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
 from streams._resp import RespConnection, pack_command
+from streams.api.index import CustomerIndex, RoundIndexer
+from streams.api.layout import Layout
 from streams.due_index import DueIndex
+from streams.pipeline import Applied
 from streams.scoring import CustomerBefore, ScoredRound
 from streams.store import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 
 __all__ = ["PendingRound", "RoundStore"]
 
 _STATE_FIELD = b"as"
+_INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.api.index)
 _POP_CHUNK = 10_000
 
 
@@ -49,6 +53,11 @@ class RoundStore:
         self._store = store
         self._prefix = settings.redis_key_prefix
         self.due = DueIndex(client, self._prefix)
+        self._layout = Layout(self._prefix)
+        self._indexer = RoundIndexer(self._layout)
+        self._recent_alerts = settings.api_recent_alerts
+        self._index_before: dict[str, CustomerIndex] = {}  # of the round collected last
+        self._index_saved: dict[str, CustomerIndex] = {}  # what the last save changed
         password = settings.redis_password
         # Saves go on their own connection: the store's may hold the next round's reads,
         # whose replies must be read first.
@@ -120,19 +129,33 @@ class RoundStore:
         self, customers: Mapping[str, int], raws: list[dict[bytes | str, bytes | str]]
     ) -> dict[str, CustomerBefore]:
         before = {}
+        # As with alert states, the last save may have landed after these reads.
+        saved = self._index_saved
+        self._index_before = {
+            c: saved.get(c) or CustomerIndex.from_bytes(raw.get(_INDEX_FIELD))
+            for c, raw in zip(customers, raws, strict=True)
+        }
         for customer_id, raw in zip(customers, raws, strict=True):
             profile = Profile.from_redis(raw) if raw else None
             state = CustomerState.from_bytes(raw.get(_STATE_FIELD)) if raw else CustomerState()
             before[customer_id] = CustomerBefore(profile, state, customers[customer_id])
         return before
 
-    async def save(self, scored: ScoredRound, watermarks: Mapping[int, float]) -> list[bool]:
-        """Write the round's states, due times and watermarks; claim its alerts' idempotency
-        keys. Returns, per alert of ``scored.alerts``, whether it is new (publish it)."""
-        commands: list[tuple[str | bytes | int, ...]] = [
-            ("HSET", self.profile_key(c), _STATE_FIELD, state.to_bytes())
-            for c, state in scored.states.items()
-        ]
+    async def save(
+        self,
+        scored: ScoredRound,
+        watermarks: Mapping[int, float],
+        applied: Sequence[Applied] = (),
+    ) -> list[bool]:
+        """Write the round's states, due times and watermarks, and the query API's view
+        (latest snapshots, segment indexes, departments/owner/contact from ``applied``); claim
+        its alerts' idempotency keys. Returns, per alert of ``scored.alerts``, whether it is new
+        (publish it)."""
+        indexes, commands = self._indexer.commands(self._index_before, applied, scored.snapshots)
+        fields = {c: [_STATE_FIELD, state.to_bytes()] for c, state in scored.states.items()}
+        for c, index in indexes.items():
+            fields.setdefault(c, []).extend((_INDEX_FIELD, index.to_bytes()))
+        commands += [("HSET", self.profile_key(c), *values) for c, values in fields.items()]
         first_alert = len(commands)
         commands += [("HSETNX", self.alerts_key(c), key, 1) for c, key, _ in scored.alerts]
         for partition, items in scored.due.items():
@@ -142,7 +165,20 @@ class RoundStore:
         failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
         if failed:
             raise StateStoreError(f"Redis refused part of the round's save: {failed[0]}")
+        self._index_saved = indexes
         return [bool(r) for r in replies[first_alert : first_alert + len(scored.alerts)]]
+
+    async def record_alerts(self, alerts: Sequence[tuple[str, str, bytes]]) -> None:
+        """Append published alerts ``(customer, type, JSON)`` to the capped stream of recent
+        alerts that the query API reads (``{prefix}:{alerts}``)."""
+        key, cap = self._layout.alerts, self._recent_alerts
+        commands: list[tuple[str | bytes | int, ...]] = [
+            ("XADD", key, "MAXLEN", "~", cap, "*", "t", kind, "c", customer, "a", value)
+            for customer, kind, value in alerts
+        ]
+        failed = [r for r in await self._execute(commands) if isinstance(r, hiredis.ReplyError)]
+        if failed:
+            raise StateStoreError(f"Redis refused the recent alerts: {failed[0]}")
 
     async def watermarks(self, partitions: Iterable[int]) -> dict[int, float]:
         """Persisted watermarks of ``partitions`` (those never saved are left out)."""

@@ -30,6 +30,11 @@ def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
         learner = LearnerService(settings, metrics=LearnerMetrics(REGISTRY))
         services.append(learner)
     register_pages(app, ingest, learner)
+    if settings.api_enabled:  # the query API and ops page, on Faust's aiohttp application
+        from streams.api.server import faust_web_app, mount_api, worker_totals
+
+        mount_api(faust_web_app(app), settings, totals=worker_totals(ingest.stats),
+                  worker_health=ingest.health, registry=REGISTRY)  # fmt: skip
     return faust.Worker(app, *services, loglevel=loglevel, redirect_stdouts=False)
 
 

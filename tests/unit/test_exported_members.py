@@ -10,8 +10,9 @@ import pytest
 import schemas
 import scorers
 import streams
+import streams.api
 
-PACKAGES = [schemas, scorers, streams]
+PACKAGES = [schemas, scorers, streams, streams.api]
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)

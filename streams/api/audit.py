@@ -1,0 +1,116 @@
+"""The audit trail: every API read, appended to a Redis stream (``{prefix}:{audit}``).
+
+Each entry says who (key id and role; ``-`` without a valid key), what (method, path, customer
+if one was asked for), when (wall-clock UTC) and the decision: ``allowed``, ``not_found`` (no
+such customer, or outside the caller's scope: the caller is told 404 either way, the trail tells
+them apart as ``denied``), ``forbidden`` (the key lacks a permission) or ``unauthenticated``.
+The stream is append-only; it is trimmed (approximately) to ``CRM_API_AUDIT_MAXLEN`` entries,
+0 keeps everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, cast
+
+import redis.asyncio as aioredis
+
+from streams.api.layout import Layout
+from streams.api.policy import Principal
+
+__all__ = ["AuditEntry", "AuditLog", "Decision"]
+
+Decision = Literal["allowed", "denied", "not_found", "forbidden", "unauthenticated"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audited request."""
+
+    at: datetime
+    key_id: str
+    role: str
+    method: str
+    path: str
+    customer: str | None
+    decision: Decision
+    status: int
+    entry_id: str = ""
+
+    def fields(self) -> dict[str, str]:
+        """The stream entry's fields."""
+        return {
+            "at": self.at.isoformat(),
+            "key": self.key_id,
+            "role": self.role,
+            "method": self.method,
+            "path": self.path,
+            "customer": self.customer or "",
+            "decision": self.decision,
+            "status": str(self.status),
+        }
+
+    @classmethod
+    def from_fields(cls, entry_id: str, fields: dict[str, str]) -> AuditEntry:
+        """Read :meth:`fields` back."""
+        decision: Decision = fields["decision"]  # type: ignore[assignment]
+        return cls(
+            at=datetime.fromisoformat(fields["at"]),
+            key_id=fields["key"],
+            role=fields["role"],
+            method=fields["method"],
+            path=fields["path"],
+            customer=fields["customer"] or None,
+            decision=decision,
+            status=int(fields["status"]),
+            entry_id=entry_id,
+        )
+
+
+class AuditLog:
+    """Appends and reads the audit stream."""
+
+    def __init__(self, client: aioredis.Redis, layout: Layout, maxlen: int = 1_000_000) -> None:
+        self._client = client
+        self._key = layout.audit
+        self._maxlen = maxlen or None
+
+    async def record(
+        self,
+        principal: Principal | None,
+        method: str,
+        path: str,
+        customer: str | None,
+        decision: Decision,
+        status: int,
+    ) -> None:
+        """Append one entry (awaited: a read is not answered before it is audited)."""
+        entry = AuditEntry(
+            datetime.now(UTC),
+            principal.key_id if principal else "-",
+            principal.role if principal else "-",
+            method,
+            path,
+            customer,
+            decision,
+            status,
+        )
+        await self._client.xadd(
+            self._key,
+            entry.fields(),  # type: ignore[arg-type]
+            maxlen=self._maxlen,
+            approximate=True,
+        )
+
+    async def read(self, count: int = 100) -> list[AuditEntry]:
+        """The newest ``count`` entries, oldest first."""
+        raw = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            await self._client.xrevrange(self._key, count=count),
+        )
+        entries = []
+        for entry_id, fields in reversed(raw):
+            decoded = {k.decode(): v.decode() for k, v in fields.items()}
+            entries.append(AuditEntry.from_fields(entry_id.decode(), decoded))
+        return entries

@@ -1,0 +1,174 @@
+"""What a round writes for the query API: latest snapshots, segment indexes, who owns whom.
+
+The round save (:meth:`streams.rounds.RoundStore.save`) asks :class:`RoundIndexer` for the
+commands and sends them in its one packed write. Per customer the round walked that is one
+``SET`` of the latest snapshot and a ``ZADD`` per sort order of its segment; the rest (moving
+between segments, a new owner, newer contact details) happens only on change.
+
+Departments, owner and contact come from the events' envelopes; a field an event does not
+state keeps its value. Departments are kept per event kind (a customer belongs to a sales, a
+service and a marketing department at once). Released events come in event-time order, so each
+one is the newest so far; a late event is not, and changes nothing once a newer event of its kind
+(for the department) or of any kind (for owner and contact) was applied, which the profile after
+it tells (its ``last_*_event_at``), so no times need to be stored.
+
+Examples
+--------
+>>> index = CustomerIndex().learn("purchase", "sales/emea", "agent-1")
+>>> index.departments, index.owner
+({'purchase': 'sales/emea'}, 'agent-1')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from streams.api.layout import SORTS, Layout
+from streams.api.policy import CustomerAccess
+from streams.pipeline import Applied, OutputMessage
+
+__all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]
+
+Command = tuple[str | bytes | int, ...]
+_LAST_OF_KIND = {
+    "purchase": lambda p: p.last_purchase_event_at,
+    "service": lambda p: p.last_service_event_at,
+    "marketing": lambda p: p.last_marketing_event_at,
+}
+
+
+@dataclass(frozen=True)
+class CustomerIndex:
+    """What the API's indexes hold for one customer (the ``ix`` field of its profile)."""
+
+    segment: str | None = None
+    #: event kind -> department
+    departments: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None
+    #: digest of the stored contact details (to write them only when they change)
+    contact: str | None = None
+
+    def learn(self, kind: str, department: str | None, owner: str | None) -> CustomerIndex:
+        """This index after a (newest) event of ``kind`` stating ``department`` and ``owner``
+        (``None``: not stated, keep what is known)."""
+        index = self
+        if department is not None and self.departments.get(kind) != department:
+            index = replace(index, departments={**index.departments, kind: department})
+        if owner is not None and owner != self.owner:
+            index = replace(index, owner=owner)
+        return index
+
+    def access(self, shared_with: frozenset[str] = frozenset()) -> CustomerAccess:
+        """The facts a scope decision needs."""
+        return CustomerAccess(
+            departments=frozenset(self.departments.values()),
+            owner=self.owner,
+            shared_with=shared_with,
+        )
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON, as stored."""
+        data: dict[str, Any] = {"s": self.segment, "d": self.departments}
+        if self.owner is not None:
+            data["o"] = self.owner
+        if self.contact is not None:
+            data["c"] = self.contact
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str | None) -> CustomerIndex:
+        """Read :meth:`to_bytes` (an absent field: an empty index)."""
+        if not raw:
+            return cls()
+        data = orjson.loads(raw)
+        return cls(data.get("s"), dict(data.get("d", {})), data.get("o"), data.get("c"))
+
+
+def sort_score(value: float | None) -> str:
+    """A snapshot value as a sorted-set score argument; unknown values sort last (``-inf``).
+
+    >>> sort_score(None), sort_score(0.25)
+    ('-inf', '0.25')
+    """
+    return "-inf" if value is None or math.isnan(value) else repr(float(value))
+
+
+class RoundIndexer:
+    """Builds the API's share of a round's save."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def commands(
+        self,
+        before: Mapping[str, CustomerIndex],
+        applied: Sequence[Applied],
+        snapshots: Sequence[OutputMessage],
+    ) -> tuple[dict[str, CustomerIndex], list[Command]]:
+        """The new index of every customer whose index changed, and the commands to write.
+
+        ``before`` holds the indexes as stored before the round (missing: empty);
+        ``applied`` the round's events; ``snapshots`` its score snapshots in order.
+        """
+        layout = self.layout
+        commands: list[Command] = []
+        after: dict[str, CustomerIndex] = {}
+        for a in applied:
+            event = a.event
+            customer = event.customer_id
+            index = after.get(customer) or before.get(customer) or CustomerIndex()
+            at = int(a.event_time)
+            # A late event says nothing a newer event of its kind (department) or of any
+            # kind (owner, contact) said or would have said.
+            newest = a.profile.last_event_at
+            current = not a.late or newest is None or newest <= at
+            of_kind = _LAST_OF_KIND[event.kind](a.profile)
+            department = (
+                event.department if not a.late or of_kind is None or of_kind <= at else None
+            )
+            index = index.learn(event.kind, department, event.owner if current else None)
+            if current and event.contact is not None:
+                contact = event.contact.model_dump_json(exclude_none=True).encode()
+                digest = hashlib.blake2b(contact, digest_size=8).hexdigest()
+                if digest != index.contact:
+                    index = replace(index, contact=digest)
+                    commands.append(("SET", layout.contact(customer), contact))
+            after[customer] = index
+
+        last: dict[bytes, bytes] = {}
+        for message in snapshots:
+            if message.key is not None:
+                last[message.key] = message.value
+        for key, value in last.items():
+            customer = key.decode()
+            commands.append(("SET", layout.snapshot(customer), value))
+            snapshot = orjson.loads(value)
+            segment = snapshot.get("segment")
+            old = before.get(customer) or CustomerIndex()
+            index = after.get(customer) or old
+            if segment is not None:
+                commands.append(
+                    ("ZADD", layout.segment(segment, "clv"), sort_score(snapshot.get("clv")), key)
+                )
+                churn = sort_score(snapshot.get("churn_probability"))
+                commands.append(("ZADD", layout.segment(segment, "churn"), churn, key))
+            if old.segment is not None and old.segment != segment:
+                commands += [("ZREM", layout.segment(old.segment, s), key) for s in SORTS]
+            if segment != index.segment:
+                after[customer] = replace(index, segment=segment)
+
+        for customer, index in after.items():
+            old = before.get(customer) or CustomerIndex()
+            if index.owner != old.owner:
+                if old.owner is not None:
+                    commands.append(("SREM", layout.agent(old.owner, "owned"), customer))
+                if index.owner is not None:
+                    commands.append(("SADD", layout.agent(index.owner, "owned"), customer))
+        changed = {c: i for c, i in after.items() if i != (before.get(c) or CustomerIndex())}
+        return changed, commands

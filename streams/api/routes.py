@@ -1,0 +1,272 @@
+"""The query API's HTTP handlers (aiohttp), mounted at ``/api`` on the worker's web server or
+served alone by ``crm-score api``.
+
+Every handler that reads customer data authenticates the key first (401 without a valid one),
+decides the scope, appends an audit entry, and only then answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from crm_score.settings import Settings
+from streams.api.audit import AuditLog, Decision
+from streams.api.auth import KeyStore
+from streams.api.layout import SORTS, Layout, Sort
+from streams.api.metrics import ApiMetrics
+from streams.api.ops import OpsBoard
+from streams.api.policy import DepartmentTree, Principal, Scope
+from streams.api.queries import Queries
+from streams.api.views import customer_view, error_body
+from streams.models import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry
+from streams.population import RFM_BOUNDARIES
+
+__all__ = ["ApiHandlers", "json_response"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WorkerHealth = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def json_response(body: Any, status: int = 200, **headers: str) -> web.Response:
+    """A JSON answer (orjson)."""
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+class _Error(web.HTTPException):
+    def __init__(self, status: int, message: str, **headers: str) -> None:
+        self.status_code = status
+        super().__init__(
+            body=orjson.dumps(error_body(status, message)),
+            content_type="application/json",
+            headers=headers,
+        )
+
+
+class ApiHandlers:
+    """The handlers and what they share (Redis client, key store, audit log, queries)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: aioredis.Redis,
+        tree: DepartmentTree,
+        segments: list[str],
+        ops: OpsBoard,
+        metrics: ApiMetrics,
+        worker_health: WorkerHealth | None = None,
+    ) -> None:
+        layout = Layout(settings.redis_key_prefix)
+        self.settings = settings
+        self.client = client
+        self.layout = layout
+        self.tree = tree
+        self.segments = segments
+        self.keys = KeyStore(client, layout, settings.api_key_cache_seconds)
+        self.audit = AuditLog(client, layout, settings.api_audit_maxlen)
+        self.queries = Queries(client, layout, segments)
+        self.ops = ops
+        self.metrics = metrics
+        self.worker_health = worker_health
+        self._registry = ModelRegistry(client, settings.redis_key_prefix)
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes, relative to the API's mount point."""
+        return [
+            web.get("/customers/{customer_id}", self.customer),
+            web.post("/customers/{customer_id}/share", self.share),
+            web.get("/segments", self.segment_counts),
+            web.get("/segments/{name}/customers", self.segment_members),
+            web.get("/alerts", self.alerts),
+            web.get("/health", self.health),
+            web.get("/ops", self.ops_data),
+            web.get("/openapi.json", self.openapi),
+        ]
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Latency and status per route; Redis failures become 503."""
+        start = time.perf_counter()
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except RedisError:
+            status = 503
+            raise _Error(503, "Redis is unavailable; try again") from None
+        finally:
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(route, str(status)).inc()
+
+    async def _audit(
+        self,
+        principal: Principal | None,
+        request: web.Request,
+        customer: str | None,
+        decision: Decision,
+        status: int,
+    ) -> None:
+        await self.audit.record(principal, request.method, request.path, customer, decision, status)
+        self.metrics.audited.labels(decision).inc()
+
+    async def _principal(self, request: web.Request, customer: str | None = None) -> Principal:
+        header = request.headers.get("Authorization", "")
+        presented = header[7:].strip() if header[:7].lower() == "bearer " else None
+        principal = await self.keys.authenticate(presented or request.headers.get("X-API-Key"))
+        if principal is None:
+            await self._audit(None, request, customer, "unauthenticated", 401)
+            raise _Error(401, "a valid API key is required", **{"WWW-Authenticate": "Bearer"})
+        return principal
+
+    async def customer(self, request: web.Request) -> web.Response:
+        """GET /api/customers/{customer_id}."""
+        customer_id = request.match_info["customer_id"]
+        principal = await self._principal(request, customer_id)
+        record = await self.queries.customer(customer_id)
+        decision: Decision = "not_found"
+        if record is not None:
+            decision = "allowed" if Scope(principal, self.tree).allows(record.access) else "denied"
+        status = 200 if decision == "allowed" else 404
+        await self._audit(principal, request, customer_id, decision, status)
+        if record is None or decision != "allowed":
+            raise _Error(404, f"no customer {customer_id!r}")
+        return json_response(customer_view(record, principal))
+
+    async def share(self, request: web.Request) -> web.Response:
+        """POST /api/customers/{customer_id}/share {"identity": agent}."""
+        customer_id = request.match_info["customer_id"]
+        principal = await self._principal(request, customer_id)
+        if not principal.can("share"):
+            await self._audit(principal, request, customer_id, "forbidden", 403)
+            raise _Error(403, "this key may not share customers (needs the share permission)")
+        try:
+            body = orjson.loads(await request.read())
+            identity = body["identity"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            identity = None
+        if not isinstance(identity, str) or not identity.strip():
+            await self._audit(principal, request, customer_id, "allowed", 400)
+            raise _Error(400, 'send {"identity": "<agent identity>"}')
+        record = await self.queries.customer(customer_id)
+        if record is None:
+            await self._audit(principal, request, customer_id, "not_found", 404)
+            raise _Error(404, f"no customer {customer_id!r}")
+        await self.queries.share(customer_id, identity)
+        await self._audit(principal, request, customer_id, "allowed", 200)
+        return json_response({"customer_id": customer_id, "shared_with": identity})
+
+    async def segment_counts(self, request: web.Request) -> web.Response:
+        """GET /api/segments."""
+        principal = await self._principal(request)
+        counts = await self.queries.segment_counts(Scope(principal, self.tree))
+        await self._audit(principal, request, None, "allowed", 200)
+        items = [{"name": name, "customers": counts[name]} for name in self.segments]
+        return json_response({"segments": items, "total": sum(counts.values())})
+
+    async def segment_members(self, request: web.Request) -> web.Response:
+        """GET /api/segments/{name}/customers?sort=clv|churn&cursor=&limit=."""
+        principal = await self._principal(request)
+        name = request.match_info["name"]
+        sort, cursor, limit = self._paging(request)
+        if name not in self.segments:
+            await self._audit(principal, request, None, "not_found", 404)
+            raise _Error(404, f"no segment {name!r}; GET /api/segments lists them")
+        page = await self.queries.segment_members(
+            Scope(principal, self.tree), name, sort, cursor, limit
+        )
+        await self._audit(principal, request, None, "allowed", 200)
+        body = {"segment": name, "sort": sort, "items": page.items, "next_cursor": page.next_cursor}
+        return json_response(body)
+
+    def _paging(self, request: web.Request) -> tuple[Sort, int, int]:
+        query = request.query
+        sort = query.get("sort", "clv")
+        try:
+            cursor = int(query.get("cursor") or 0)
+            limit = int(query.get("limit", 50))
+        except ValueError:
+            raise _Error(400, "cursor and limit must be integers") from None
+        if sort not in SORTS or cursor < 0 or not 1 <= limit <= 500:
+            raise _Error(400, "sort is clv or churn; cursor >= 0; limit in 1..500")
+        return ("clv" if sort == "clv" else "churn"), cursor, limit
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        """GET /api/alerts?type=&limit=."""
+        principal = await self._principal(request)
+        try:
+            limit = int(request.query.get("limit", 50))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 500:
+            raise _Error(400, "limit must be in 1..500")
+        found = await self.queries.recent_alerts(
+            Scope(principal, self.tree), request.query.get("type") or None, limit
+        )
+        await self._audit(principal, request, None, "allowed", 200)
+        return json_response({"alerts": found})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """GET /api/health: Kafka, Redis, model versions, watermark lag."""
+        try:
+            redis_ok = bool(await self.client.ping())
+        except (RedisError, OSError):
+            redis_ok = False
+        models: dict[str, int | None] = {}
+        watermarks: dict[str, Any] = {}
+        if redis_ok:
+            for name in (PROBABILITY_MODEL, CHURN_MODEL, RFM_BOUNDARIES):
+                models[name] = await self._registry.current_version(name)
+            partitions = range(self.settings.partitions)
+            values = await self.client.mget([self.layout.watermark(p) for p in partitions])
+            now = time.time()
+            for p, value in zip(partitions, values, strict=True):
+                if value is not None:
+                    w = float(value)
+                    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(w))
+                    watermarks[str(p)] = {"watermark": when, "lag_seconds": round(now - w, 1)}
+        worker = await self.worker_health() if self.worker_health is not None else None
+        kafka = bool(worker["assigned_partitions"]) if worker else await self._kafka_reachable()
+        ok = redis_ok and kafka
+        body = {
+            "ok": ok,
+            "redis": redis_ok,
+            "kafka": kafka,
+            "models": models,
+            "watermarks": watermarks,
+            "worker": worker,
+        }
+        return json_response(body, status=200 if ok else 503)
+
+    async def _kafka_reachable(self) -> bool:
+        host, _, port = self.settings.kafka_bootstrap.split(",")[0].rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+        except (OSError, TimeoutError, ValueError):
+            return False
+        writer.close()
+        return True
+
+    async def ops_data(self, request: web.Request) -> web.Response:
+        """GET /api/ops: the ops page's series (aggregates only)."""
+        return json_response(await self.ops.report())
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """GET /api/openapi.json."""
+        from streams.api.openapi import openapi_text
+
+        return web.Response(text=openapi_text(), content_type="application/json")
