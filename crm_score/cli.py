@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 services_app = typer.Typer(help="Local Kafka and Redis without Docker.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+api_key_app = typer.Typer(help="Query API keys (stored hashed in Redis).", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
 
 
 def _fail(exc: CrmScoringError) -> typer.Exit:
@@ -298,6 +300,66 @@ def evaluate_command(
     except CrmScoringError as exc:
         raise _fail(exc) from None
     typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command("api")
+def api_command(
+    host: str | None = typer.Option(None, help="bind address (default CRM_WEB_HOST)"),
+    port: int | None = typer.Option(None, help="port (default CRM_WEB_PORT)"),
+) -> None:
+    """Serve the query API, the ops page and /metrics alone (workers serve them too)."""
+    from streams.api.server import run_api
+
+    run_api(get_settings(), host, port)
+
+
+@api_key_app.command("create")
+def api_key_create(
+    role: str = typer.Option(..., help="admin, manager or agent"),
+    department: str | None = typer.Option(None, help="managers: the department (a path)"),
+    identity: str | None = typer.Option(None, help="agents: the identity customers name"),
+    pii: bool = typer.Option(False, "--pii", help="may see contact details unmasked"),
+    share: bool = typer.Option(False, "--share", help="may share customers with agents"),
+) -> None:
+    """Create a key and print it once; only its SHA-256 digest is stored."""
+    from typing import cast
+
+    from streams.api.auth import manage_keys
+    from streams.api.policy import Principal, Role
+
+    granted = frozenset(p for p, on in (("pii", pii), ("share", share)) if on)
+    try:
+        principal = Principal("", cast(Role, role), department, identity, granted)  # validated
+        key = asyncio.run(manage_keys(get_settings(), lambda keys: keys.create(principal)))
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    typer.echo(key)
+    typer.echo("keep it now: it is not stored and cannot be shown again", err=True)
+
+
+@api_key_app.command("list")
+def api_key_list() -> None:
+    """The stored keys: id, role, department, identity, permissions (never the keys)."""
+    from streams.api.auth import KeyStore, manage_keys
+
+    async def listing(keys: KeyStore) -> list[dict[str, object]]:
+        return [
+            orjson.loads(r.to_json()) | {"key_id": r.principal.key_id} for r in await keys.list()
+        ]
+
+    for row in asyncio.run(manage_keys(get_settings(), listing)):
+        row.pop("sha256")
+        typer.echo(orjson.dumps(row).decode())
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(key_id: str = typer.Argument(..., help="the key id (crm_<id>_...)")) -> None:
+    """Delete a key (workers stop accepting it within CRM_API_KEY_CACHE_SECONDS)."""
+    from streams.api.auth import manage_keys
+
+    if not asyncio.run(manage_keys(get_settings(), lambda keys: keys.revoke(key_id))):
+        typer.secho(f"no key {key_id!r}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

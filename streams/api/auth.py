@@ -22,20 +22,24 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 
 from crm_score.errors import ConfigError
+from crm_score.settings import Settings
 from streams.api.layout import Layout
 from streams.api.policy import Principal
 from streams.api.queries import text
+from streams.store import connect_redis
 
-__all__ = ["KeyRecord", "KeyStore", "new_key", "parse_key"]
+__all__ = ["KeyRecord", "KeyStore", "manage_keys", "new_key", "parse_key"]
 
+T = TypeVar("T")
 _KEY = re.compile(r"crm_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 
 
@@ -144,3 +148,12 @@ class KeyStore:
         if record is None or not record.matches(presented):
             return None
         return record.principal
+
+
+async def manage_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    """Run ``action`` on the deployment's key store (for the ``crm-score api-key`` commands)."""
+    client = connect_redis(settings)
+    try:
+        return await action(KeyStore(client, Layout(settings.redis_key_prefix), 0.0))
+    finally:
+        await client.aclose()

@@ -46,7 +46,7 @@ class _Error(web.HTTPException):
     def __init__(self, status: int, message: str, **headers: str) -> None:
         self.status_code = status
         super().__init__(
-            body=orjson.dumps(error_body(status, message)),
+            text=orjson.dumps(error_body(status, message)).decode(),
             content_type="application/json",
             headers=headers,
         )

@@ -25,6 +25,7 @@ from streams.store import connect_redis
 
 __all__ = [
     "DEFAULT_DEPARTMENTS",
+    "HANDLERS",
     "build_api",
     "faust_web_app",
     "mount_api",
@@ -35,7 +36,9 @@ __all__ = [
 #: The department tree used when ``CRM_API_DEPARTMENTS_FILE`` is not set.
 DEFAULT_DEPARTMENTS = Path(str(resources.files("streams.api").joinpath("departments.yaml")))
 _STATIC = Path(str(resources.files("streams.api").joinpath("static")))
-_PAGES = {"chart.umd.min.js": "application/javascript", "ops.js": "application/javascript"}
+_PAGES = {"chart.umd.min.js": "application/javascript"}
+#: The API sub-application's handlers (for tests and embedding).
+HANDLERS = web.AppKey("handlers", ApiHandlers)
 
 
 def faust_web_app(faust_app: Any) -> web.Application:
@@ -83,7 +86,7 @@ def build_api(
 
     api.on_startup.append(start)
     api.on_cleanup.append(stop)
-    api["handlers"] = handlers
+    api[HANDLERS] = handlers
     return api
 
 
