@@ -40,11 +40,13 @@ DOCUMENTED_METRICS = frozenset(
         "crm_watermark_delay_seconds",
         "crm_due_backlog",
         "crm_model_version",
-        "crm_model_auc",
-        "crm_model_logloss",
-        "crm_drift_detections_total",
+        "crm_churn_prequential_auc",
+        "crm_churn_prequential_log_loss",
+        "crm_model_drift_detections_total",
         "crm_redis_roundtrip_seconds_bucket",
         "crm_segment_customers",
+        "crm_api_request_seconds_bucket",
+        "crm_api_audit_entries_total",
     }
 )
 
@@ -457,6 +459,7 @@ def test_dashboard_histograms_show_p50_and_p99(dashboard: dict[str, Any]) -> Non
         "crm_event_to_score_seconds_bucket",
         "crm_ingest_to_alert_seconds_bucket",
         "crm_redis_roundtrip_seconds_bucket",
+        "crm_api_request_seconds_bucket",
     ):
         quantiles = {
             match.group(1)
