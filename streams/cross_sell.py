@@ -1,0 +1,461 @@
+"""The Redis side of the cross-sell rules (:mod:`scorers.cross_sell`), fitted to a round.
+
+Keys (``{prefix}`` is the Redis key prefix):
+
+- ``{prefix}:{xsell}:m`` hash: ``n`` (customers, stored units), ``ref`` (reference epoch
+  seconds of the units), ``seq`` (a counter for the dedup set);
+- ``{prefix}:{xsell}:i`` hash: item → ``count(A)``;
+- ``{prefix}:{xsell}:r:<A>`` hash: partner ``B`` → ``count(A, B)`` (at most
+  ``2 * max_partners`` fields);
+- ``{prefix}:{xsell}:d`` sorted set: 8-byte ids of the last ``dedup_keep`` orders that changed
+  the counts (see below);
+- ``{prefix}:{<customer>}:xc`` hash: ``c:<A>`` → epoch second the customer first bought ``A``;
+  ``s:<A>\\x1f<B>`` → when ``A → B`` was suggested to them.
+
+A round uses them in three steps, none a round trip of its own:
+
+1. :meth:`CrossSellRound.read_keys` — ``HGETALL`` keys to read with the round's profiles (they
+   ride in the same packed write): the counters of the items in the round's orders and the
+   category sets of its ordering customers.
+2. :meth:`CrossSellRound.decide` (no I/O) — walks the round's applied orders in order: what each
+   adds (:func:`scorers.cross_sell.plan_order`) and the best rule to suggest, from the counters
+   as they were when the round was read.
+3. :meth:`CrossSellDecision.commands` — appended to the round's packed save: one ``EVAL`` on the
+   ``{xsell}`` slot that folds every order into the counters (the same arithmetic as
+   :func:`scorers.cross_sell.apply_order`), then one ``HSET`` per customer.
+
+Idempotent: an order adds only items new for its customer, so a redone round whose customer
+writes landed adds nothing; if the save was cut between the two (counters written, customer
+sets not), the redone round computes the same orders again and the script skips those whose id
+is in the dedup set. Cluster: the script touches only ``{xsell}`` keys and each ``HSET`` one
+customer's slot. The counters a round decides on may miss the previous round's orders (its save
+runs on another connection); a round's own orders count for the next round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from schemas import Alert, AlertType, Event, PurchaseEvent, Severity
+from scorers.cross_sell import (
+    CrossSellPolicy,
+    CrossSellRule,
+    CrossSellStats,
+    OrderUpdate,
+    idempotency_key,
+    plan_order,
+    recommend,
+    top_rules,
+)
+from streams.pipeline import Applied, OutputMessage
+
+__all__ = ["CrossSellDecision", "CrossSellDraft", "CrossSellReads", "CrossSellRound"]
+
+Command = tuple[str | bytes | int, ...]
+_SEP = "\x1f"
+
+# KEYS: meta, items, dedup, then one partner row per item named in ARGV.
+# ARGV: half-life seconds (0: no fading), max partners, dedup keep, row key prefix, item count
+# m, m item names (row of item i is KEYS[3 + i]), then per order: id, time, first (0/1), number
+# of new items, their indexes, number of items had, their indexes.
+_APPLY = r"""
+local h, limit, keep, rowprefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local m = tonumber(ARGV[5])
+local names = {}
+for i = 1, m do names[i] = ARGV[5 + i] end
+local function fmt(x) return string.format('%.17g', x) end
+local function num(v) if v then return tonumber(v) end return 0 end
+local function rebase(k)
+  local factor = 2 ^ (-k)
+  local ref = tonumber(redis.call('HGET', KEYS[1], 'ref'))
+  redis.call('HSET', KEYS[1], 'ref', fmt(ref + k * h))
+  redis.call('HSET', KEYS[1], 'n', fmt(num(redis.call('HGET', KEYS[1], 'n')) * factor))
+  local items = redis.call('HGETALL', KEYS[2])
+  for j = 1, #items, 2 do
+    redis.call('HSET', KEYS[2], items[j], fmt(tonumber(items[j + 1]) * factor))
+    local row = rowprefix .. items[j]
+    local cells = redis.call('HGETALL', row)
+    for c = 1, #cells, 2 do
+      redis.call('HSET', row, cells[c], fmt(tonumber(cells[c + 1]) * factor))
+    end
+  end
+end
+local function weight(at)
+  if h == 0 then return 1 end
+  local ref = redis.call('HGET', KEYS[1], 'ref')
+  if not ref then
+    ref = math.floor(at)
+    redis.call('HSET', KEYS[1], 'ref', fmt(ref))
+  else
+    ref = tonumber(ref)
+  end
+  local e = (at - ref) / h
+  if e > 64 then
+    rebase(math.floor(e))
+    e = (at - tonumber(redis.call('HGET', KEYS[1], 'ref'))) / h
+  end
+  return 2 ^ e
+end
+local function bump(a, b, w)
+  local row = KEYS[3 + a]
+  redis.call('HSET', row, names[b], fmt(num(redis.call('HGET', row, names[b])) + w))
+end
+local function prune(a)
+  local row = KEYS[3 + a]
+  if redis.call('HLEN', row) <= 2 * limit then return end
+  local cells = redis.call('HGETALL', row)
+  local entries = {}
+  for c = 1, #cells, 2 do entries[#entries + 1] = {cells[c], tonumber(cells[c + 1])} end
+  table.sort(entries, function(x, y)
+    if x[2] ~= y[2] then return x[2] > y[2] end
+    return x[1] < y[1]
+  end)
+  for j = limit + 1, #entries do redis.call('HDEL', row, entries[j][1]) end
+end
+local applied = 0
+local p = 6 + m
+while p <= #ARGV do
+  local id, at, first = ARGV[p], tonumber(ARGV[p + 1]), ARGV[p + 2] == '1'
+  local nnew = tonumber(ARGV[p + 3])
+  local new = {}
+  for j = 1, nnew do new[j] = tonumber(ARGV[p + 3 + j]) end
+  p = p + 4 + nnew
+  local nhad = tonumber(ARGV[p])
+  local had = {}
+  for j = 1, nhad do had[j] = tonumber(ARGV[p + j]) end
+  p = p + 1 + nhad
+  if nnew > 0 and not redis.call('ZSCORE', KEYS[3], id) then
+    applied = applied + 1
+    redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[1], 'seq', 1), id)
+    local w = weight(at)
+    if first then
+      redis.call('HSET', KEYS[1], 'n', fmt(num(redis.call('HGET', KEYS[1], 'n')) + w))
+    end
+    local touched = {}
+    for i = 1, nnew do
+      local a = new[i]
+      redis.call('HSET', KEYS[2], names[a], fmt(num(redis.call('HGET', KEYS[2], names[a])) + w))
+      for j = 1, nhad do bump(a, had[j], w); bump(had[j], a, w) end
+      for j = i + 1, nnew do bump(a, new[j], w); bump(new[j], a, w) end
+      touched[a] = true
+    end
+    for j = 1, nhad do touched[had[j]] = true end
+    for a, _ in pairs(touched) do prune(a) end
+  end
+end
+local size = redis.call('ZCARD', KEYS[3])
+if size > keep then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, size - keep - 1) end
+return applied
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CrossSellReads:
+    """The keys a round reads (in this order): meta, items, the rows of ``items``, then the
+    category sets of ``customers``."""
+
+    items: tuple[str, ...]
+    customers: tuple[str, ...]
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CrossSellDraft:
+    """A rule to suggest to a customer, raised by one of their orders."""
+
+    customer_id: str
+    partition: int
+    event_time: datetime
+    event_id: str
+    order_id: str
+    rule: CrossSellRule
+
+    @property
+    def idempotency_key(self) -> str:
+        """``cross_sell:<customer>:<A>:<B>``."""
+        return idempotency_key(self.customer_id, self.rule.antecedent, self.rule.consequent)
+
+    def alert(self) -> Alert:
+        """The ``cross_sell`` alert."""
+        r = self.rule
+        return Alert(
+            alert_type=AlertType.CROSS_SELL,
+            severity=Severity.INFO,
+            customer_id=self.customer_id,
+            event_time=self.event_time,
+            idempotency_key=self.idempotency_key,
+            reasons=[r.reason()],
+            details={
+                "antecedent": r.antecedent,
+                "consequent": r.consequent,
+                "confidence": round(r.confidence, 4),
+                "lift": round(r.lift, 4),
+                "support": round(r.support, 4),
+                "customers_with_both": round(r.count, 3),
+                "antecedent_customers": round(r.antecedent_count, 3),
+                "consequent_customers": round(r.consequent_count, 3),
+                "customers": round(r.customers, 3),
+                "order_id": self.order_id,
+                "event_id": self.event_id,
+            },
+        )
+
+    def message(self) -> tuple[str, str, OutputMessage]:
+        """As an entry of :attr:`streams.scoring.ScoredRound.alerts`."""
+        value = self.alert().to_json_bytes()
+        return (
+            self.customer_id,
+            self.idempotency_key,
+            OutputMessage(self.partition, self.customer_id.encode(), value),
+        )
+
+
+@dataclass(slots=True)
+class _Customer:
+    items: dict[str, int] = field(default_factory=dict)  # item -> first bought (epoch s)
+    suggested: set[tuple[str, str]] = field(default_factory=set)
+    written: dict[str, int] = field(default_factory=dict)  # fields to HSET this round
+
+
+@dataclass(slots=True)
+class CrossSellDecision:
+    """What a round decided: drafts to publish, and the orders to fold into the counters."""
+
+    drafts: list[CrossSellDraft]
+    orders: list[tuple[bytes, OrderUpdate]]
+    customer_fields: dict[str, dict[str, int]]
+    _round: CrossSellRound
+
+    def commands(self) -> list[Command]:
+        """Commands to append to the round's packed save, in this order."""
+        return self._round.apply_commands(self.orders, self.customer_fields)
+
+    def alerts(self) -> list[tuple[str, str, OutputMessage]]:
+        """The drafts as entries of :attr:`streams.scoring.ScoredRound.alerts`."""
+        return [d.message() for d in self.drafts]
+
+
+class CrossSellRound:
+    """Builds a round's cross-sell reads, decisions and writes (see the module doc)."""
+
+    def __init__(self, prefix: str, policy: CrossSellPolicy, dedup_keep: int = 20_000) -> None:
+        self.policy = policy
+        self._prefix = prefix
+        self._tag = f"{prefix}:{{xsell}}"
+        self._dedup_keep = dedup_keep
+        self._last: dict[str, _Customer] = {}  # customers of the last round decided
+
+    # --- keys ----------------------------------------------------------------------------------
+    @property
+    def meta_key(self) -> str:
+        """``n``, ``ref``, ``seq``."""
+        return f"{self._tag}:m"
+
+    @property
+    def items_key(self) -> str:
+        """Item → ``count(A)``."""
+        return f"{self._tag}:i"
+
+    @property
+    def dedup_key(self) -> str:
+        """Ids of the last orders folded into the counters."""
+        return f"{self._tag}:d"
+
+    def row_key(self, item: str) -> str:
+        """Partner → ``count(A, B)`` of ``item``."""
+        return f"{self._tag}:r:{item}"
+
+    def customer_key(self, customer_id: str) -> str:
+        """The customer's items and suggestions."""
+        return f"{self._prefix}:{{{customer_id}}}:xc"
+
+    # --- a round -------------------------------------------------------------------------------
+    def read_keys(self, events: Iterable[Event]) -> CrossSellReads:
+        """The keys to ``HGETALL`` with the round's profiles, for the round's events."""
+        items: set[str] = set()
+        customers: dict[str, None] = {}
+        for event in events:
+            basket = _basket(event)
+            if basket:
+                items |= basket
+                customers[event.customer_id] = None
+        if not customers:
+            return CrossSellReads((), (), ())
+        names = tuple(sorted(items))
+        keys = (
+            self.meta_key,
+            self.items_key,
+            *(self.row_key(a) for a in names),
+            *(self.customer_key(c) for c in customers),
+        )
+        return CrossSellReads(names, tuple(customers), keys)
+
+    def decide(
+        self,
+        reads: CrossSellReads,
+        hashes: Sequence[Mapping[bytes | str, bytes | str]],
+        applied: Sequence[Applied],
+    ) -> CrossSellDecision:
+        """Walk the round's applied orders (in the order given) over what ``reads`` returned
+        (``hashes``, one ``HGETALL`` reply per key)."""
+        stats, customers = self._parse(reads, hashes)
+        drafts: list[CrossSellDraft] = []
+        orders: list[tuple[bytes, OrderUpdate]] = []
+        for a in applied:
+            event = a.event
+            basket = _basket(event)
+            if not basket or not isinstance(event, PurchaseEvent):
+                continue
+            customer = customers.setdefault(event.customer_id, _Customer())
+            had = frozenset(customer.items)
+            at = a.event_time
+            found = recommend(stats, self.policy, had, basket, at, frozenset(customer.suggested))
+            update = plan_order(self.policy, had, basket, at)
+            if update.changes:
+                orders.append((_order_id(event.event_id), update))
+                for item in update.new:
+                    customer.items[item] = int(at)
+                    customer.written[f"c:{item}"] = int(at)
+            if found is not None:
+                pair = (found.antecedent, found.consequent)
+                customer.suggested.add(pair)
+                customer.written[f"s:{pair[0]}{_SEP}{pair[1]}"] = int(at)
+                drafts.append(
+                    CrossSellDraft(
+                        event.customer_id,
+                        a.record.partition,
+                        event.event_time,
+                        event.event_id,
+                        event.payload.order_id,
+                        found,
+                    )
+                )
+        fields = {c: dict(known.written) for c, known in customers.items() if known.written}
+        for known in customers.values():
+            known.written.clear()
+        self._last = customers
+        return CrossSellDecision(drafts, orders, fields, self)
+
+    def apply_commands(
+        self,
+        orders: Sequence[tuple[bytes, OrderUpdate]],
+        customer_fields: Mapping[str, Mapping[str, int]],
+    ) -> list[Command]:
+        """The counters' ``EVAL`` (first: see the module doc), then one ``HSET`` per customer."""
+        commands: list[Command] = []
+        if orders:
+            names = sorted({x for _, u in orders for x in (*u.new, *u.had)})
+            index = {name: i + 1 for i, name in enumerate(names)}
+            h = self.policy.half_life_seconds
+            args: list[str | bytes | int] = [
+                "0" if math.isinf(h) else repr(h),
+                self.policy.max_partners,
+                self._dedup_keep,
+                self.row_key(""),
+                len(names),
+                *names,
+            ]
+            for order_id, u in orders:
+                args += [order_id, repr(u.at), int(u.first), len(u.new)]
+                args += [index[x] for x in u.new]
+                args += [len(u.had), *(index[x] for x in u.had)]
+            keys = [self.meta_key, self.items_key, self.dedup_key]
+            keys += [self.row_key(name) for name in names]
+            commands.append(("EVAL", _APPLY, len(keys), *keys, *args))
+        for customer_id, values in customer_fields.items():
+            flat = [x for k, v in values.items() for x in (k, v)]
+            commands.append(("HSET", self.customer_key(customer_id), *flat))
+        return commands
+
+    def _parse(
+        self, reads: CrossSellReads, hashes: Sequence[Mapping[bytes | str, bytes | str]]
+    ) -> tuple[CrossSellStats, dict[str, _Customer]]:
+        if len(hashes) != len(reads.keys):
+            raise ValueError(f"{len(reads.keys)} cross-sell keys read, {len(hashes)} replies")
+        if not reads.keys:
+            return CrossSellStats(), {}
+        meta, counts = hashes[0], hashes[1]
+        rows = hashes[2 : 2 + len(reads.items)]
+        ref = _get(meta, "ref")
+        stats = CrossSellStats(
+            ref=None if ref is None else float(ref),
+            customers=float(_get(meta, "n") or 0.0),
+            items={_text(k): float(v) for k, v in counts.items()},
+            partners={
+                a: {_text(k): float(v) for k, v in row.items()}
+                for a, row in zip(reads.items, rows, strict=True)
+            },
+        )
+        customers: dict[str, _Customer] = {}
+        raw_customers = hashes[2 + len(reads.items) :]
+        for customer_id, raw in zip(reads.customers, raw_customers, strict=True):
+            # The last round's save may have landed after these reads: its view is current.
+            last = self._last.get(customer_id)
+            customers[customer_id] = _customer(raw) if last is None else _copy(last)
+        return stats, customers
+
+    # --- the query API -------------------------------------------------------------------------
+    async def stats(self, client: aioredis.Redis) -> CrossSellStats:
+        """Every counter, read back (a few reads per item: for the query API and tests)."""
+        meta = await client.hgetall(self.meta_key)
+        counts = await client.hgetall(self.items_key)
+        items = {_text(k): float(v) for k, v in counts.items()}
+        partners = {}
+        for a in sorted(items):
+            row = await client.hgetall(self.row_key(a))
+            if row:
+                partners[a] = {_text(k): float(v) for k, v in row.items()}
+        ref = _get(meta, "ref")
+        return CrossSellStats(
+            None if ref is None else float(ref), float(_get(meta, "n") or 0.0), items, partners
+        )
+
+    async def top_rules(
+        self, client: aioredis.Redis, as_of: datetime, limit: int = 50
+    ) -> list[CrossSellRule]:
+        """The strongest rules passing the thresholds at ``as_of`` (``GET
+        /api/cross-sell/rules``)."""
+        stats = await self.stats(client)
+        return top_rules(stats, self.policy, as_of.astimezone(UTC).timestamp(), limit)
+
+
+def _basket(event: Event) -> frozenset[str]:
+    """The categories of an order placed (empty for anything else)."""
+    if not isinstance(event, PurchaseEvent) or event.type != "order_placed":
+        return frozenset()
+    return frozenset(item.category for item in event.payload.items)
+
+
+def _order_id(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _get(raw: Mapping[bytes | str, bytes | str], name: str) -> str | None:
+    value = raw.get(name.encode(), raw.get(name))
+    return None if value is None else _text(value)
+
+
+def _customer(raw: Mapping[bytes | str, bytes | str]) -> _Customer:
+    known = _Customer()
+    for k, v in raw.items():
+        name = _text(k)
+        if name.startswith("c:"):
+            known.items[name[2:]] = int(v)
+        elif name.startswith("s:"):
+            a, _, b = name[2:].partition(_SEP)
+            known.suggested.add((a, b))
+    return known
+
+
+def _copy(known: _Customer) -> _Customer:
+    return _Customer(dict(known.items), set(known.suggested))
