@@ -10,6 +10,7 @@ The stream is append-only; it is trimmed (approximately) to ``CRM_API_AUDIT_MAXL
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
@@ -69,12 +70,19 @@ class AuditEntry:
 
 
 class AuditLog:
-    """Appends and reads the audit stream."""
+    """Appends and reads the audit stream.
+
+    Concurrent requests share writes (group commit): the first to arrive writes every entry
+    queued so far in one pipelined round trip, and each request waits until its own entry is
+    in Redis.
+    """
 
     def __init__(self, client: aioredis.Redis, layout: Layout, maxlen: int = 1_000_000) -> None:
         self._client = client
         self._key = layout.audit
         self._maxlen = maxlen or None
+        self._queue: list[tuple[dict[str, str], asyncio.Future[None]]] = []
+        self._writing = False
 
     async def record(
         self,
@@ -96,12 +104,30 @@ class AuditLog:
             decision,
             status,
         )
-        await self._client.xadd(
-            self._key,
-            entry.fields(),  # type: ignore[arg-type]
-            maxlen=self._maxlen,
-            approximate=True,
-        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((entry.fields(), done))
+        if not self._writing:
+            self._writing = True
+            try:
+                await self._write_queued()
+            finally:
+                self._writing = False
+        await done
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for fields, _ in batch:
+                        pipe.xadd(self._key, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+                    await pipe.execute()
+            except Exception as exc:  # every waiter gets the failure (its request fails)
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for _, done in batch:
+                done.set_result(None)
 
     async def read(self, count: int = 100) -> list[AuditEntry]:
         """The newest ``count`` entries, oldest first."""
