@@ -38,8 +38,6 @@ from crm_score.errors import EventRejected, ModelError
 from crm_score.event_files import read_event_file
 from crm_score.settings import Settings
 from schemas import Event, EventParser, TrainingExample
-from scorers.churn_labels import LabelPolicy
-from scorers.churn_scoring import ChurnScoring
 from scorers.customer_state import CustomerState
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.probability import ProbabilityModel, fit_from_profiles
@@ -47,11 +45,8 @@ from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile, ProfileDelta, apply_delta
 from scorers.quintiles import QUINTILE_RANKS, RfmBoundaries
 from scorers.rfm import rfm
-from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, Timeline
 from streams.pipeline import Applied
-from streams.refresh import churn_policy
-from streams.scoring import CustomerBefore, RoundScorer
+from streams.scoring import CustomerBefore, round_scorer
 
 __all__ = [
     "ParsedEvents",
@@ -187,21 +182,6 @@ def fit_population_at(
     return model, rfm_boundaries(population, as_of)
 
 
-def _scorer(settings: Settings, model: ProbabilityModel, boundaries: RfmBoundaries) -> RoundScorer:
-    timeline = Timeline(
-        AlertPolicy(settings.p_alive_alert_threshold, settings.win_back_after_days),
-        load_segments(),
-        boundaries,
-        model,
-        LabelPolicy(
-            settings.churn_horizon_days,
-            settings.churn_sample_days,
-            settings.churn_sample_max_silence_days,
-        ),
-    )
-    return RoundScorer(timeline, ChurnScoring(churn_policy(settings)))
-
-
 def replay_events(
     parsed: ParsedEvents,
     settings: Settings,
@@ -212,7 +192,7 @@ def replay_events(
 ) -> tuple[list[TrainingExample], dict[str, CustomerState]]:
     """Score every event and timer up to epoch second ``until`` (inclusive) in daily rounds;
     the training examples in emission order and every customer's final state."""
-    scorer = _scorer(settings, model, boundaries)
+    scorer = round_scorer(settings, boundaries=boundaries, model=model)
     items = parsed.items
     profiles: dict[str, Profile] = {}
     stored: dict[str, bytes] = {}  # alert states as Redis holds them between rounds

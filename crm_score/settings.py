@@ -94,10 +94,24 @@ class Settings(BaseSettings):
     churn_alert_threshold: float = Field(default=0.7, gt=0, lt=1)
     churn_alert_reset: float = Field(default=0.5, gt=0, lt=1)
     churn_model_kind: Literal["logistic", "hoeffding"] = "logistic"
+    escalation_complaints: float = Field(default=2.0, gt=0)
+    escalation_sentiment: float = Field(default=-0.3, ge=-1, le=0)
+    value_group_churn_threshold: float = Field(default=0.5, gt=0, lt=1)
+    value_group_high_clv: float | None = Field(default=None, ge=0)
     learner_enabled: bool = True
     learner_publish_every: int = Field(default=1000, ge=1)
     learner_publish_seconds: float = Field(default=30.0, gt=0)
     learner_metrics_window: int = Field(default=2000, ge=10)
+
+    # --- cross-sell rules (scorers/cross_sell.py, streams/cross_sell.py) ----------------------
+    cross_sell_enabled: bool = True
+    cross_sell_min_confidence: float = Field(default=0.5, gt=0, le=1)
+    cross_sell_min_lift: float = Field(default=1.1, gt=0)
+    cross_sell_min_count: float = Field(default=20.0, ge=0)  # customers (decayed) with both
+    cross_sell_half_life_days: float = Field(default=180.0, gt=0)  # inf: counts never fade
+    cross_sell_max_categories: int = Field(default=64, ge=1)  # per customer
+    cross_sell_max_partners: int = Field(default=32, ge=1)  # per category (rows hold up to 2x)
+    cross_sell_dedup_keep: int = Field(default=20_000, ge=1000)  # order ids kept for redos
 
     # --- the query API and ops page (streams/api) ---------------------------------------------
     api_enabled: bool = True  # serve /api/* and /ops from the worker's web server

@@ -38,6 +38,7 @@ def encode_score_snapshot(
     churn_probability: float | None = None,
     churn_model_version: str | None = None,
     reasons: list[str] | None = None,
+    value_group: str | None = None,
 ) -> bytes:
     """A :class:`schemas.ScoreSnapshot` with RFM, segment, probability and churn fields."""
     return orjson.dumps(
@@ -63,6 +64,7 @@ def encode_score_snapshot(
             "churn_probability": churn_probability,
             "churn_model_version": churn_model_version,
             "reasons": [] if reasons is None else reasons,
+            "value_group": value_group,
         },
         option=_OPTIONS,
     )

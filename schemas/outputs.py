@@ -160,7 +160,14 @@ class ScoreSnapshot(OutputModel):
         default=None, description="Version of the BG/NBD + Gamma-Gamma model behind p_alive/CLV."
     )
     churn_probability: float | None = Field(default=None, ge=0, le=1)
-    churn_model_version: str | None = None
+    churn_model_version: str | None = Field(
+        default=None, description="Churn model version, or 'fallback:p_alive' (1 - P(alive))."
+    )
+    value_group: str | None = Field(
+        default=None,
+        description="high_value_stable, high_value_at_risk, low_value_stable, "
+        "low_value_at_risk or no_value (None until CLV and churn are known).",
+    )
     reasons: list[str] = Field(default_factory=list, description="Top contributing features.")
 
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from schemas import Event, MarketingEvent, ServiceEvent
 from scorers.profile import Profile
+from scorers.sentiment import NEGATIVE_BELOW, compound
 
 __all__ = [
     "FEATURE_NAMES",
@@ -43,7 +44,7 @@ _DECIMALS = 3
 _COUNT_DECIMALS = 6
 _SIGNALS = (
     "complaints", "tickets", "low_ratings", "delivered", "opened", "clicked", "unsubscribes",
-    "bounces",
+    "bounces", "texts", "sentiment", "negative_texts",
 )  # fmt: skip
 _INDEX = {name: i for i, name in enumerate(_SIGNALS)}
 _MARKETING_SIGNALS = {
@@ -61,6 +62,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "return_rate", "open_tickets", "complaints_30d", "tickets_30d", "low_ratings_30d",
     "mean_satisfaction", "resolution_days", "open_rate", "open_rate_30d", "open_rate_drop",
     "click_rate", "unsubscribes_30d", "bounces_30d", "days_since_engagement", "unsubscribed",
+    "sentiment_30d", "negative_texts_30d",
 )  # fmt: skip
 
 
@@ -74,17 +76,26 @@ class RecentActivity(NamedTuple):
     at: int | None = None
     counts: tuple[float, ...] = (0.0,) * len(_SIGNALS)
 
-    def add(self, signal: str, at: int) -> RecentActivity:
-        """One more ``signal`` (a name from :func:`signal_of`) at epoch second ``at``."""
+    def add(self, signal: str, at: int, amount: float = 1.0) -> RecentActivity:
+        """``amount`` more of ``signal`` (a name from :func:`signal_of`) at epoch second ``at``
+        (1 for a count; the compound score for ``sentiment``)."""
         i = _INDEX[signal]
         if self.at is None or at >= self.at:
             # Stored counts keep 6 decimals (they live in every customer's state).
             counts = [round(c, _COUNT_DECIMALS) for c in self.decayed(at).counts]
-            counts[i] += 1.0
+            counts[i] = round(counts[i] + amount, _COUNT_DECIMALS)
             return RecentActivity(at, tuple(counts))
         counts = list(self.counts)
-        counts[i] = round(counts[i] + math.exp(-(self.at - at) / _TAU), _COUNT_DECIMALS)
+        weight = math.exp(-(self.at - at) / _TAU)
+        counts[i] = round(counts[i] + amount * weight, _COUNT_DECIMALS)
         return RecentActivity(self.at, tuple(counts))
+
+    def mean_sentiment(self, at: int) -> float | None:
+        """Decay-weighted mean compound sentiment of recent ticket texts (None: under half a
+        decayed text)."""
+        now = self.decayed(at).counts
+        texts = now[_INDEX["texts"]]
+        return now[_INDEX["sentiment"]] / texts if texts >= 0.5 else None
 
     def decayed(self, at: int) -> RecentActivity:
         """The same counts as seen at ``at`` (no later than the newest signal: unchanged)."""
@@ -112,20 +123,26 @@ class RecentActivity(NamedTuple):
         return cls()
 
 
-def signal_of(event: Event) -> list[str]:
-    """The recent-activity signals one event adds (often none)."""
+def signal_of(event: Event) -> list[tuple[str, float]]:
+    """The recent-activity signals one event adds, with their amounts (often none)."""
     if isinstance(event, ServiceEvent):
         signals = []
+        payload = event.payload
         if event.type == "ticket_opened":
-            signals.append("tickets")
-            if event.payload.complaint:
-                signals.append("complaints")
-        if event.payload.satisfaction is not None and event.payload.satisfaction <= 2:
-            signals.append("low_ratings")
+            signals.append(("tickets", 1.0))
+            if payload.complaint:
+                signals.append(("complaints", 1.0))
+        if payload.satisfaction is not None and payload.satisfaction <= 2:
+            signals.append(("low_ratings", 1.0))
+        if payload.text:
+            score = compound(payload.text)
+            signals += [("texts", 1.0), ("sentiment", score)]
+            if score < NEGATIVE_BELOW:
+                signals.append(("negative_texts", 1.0))
         return signals
     if isinstance(event, MarketingEvent):
         signal = _MARKETING_SIGNALS.get(event.type)
-        return [] if signal is None else [signal]
+        return [] if signal is None else [(signal, 1.0)]
     return []
 
 
@@ -160,6 +177,7 @@ def churn_features(
     open_recent = now[_INDEX["opened"]] / recent_delivered if recent_delivered >= 0.5 else open_rate
     open_recent = min(1.0, open_recent)
     engaged = profile.last_engagement_at
+    sentiment = recent.mean_sentiment(at)
     satisfaction = profile.mean_satisfaction
     resolution = profile.mean_resolution_seconds
     row = {
@@ -191,6 +209,8 @@ def churn_features(
         "bounces_30d": now[_INDEX["bounces"]],
         "days_since_engagement": min(365.0, (at - engaged) / _DAY) if engaged else 365.0,
         "unsubscribed": 1.0 if profile.last_unsubscribe_at is not None else 0.0,
+        "sentiment_30d": 0.0 if sentiment is None else sentiment,
+        "negative_texts_30d": now[_INDEX["negative_texts"]],
     }
     # Three decimals is finer than any feature is meaningful, and a snapshot waiting for its
     # label stores ~7 bytes a feature instead of ~18; learning and scoring both see this row.
@@ -214,6 +234,11 @@ def reason_text(name: str, features: Mapping[str, float]) -> str:
             }[name]
             count = max(1, round(v))
             return f"about {count} {noun}{'s' if count != 1 else ''} in 30 days"
+        case "sentiment_30d":
+            return f"recent ticket texts are negative (sentiment {v:+.2f})"
+        case "negative_texts_30d":
+            count = max(1, round(v))
+            return f"about {count} negative ticket message{'s' if count != 1 else ''} in 30 days"
         case "bounces_30d":
             return f"about {max(1, round(v))} bounced messages in 30 days"
         case "open_rate_drop":

@@ -1,4 +1,5 @@
-"""The churn side of scoring a round: features, probabilities, alerts and examples.
+"""The churn side of scoring a round: features, probabilities, alerts, examples and the
+value x risk group.
 
 After a round's walk (:class:`~scorers.timeline.Timeline`) and its vectorised probability
 scores, :class:`ChurnPass` builds each checkpoint's feature row, scores all rows in one call,
@@ -17,6 +18,7 @@ from scorers.churn_features import churn_features
 from scorers.churn_scoring import _UNSCORED, ChurnScoring
 from scorers.customer_state import CustomerState
 from scorers.timeline import Checkpoint
+from scorers.value_groups import ValueGroupPolicy
 
 __all__ = ["ChurnPass"]
 
@@ -30,9 +32,14 @@ class ChurnPass:
         points: Sequence[tuple[str, Checkpoint]],
         fields: Sequence[Mapping[str, Any]],
         before: Mapping[str, CustomerState],
+        groups: ValueGroupPolicy | None = None,
+        high_value_clv: float | None = None,
     ) -> None:
         self._churn = churn
         self._before = before
+        self._fields = fields
+        self._groups = groups
+        self._high_value_clv = high_value_clv
         # Rows are built where they are used: every checkpoint when a model scores, else only
         # snapshots (training) and fallback scores high enough to need reasons.
         model = churn.active_model
@@ -55,11 +62,13 @@ class ChurnPass:
             for n, score in zip(scored_rows, churn.score_rows(rows), strict=True):  # type: ignore[arg-type]
                 self._scores[n] = score
         self._alerted: dict[str, bool] = {}
+        self._group: dict[str, str | None] = {}
         self._features: dict[str, dict[int, tuple[float, ...]]] = {}
         for customer_id, _ in points:
             if customer_id not in self._alerted:
                 state = before[customer_id]
                 self._alerted[customer_id] = state.churn_alerted
+                self._group[customer_id] = state.value_group
                 self._features[customer_id] = {at: f for at, f in state.pending if f is not None}
 
     @staticmethod
@@ -95,11 +104,34 @@ class ChurnPass:
             self._alerted[customer_id] = alerted
             if draft is not None:
                 point.alerts.append(draft)
-        return {
+        out: dict[str, Any] = {
             "churn_probability": score.probability,
             "churn_model_version": score.version,
             "reasons": score.reasons,
         }
+        if self._groups is not None:
+            out["value_group"] = self._value_group(n, customer_id, point, score.probability)
+        return out
+
+    def _value_group(
+        self, n: int, customer_id: str, point: Checkpoint, churn: float | None
+    ) -> str | None:
+        assert self._groups is not None
+        profile = point.profile
+        group = self._groups.group(
+            orders=profile.orders,
+            net_minor=profile.monetary_minor,
+            clv=self._fields[n].get("clv"),
+            churn=churn,
+            high_value_clv=self._high_value_clv,
+        )
+        previous = self._group[customer_id]
+        if group is None:
+            return None
+        if previous is not None and group != previous and not point.late:
+            point.alerts.append(self._groups.changed(customer_id, previous, group, point.at))
+        self._group[customer_id] = group
+        return group
 
     def examples(self, customer_id: str, point: Checkpoint) -> list[bytes]:
         """``crm.training`` messages of the snapshots whose label resolved at ``point``."""
@@ -120,7 +152,9 @@ class ChurnPass:
             state = walked.get(customer_id, before)
             known = self._features[customer_id]
             pending = tuple((at, f if f is not None else known.get(at)) for at, f in state.pending)
-            state = state._replace(pending=pending, churn_alerted=alerted)
+            state = state._replace(
+                pending=pending, churn_alerted=alerted, value_group=self._group[customer_id]
+            )
             if state != before:
                 out[customer_id] = state
         return out

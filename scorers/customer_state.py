@@ -18,7 +18,10 @@ class CustomerState(NamedTuple):
     ``evaluated_at`` is the last checkpoint or event walked; silences start after it.
     ``recent`` holds the decayed recent-activity counts, ``last_gap`` the seconds between the
     last two purchases, ``pending`` the churn snapshots waiting for their label and
-    ``churn_alerted`` whether a churn alert is open (hysteresis).
+    ``churn_alerted`` whether a churn alert is open (hysteresis), ``escalated`` whether a
+    service escalation episode is open, ``value_group`` the last value x risk group.
+    Fields are stored by position; a state written before a field existed reads it as its
+    default.
     """
 
     evaluated_at: int | None = None
@@ -32,6 +35,8 @@ class CustomerState(NamedTuple):
     pending: Pending = ()
     last_snapshot_at: int | None = None
     churn_alerted: bool = False
+    escalated: bool = False
+    value_group: str | None = None
 
     def to_bytes(self) -> bytes:
         """Compact JSON for the profile hash (:meth:`from_bytes` reads it)."""
@@ -46,16 +51,13 @@ class CustomerState(NamedTuple):
             return cls()
         try:
             values = orjson.loads(raw)
-            state = cls(*values[:6])
-            if len(values) > 6:
-                recent, last_gap, pending, last_snapshot_at, alerted = values[6:11]
-                state = state._replace(
-                    recent=RecentActivity.from_list(recent),
-                    last_gap=last_gap,
-                    pending=tuple((int(at), None if f is None else tuple(f)) for at, f in pending),
-                    last_snapshot_at=last_snapshot_at,
-                    churn_alerted=bool(alerted),
-                )
-            return state
+            state = cls(*values[: len(cls._fields)])
+            pending = tuple((int(at), None if f is None else tuple(f)) for at, f in state.pending)
+            return state._replace(
+                recent=RecentActivity.from_list(state.recent),
+                pending=pending,
+                churn_alerted=bool(state.churn_alerted),
+                escalated=bool(state.escalated),
+            )
         except (orjson.JSONDecodeError, TypeError, ValueError):
             return cls()

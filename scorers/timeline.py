@@ -30,7 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from schemas.outputs import AlertType, Severity
 from scorers.churn_labels import LabelPolicy
@@ -40,6 +40,9 @@ from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.rfm import Rfm, rfm
 from scorers.segments import SegmentMap
+
+if TYPE_CHECKING:
+    from scorers.service_signals import EscalationPolicy
 
 __all__ = ["AlertDraft", "AlertPolicy", "Checkpoint", "CustomerState", "Timeline"]
 
@@ -100,9 +103,11 @@ class Timeline:
         boundaries: RfmBoundaries | None,
         model: ProbabilityModel | None,
         labels: LabelPolicy | None = None,
+        escalation: EscalationPolicy | None = None,
     ) -> None:
         self.policy = policy
         self.labels = labels
+        self.escalation = escalation
         self.segments = segments
         self.boundaries = boundaries
         self.model = model
@@ -140,7 +145,7 @@ class Timeline:
         clv: float | None,
         late: bool = False,
         event_index: int | None = None,
-        signals: Sequence[str] = (),
+        signals: Sequence[tuple[str, float]] = (),
     ) -> tuple[CustomerState, Checkpoint]:
         """The checkpoint of one event; ``profile`` is the profile after it.
 
@@ -154,8 +159,8 @@ class Timeline:
         previous_purchase = state.last_purchase_at
         if signals:
             recent = state.recent
-            for signal in signals:
-                recent = recent.add(signal, at)
+            for signal, amount in signals:
+                recent = recent.add(signal, at, amount)
             state = state._replace(recent=recent)
         if purchase:
             state = self._after_purchase(state, at, clv)
@@ -172,6 +177,18 @@ class Timeline:
             return state, point
         if purchase and previous_purchase is not None:
             alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
+        if signals and self.escalation is not None:
+            escalated, draft = self.escalation.check(
+                customer_id,
+                state.recent,
+                at,
+                high_value=state.high_value,
+                escalated=state.escalated,
+            )
+            if escalated != state.escalated:
+                state = state._replace(escalated=escalated)
+            if draft is not None:
+                alerts.append(draft)
         state, point = self._checkpoint(customer_id, state, profile, at, "event", purchase)
         point.alerts[:0] = alerts
         point.event_index = event_index

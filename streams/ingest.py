@@ -35,10 +35,7 @@ from redis.exceptions import RedisError
 
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
-from scorers.churn_labels import LabelPolicy
-from scorers.churn_scoring import ChurnScoring
-from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, CustomerState, Timeline
+from scorers.timeline import CustomerState
 from streams.kafka_io import (
     OrderedCommits,
     RebalanceHooks,
@@ -51,10 +48,10 @@ from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import ModelRegistry
 from streams.pipeline import Accepted, IngestStats, ParsedBatch, PipelineProcessor
-from streams.refresh import ModelFollower, churn_policy, refresh_periodically
+from streams.refresh import ModelFollower, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
-from streams.scoring import RoundScorer
+from streams.scoring import round_scorer
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
@@ -78,15 +75,9 @@ class IngestService(Service):
         self._store = RedisProfileStore(self._redis, settings)
         self._rounds = RoundStore(self._redis, self._store, settings)
         self._processor = PipelineProcessor(settings)
-        policy = AlertPolicy(settings.p_alive_alert_threshold, settings.win_back_after_days)
-        labels = LabelPolicy(
-            settings.churn_horizon_days,
-            settings.churn_sample_days,
-            settings.churn_sample_max_silence_days,
-        )
-        self._timeline = Timeline(policy, load_segments(), None, None, labels)
-        self._churn = ChurnScoring(churn_policy(settings))
-        self._scorer = RoundScorer(self._timeline, self._churn)
+        self._scorer = round_scorer(settings)
+        self._timeline = self._scorer.timeline
+        self._churn = self._scorer.churn
         until = settings.replay_until
         self._clock: EventClock[Accepted] = EventClock(
             settings.input_topics,

@@ -20,12 +20,12 @@ from redis.exceptions import RedisError
 from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
 from scorers.churn_model import ChurnScorer
-from scorers.churn_scoring import ChurnModelRef, ChurnPolicy, ChurnScoring
+from scorers.churn_scoring import ChurnModelRef, ChurnScoring
 from scorers.timeline import Timeline
 from streams.models import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from streams.population import RFM_BOUNDARIES, current_rfm_boundaries, fit_population
 
-__all__ = ["ModelFollower", "churn_policy", "lock_key", "refresh_once", "refresh_periodically"]
+__all__ = ["ModelFollower", "lock_key", "refresh_once", "refresh_periodically"]
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,6 @@ async def refresh_periodically(
             await refresh_once(settings, client, as_of, lock_seconds=interval * 0.9)
         except (RedisError, OSError, StateStoreError) as exc:
             log.warning("population refresh failed (%r); trying again next interval", exc)
-
-
-def churn_policy(settings: Settings) -> ChurnPolicy:
-    """The churn scoring thresholds of ``settings``."""
-    return ChurnPolicy(
-        settings.churn_alert_threshold,
-        settings.churn_alert_reset,
-        settings.churn_min_examples,
-        settings.churn_horizon_days,
-    )
 
 
 class ModelFollower:

@@ -18,18 +18,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crm_score.settings import Settings
 from schemas import Alert
 from schemas.fast import encode_score_snapshot
 from scorers._special import FloatArray
 from scorers.churn_features import signal_of
+from scorers.churn_labels import LabelPolicy
 from scorers.churn_pass import ChurnPass
-from scorers.churn_scoring import ChurnScoring
+from scorers.churn_scoring import ChurnPolicy, ChurnScoring
+from scorers.probability import ProbabilityModel
 from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
-from scorers.timeline import Checkpoint, CustomerState, Timeline
+from scorers.quintiles import RfmBoundaries
+from scorers.segments import load_segments
+from scorers.service_signals import EscalationPolicy
+from scorers.timeline import AlertPolicy, Checkpoint, CustomerState, Timeline
+from scorers.value_groups import ValueGroupPolicy
 from streams.pipeline import Applied, OutputMessage
 
-__all__ = ["CustomerBefore", "RoundScorer", "ScoredRound"]
+__all__ = ["CustomerBefore", "RoundScorer", "ScoredRound", "round_scorer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +64,15 @@ class ScoredRound:
 class RoundScorer:
     """Walks a round's customers through :class:`~scorers.timeline.Timeline`."""
 
-    def __init__(self, timeline: Timeline, churn: ChurnScoring | None = None) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        churn: ChurnScoring | None = None,
+        groups: ValueGroupPolicy | None = None,
+    ) -> None:
         self.timeline = timeline
         self.churn = churn
+        self.groups = groups
 
     def score(
         self,
@@ -139,7 +152,10 @@ class RoundScorer:
         churn = None
         if self.churn is not None:
             states = {c: known.state for c, known in before.items()}
-            churn = ChurnPass(self.churn, [(c, p) for c, _, p in points], fields_of, states)
+            cut = None if model is None else model.high_value_clv
+            churn = ChurnPass(
+                self.churn, [(c, p) for c, _, p in points], fields_of, states, self.groups, cut
+            )
         for n, (customer_id, known, point) in enumerate(points):
             fields = fields_of[n]
             if point.event_index is not None:
@@ -187,6 +203,7 @@ class RoundScorer:
                         "p_alive": fields.get("p_alive"),
                         "clv": fields.get("clv"),
                         "churn_probability": fields.get("churn_probability"),
+                        "value_group": fields.get("value_group"),
                     },
                     reasons=draft.reasons,
                     details=draft.details,
@@ -197,6 +214,32 @@ class RoundScorer:
             for customer_id, state in churn.final_states(out.states).items():
                 out.states[customer_id] = state
         return out
+
+
+def round_scorer(
+    settings: Settings,
+    *,
+    boundaries: RfmBoundaries | None = None,
+    model: ProbabilityModel | None = None,
+) -> RoundScorer:
+    """The round scorer every path uses (the worker, ``crm-score evaluate``), from settings;
+    the worker hot-swaps ``boundaries``, the probability model and the churn model."""
+    s = settings
+    timeline = Timeline(
+        AlertPolicy(s.p_alive_alert_threshold, s.win_back_after_days),
+        load_segments(),
+        boundaries,
+        model,
+        LabelPolicy(s.churn_horizon_days, s.churn_sample_days, s.churn_sample_max_silence_days),
+        EscalationPolicy(complaints=s.escalation_complaints, sentiment=s.escalation_sentiment),
+    )
+    churn = ChurnScoring(
+        ChurnPolicy(
+            s.churn_alert_threshold, s.churn_alert_reset, s.churn_min_examples, s.churn_horizon_days
+        )
+    )
+    groups = ValueGroupPolicy(s.value_group_churn_threshold, s.value_group_high_clv)
+    return RoundScorer(timeline, churn, groups)
 
 
 class _Columns:

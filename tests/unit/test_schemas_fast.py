@@ -38,6 +38,7 @@ moments = st.datetimes(_LOW, _HIGH, timezones=st.just(UTC)) | st.just(
     churn_probability=st.none() | st.floats(0, 1),
     churn_model_version=st.none() | st.sampled_from(["7", "fallback:p_alive"]),
     reasons=st.none() | st.lists(st.text(max_size=30), max_size=3),
+    value_group=st.none() | st.sampled_from(["high_value_at_risk", "no_value"]),
 )
 def test_score_snapshot_encoder_equals_the_model(**fields: object) -> None:
     fast = encode_score_snapshot(**fields)  # type: ignore[arg-type]
