@@ -79,7 +79,7 @@ class CrossSellPolicy:
     """Thresholds of the rule and bounds of the counts (see the module docstring)."""
 
     min_confidence: float = 0.5
-    min_lift: float = 1.5
+    min_lift: float = 1.1
     min_count: float = 20.0
     half_life_days: float = 180.0  # math.inf: no fading
     max_items_per_customer: int = 64

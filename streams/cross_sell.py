@@ -10,7 +10,8 @@ Keys (``{prefix}`` is the Redis key prefix):
 - ``{prefix}:{xsell}:d`` sorted set: 8-byte ids of the last ``dedup_keep`` orders that changed
   the counts (see below);
 - ``{prefix}:{<customer>}:xc`` hash: ``c:<A>`` → epoch second the customer first bought ``A``;
-  ``s:<A>\\x1f<B>`` → when ``A → B`` was suggested to them.
+  ``s:<A>\\x1f<B>`` → when ``A → B`` was suggested to them; ``d``: event time and id of the
+  last order a suggestion was looked for (an order redone, or late, is not looked at again).
 
 A round uses them in three steps, none a round trip of its own:
 
@@ -42,6 +43,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from crm_score.settings import Settings
 from schemas import Alert, AlertType, Event, PurchaseEvent, Severity
 from scorers.cross_sell import (
     CrossSellPolicy,
@@ -220,7 +222,8 @@ class CrossSellDraft:
 class _Customer:
     items: dict[str, int] = field(default_factory=dict)  # item -> first bought (epoch s)
     suggested: set[tuple[str, str]] = field(default_factory=set)
-    written: dict[str, int] = field(default_factory=dict)  # fields to HSET this round
+    decided: tuple[float, str] | None = None  # the last order a suggestion was looked for
+    written: dict[str, int | str] = field(default_factory=dict)  # fields to HSET this round
 
 
 @dataclass(slots=True)
@@ -229,7 +232,7 @@ class CrossSellDecision:
 
     drafts: list[CrossSellDraft]
     orders: list[tuple[bytes, OrderUpdate]]
-    customer_fields: dict[str, dict[str, int]]
+    customer_fields: dict[str, dict[str, int | str]]
     _round: CrossSellRound
 
     def commands(self) -> list[Command]:
@@ -250,6 +253,19 @@ class CrossSellRound:
         self._tag = f"{prefix}:{{xsell}}"
         self._dedup_keep = dedup_keep
         self._last: dict[str, _Customer] = {}  # customers of the last round decided
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CrossSellRound:
+        """The round's cross-sell from ``CRM_CROSS_SELL_*`` settings."""
+        policy = CrossSellPolicy(
+            min_confidence=settings.cross_sell_min_confidence,
+            min_lift=settings.cross_sell_min_lift,
+            min_count=settings.cross_sell_min_count,
+            half_life_days=settings.cross_sell_half_life_days,
+            max_items_per_customer=settings.cross_sell_max_categories,
+            max_partners=settings.cross_sell_max_partners,
+        )
+        return cls(settings.redis_key_prefix, policy, settings.cross_sell_dedup_keep)
 
     # --- keys ----------------------------------------------------------------------------------
     @property
@@ -315,7 +331,13 @@ class CrossSellRound:
             customer = customers.setdefault(event.customer_id, _Customer())
             had = frozenset(customer.items)
             at = a.event_time
-            found = recommend(stats, self.policy, had, basket, at, frozenset(customer.suggested))
+            order = (event.event_time.timestamp(), event.event_id)
+            found = None
+            if customer.decided is None or order > customer.decided:  # else: decided before
+                skip = frozenset(customer.suggested)
+                found = recommend(stats, self.policy, had, basket, at, skip)
+                customer.decided = order
+                customer.written["d"] = f"{order[0]!r}{_SEP}{order[1]}"
             update = plan_order(self.policy, had, basket, at)
             if update.changes:
                 orders.append((_order_id(event.event_id), update))
@@ -345,7 +367,7 @@ class CrossSellRound:
     def apply_commands(
         self,
         orders: Sequence[tuple[bytes, OrderUpdate]],
-        customer_fields: Mapping[str, Mapping[str, int]],
+        customer_fields: Mapping[str, Mapping[str, int | str]],
     ) -> list[Command]:
         """The counters' ``EVAL`` (first: see the module doc), then one ``HSET`` per customer."""
         commands: list[Command] = []
@@ -454,8 +476,11 @@ def _customer(raw: Mapping[bytes | str, bytes | str]) -> _Customer:
         elif name.startswith("s:"):
             a, _, b = name[2:].partition(_SEP)
             known.suggested.add((a, b))
+        elif name == "d":
+            at, _, event_id = _text(v).partition(_SEP)
+            known.decided = (float(at), event_id)
     return known
 
 
 def _copy(known: _Customer) -> _Customer:
-    return _Customer(dict(known.items), set(known.suggested))
+    return _Customer(dict(known.items), set(known.suggested), known.decided)

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorers.cross_sell
+from crm_score.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import Alert, AlertType, PurchaseEvent, example_event_dict
 from scorers.cross_sell import (
@@ -34,6 +35,7 @@ from streams.pipeline import Applied
 Order = tuple[str, float, frozenset[str]]  # customer, epoch seconds, categories
 EXACT = CrossSellPolicy(half_life_days=math.inf, max_items_per_customer=10_000, max_partners=10_000)
 DAY = 86400.0
+SEP = "\x1f"
 
 
 def simulated_orders(customers: int = 400, days: float = 365, seed: int = 3) -> list[Order]:
@@ -316,8 +318,8 @@ def test_a_round_drafts_the_alert_once_per_customer_and_rule_and_one_per_order()
     assert alert.event_time == datetime.fromtimestamp(100, UTC)
     # the customers' new items and the suggestion are written; only new items are counted
     assert decision.customer_fields == {
-        "c": {"c:ink": 100, f"s:ink{chr(31)}paper": 100, "c:coffee": 200},
-        "d": {"c:coffee": 300},
+        "c": {"c:ink": 100, f"s:ink{SEP}paper": 100, "c:coffee": 200, "d": f"200.0{SEP}e2"},
+        "d": {"c:coffee": 300, "d": f"300.0{SEP}e3"},
     }
     assert [(u.new, u.had, u.first) for _, u in decision.orders] == [
         (("ink",), (), True),
@@ -336,3 +338,10 @@ def test_the_next_round_sees_the_last_rounds_customers_even_if_its_save_was_not_
     reads = xsell.read_keys(a.event for a in again)
     decision = xsell.decide(reads, _stored(stats, reads), again)  # c read as if new
     assert decision.drafts == [] and decision.orders == []
+
+
+def test_the_round_takes_its_policy_from_settings() -> None:
+    s = Settings(cross_sell_min_lift=2.5, cross_sell_half_life_days=math.inf)
+    xsell = CrossSellRound.from_settings(s)
+    assert xsell.policy.min_lift == 2.5 and math.isinf(xsell.policy.half_life_seconds)
+    assert xsell.customer_key("c-1") == "crm:{c-1}:xc" and xsell.meta_key == "crm:{xsell}:m"
