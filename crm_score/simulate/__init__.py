@@ -6,7 +6,8 @@ baskets, return ~5% of orders, complain and disengage in the weeks before they d
 react to periodic campaigns. :func:`simulate` returns a :class:`Simulation`: iterate it for
 :class:`SimulatedMessage` objects in arrival order, and read ``truth`` for the latent
 per-customer parameters. Fault injection (malformed messages, duplicates, late events) is set
-on :class:`SimulationConfig`.
+on :class:`SimulationConfig`, and so are purchase anomalies with their ground truth
+(``anomaly_fraction``; :meth:`Simulation.anomaly_truth`).
 
 Examples
 --------
@@ -15,6 +16,7 @@ Examples
 True
 """
 
+from ._anomalies import ANOMALY_KINDS, InjectedAnomaly
 from ._config import SimulationConfig
 from ._engine import Simulation, simulate
 from ._marketing import engagement
@@ -28,10 +30,12 @@ from ._model import (
 )
 
 __all__ = [
+    "ANOMALY_KINDS",
     "DUPLICATE",
     "MALFORMATIONS",
     "MALFORMATION_REASONS",
     "CustomerTruth",
+    "InjectedAnomaly",
     "SimulatedMessage",
     "Simulation",
     "SimulationConfig",

@@ -74,6 +74,9 @@ class SimulationConfig:
     return_fraction: float = 0.05
     #: Length of the period before drop-out in which churners complain and disengage.
     churn_signal_days: float = 42.0
+    #: Fraction of orders that start an injected purchase anomaly (a large order, a burst of
+    #: orders or a return spree; see ``Simulation.anomalies``). 0 injects none.
+    anomaly_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -94,6 +97,7 @@ class SimulationConfig:
             "disorder_fraction",
             "new_customer_fraction",
             "return_fraction",
+            "anomaly_fraction",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

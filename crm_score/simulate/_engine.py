@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ._anomalies import InjectedAnomaly, inject_anomalies
 from ._catalog import build_catalog
 from ._config import SimulationConfig
 from ._faults import EmissionPlan, corrupt, plan_emission
@@ -33,7 +34,9 @@ class Simulation:
     Iterating yields :class:`SimulatedMessage` in arrival order: event-time order, except late
     events (``disorder_fraction``), duplicates and malformed messages. Messages are encoded
     lazily, so iterating twice gives the same bytes again without keeping them in memory.
-    ``truth`` maps customer id to :class:`CustomerTruth`.
+    ``truth`` maps customer id to :class:`CustomerTruth`; ``anomalies`` lists the injected
+    purchase anomalies (``SimulationConfig.anomaly_fraction``) and :meth:`anomaly_truth` their
+    event ids. (Injected burst orders are not in ``CustomerTruth.orders``.)
 
     Examples
     --------
@@ -53,9 +56,11 @@ class Simulation:
         plan: EmissionPlan,
         truth: dict[str, CustomerTruth],
         id_bytes: bytes,
+        anomalies: list[InjectedAnomaly] | None = None,
     ) -> None:
         self.config = config
         self.truth = truth
+        self.anomalies = anomalies or []
         self._pop = population
         self._records = records
         self._plan = plan
@@ -98,6 +103,22 @@ class Simulation:
         counts[DUPLICATE] = int(self._plan.duplicate.sum())
         counts["malformed"] = int(self._plan.bad_time.size)
         return dict(sorted(counts.items()))
+
+    def anomaly_truth(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per injected anomaly: kind, customer, time and the event and
+        order ids of its anomalous events."""
+        start = self.config.start
+        return [
+            {
+                "kind": a.kind,
+                "customer_id": self._pop.ids[a.customer],
+                "at": (start + timedelta(seconds=int(a.at))).isoformat(),
+                "event_ids": [self._event_id(i) for i in a.records],
+                "order_ids": [str(self._records[i].payload["order_id"]) for i in a.records],
+                "event_types": [self._records[i].type for i in a.records],
+            }
+            for a in self.anomalies
+        ]
 
     def _event_id(self, index: int) -> str:
         return str(uuid.UUID(bytes=self._ids[16 * index : 16 * index + 16], version=4))
@@ -160,9 +181,11 @@ def simulate(config: SimulationConfig) -> Simulation:
     purchases = simulate_purchases(rng, pop, catalog, config)
     service = simulate_service(rng, pop.birth, pop.ticket_rate, pop.contact, purchases, config)
     marketing = simulate_marketing(rng, pop, purchases, config)
-    records = purchases.records + service + marketing
+    purchase_records, anomalies = inject_anomalies(config, purchases.records)
+    records = purchase_records + service + marketing
     times = np.fromiter((r.time for r in records), dtype=np.float64, count=len(records))
     kinds = np.fromiter((r.kind for r in records), dtype=np.int8, count=len(records))
     plan = plan_emission(rng, times, kinds, config)
     id_bytes = rng.bytes(16 * len(records))
-    return Simulation(config, pop, records, plan, _truth(config, pop, purchases), id_bytes)
+    truth = _truth(config, pop, purchases)
+    return Simulation(config, pop, records, plan, truth, id_bytes, anomalies)
