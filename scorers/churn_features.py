@@ -31,6 +31,7 @@ __all__ = [
     "FEATURE_NAMES",
     "RECENT_TAU_DAYS",
     "RecentActivity",
+    "churn_feature_values",
     "churn_features",
     "reason_text",
     "signal_of",
@@ -162,6 +163,32 @@ def churn_features(
     Missing values get a neutral fill (quintile 0, P(alive) 1, ratios 1), the same at learning
     and at scoring; every value is rounded to three decimals.
     """
+    values = churn_feature_values(
+        profile,
+        recent,
+        at,
+        quintiles=quintiles,
+        p_alive=p_alive,
+        expected_purchases_90d=expected_purchases_90d,
+        last_gap_seconds=last_gap_seconds,
+        minor_per_major=minor_per_major,
+    )
+    return dict(zip(FEATURE_NAMES, values, strict=True))
+
+
+def churn_feature_values(
+    profile: Profile,
+    recent: RecentActivity,
+    at: int,
+    *,
+    quintiles: tuple[int, int, int] | None,
+    p_alive: float | None,
+    expected_purchases_90d: float | None,
+    last_gap_seconds: int | None,
+    minor_per_major: int = 100,
+) -> list[float]:
+    """:func:`churn_features` as a list in :data:`FEATURE_NAMES` order (what a round scores
+    as one matrix)."""
     last = profile.last_purchase_at if profile.last_purchase_at is not None else at
     first = profile.first_purchase_at if profile.first_purchase_at is not None else last
     recency = max(0.0, (at - last) / _DAY)
@@ -177,44 +204,43 @@ def churn_features(
     open_recent = now[_INDEX["opened"]] / recent_delivered if recent_delivered >= 0.5 else open_rate
     open_recent = min(1.0, open_recent)
     engaged = profile.last_engagement_at
-    sentiment = recent.mean_sentiment(at)
+    texts = now[_INDEX["texts"]]
+    sentiment = now[_INDEX["sentiment"]] / texts if texts >= 0.5 else None  # mean_sentiment()
     satisfaction = profile.mean_satisfaction
     resolution = profile.mean_resolution_seconds
-    row = {
-        "recency_days": recency,
-        "log_orders": math.log1p(orders),
-        "log_monetary": math.log1p(max(0, profile.monetary_minor) / minor_per_major),
-        "r_score": float(r),
-        "f_score": float(f),
-        "m_score": float(m),
-        "mean_gap_days": mean_gap,
-        "last_gap_ratio": (
-            min(20.0, last_gap_seconds / _DAY / mean_gap) if last_gap_seconds and mean_gap else 1.0
-        ),
-        "recency_gap_ratio": min(20.0, recency / usual),
-        "p_alive": 1.0 if p_alive is None else p_alive,
-        "expected_purchases_90d": 0.0 if expected_purchases_90d is None else expected_purchases_90d,
-        "return_rate": profile.returns / orders,
-        "open_tickets": float(profile.open_tickets),
-        "complaints_30d": now[_INDEX["complaints"]],
-        "tickets_30d": now[_INDEX["tickets"]],
-        "low_ratings_30d": now[_INDEX["low_ratings"]],
-        "mean_satisfaction": 3.0 if satisfaction is None else satisfaction,
-        "resolution_days": 0.0 if resolution is None else resolution / _DAY,
-        "open_rate": min(1.0, open_rate),
-        "open_rate_30d": open_recent,
-        "open_rate_drop": max(0.0, 1.0 - open_recent / open_rate) if open_rate > 0 else 0.0,
-        "click_rate": min(1.0, profile.messages_clicked / delivered) if delivered else 0.0,
-        "unsubscribes_30d": now[_INDEX["unsubscribes"]],
-        "bounces_30d": now[_INDEX["bounces"]],
-        "days_since_engagement": min(365.0, (at - engaged) / _DAY) if engaged else 365.0,
-        "unsubscribed": 1.0 if profile.last_unsubscribe_at is not None else 0.0,
-        "sentiment_30d": 0.0 if sentiment is None else sentiment,
-        "negative_texts_30d": now[_INDEX["negative_texts"]],
-    }
+    row = [
+        recency,
+        math.log1p(orders),
+        math.log1p(max(0, profile.monetary_minor) / minor_per_major),
+        float(r),
+        float(f),
+        float(m),
+        mean_gap,
+        (min(20.0, last_gap_seconds / _DAY / mean_gap) if last_gap_seconds and mean_gap else 1.0),
+        min(20.0, recency / usual),
+        1.0 if p_alive is None else p_alive,
+        0.0 if expected_purchases_90d is None else expected_purchases_90d,
+        profile.returns / orders,
+        float(profile.open_tickets),
+        now[_INDEX["complaints"]],
+        now[_INDEX["tickets"]],
+        now[_INDEX["low_ratings"]],
+        3.0 if satisfaction is None else satisfaction,
+        0.0 if resolution is None else resolution / _DAY,
+        min(1.0, open_rate),
+        open_recent,
+        max(0.0, 1.0 - open_recent / open_rate) if open_rate > 0 else 0.0,
+        min(1.0, profile.messages_clicked / delivered) if delivered else 0.0,
+        now[_INDEX["unsubscribes"]],
+        now[_INDEX["bounces"]],
+        min(365.0, (at - engaged) / _DAY) if engaged else 365.0,
+        1.0 if profile.last_unsubscribe_at is not None else 0.0,
+        0.0 if sentiment is None else sentiment,
+        now[_INDEX["negative_texts"]],
+    ]
     # Three decimals is finer than any feature is meaningful, and a snapshot waiting for its
     # label stores ~7 bytes a feature instead of ~18; learning and scoring both see this row.
-    return {name: round(value, _DECIMALS) for name, value in row.items()}
+    return [round(value, _DECIMALS) for value in row]
 
 
 def reason_text(name: str, features: Mapping[str, float]) -> str:

@@ -232,6 +232,55 @@ class ChurnScorer:
         p = np.where(logits < -_SIGMOID_SATURATION, 0.0, p)
         return [float(v) for v in p]
 
+    def score_matrix(self, values: FloatArray, names: tuple[str, ...]) -> FloatArray:
+        """P(label = 1) of each row of ``values``, whose columns are the features ``names``
+        (every row has every feature): the vectorised path workers use; equal to
+        :meth:`score_many` on the same rows as dicts."""
+        if self._linear is None:
+            rows = [dict(zip(names, row, strict=True)) for row in values.tolist()]
+            return np.asarray(self.score_many(rows), dtype=np.float64)
+        logits = self._standardized_matrix(values, names) @ self._column_weights(names)
+        logits = logits + self._linear.intercept
+        with np.errstate(over="ignore"):
+            p = 1.0 / (1.0 + np.exp(-logits))
+        p = np.where(logits > _SIGMOID_SATURATION, 1.0, p)
+        return np.where(logits < -_SIGMOID_SATURATION, 0.0, p)
+
+    def contributions_matrix(self, values: FloatArray, names: tuple[str, ...]) -> FloatArray:
+        """Each feature's contribution to each row's logit (columns as ``names``; zeros for the
+        tree kind and for features the model never saw)."""
+        if self._linear is None:
+            return np.zeros(values.shape, dtype=np.float64)
+        return self._standardized_matrix(values, names) * self._column_weights(names)
+
+    def _columns(self, names: tuple[str, ...]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Means, standard deviations (0: unusable) and weights aligned to ``names``."""
+        cached = self.__dict__.get("_aligned")
+        if cached is not None and cached[0] == names:
+            return cached[1]  # type: ignore[no-any-return]
+        lin = self._linear
+        assert lin is not None
+        idx = [self._index.get(name, -1) for name in names]
+        means = np.array([lin.means[i] if i >= 0 else 0.0 for i in idx], dtype=np.float64)
+        stds = np.array([lin.stds[i] if i >= 0 else 0.0 for i in idx], dtype=np.float64)
+        weights = np.array([lin.weights[i] if i >= 0 else 0.0 for i in idx], dtype=np.float64)
+        aligned = (means, stds, weights)
+        self.__dict__["_aligned"] = (names, aligned)
+        return aligned
+
+    def _column_weights(self, names: tuple[str, ...]) -> FloatArray:
+        return self._columns(names)[2]
+
+    def _standardized_matrix(self, values: FloatArray, names: tuple[str, ...]) -> FloatArray:
+        means, stds, _ = self._columns(names)
+        usable = stds > 0.0
+        return np.where(usable, (values - means) / np.where(usable, stds, 1.0), 0.0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_aligned", None)  # a cache, rebuilt on first use
+        return state
+
     def contributions(self, features: Mapping[str, float]) -> dict[str, float]:
         """Each known feature's additive contribution to the logit, ``w_i * standardised(x_i)``.
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from scorers.churn_features import churn_features
+from scorers.churn_features import FEATURE_NAMES, churn_feature_values
 from scorers.churn_scoring import _UNSCORED, ChurnScoring
 from scorers.customer_state import CustomerState
 from scorers.timeline import Checkpoint
@@ -43,23 +43,23 @@ class ChurnPass:
         # Rows are built where they are used: every checkpoint when a model scores, else only
         # snapshots (training) and fallback scores high enough to need reasons.
         model = churn.active_model
-        self._rows: list[dict[str, float] | None] = [None] * len(points)
-        scored_rows: list[int] = []
+        self._values: list[list[float] | None] = [None] * len(points)
+        scored: list[int] = []
         self._scores = [_UNSCORED] * len(points)
         for n, (_, point) in enumerate(points):
             if point.state is None or point.profile.orders <= 0:
                 continue
             if model is not None or point.snapshot:
-                self._rows[n] = self._row(point, fields[n])
+                self._values[n] = self._row(point, fields[n])
             if model is not None:
-                scored_rows.append(n)
+                scored.append(n)
             else:
                 self._scores[n] = churn.fallback(
                     fields[n].get("p_alive"), partial(self._row_at, n, point, fields[n])
                 )
-        if scored_rows:
-            rows = [self._rows[n] for n in scored_rows]
-            for n, score in zip(scored_rows, churn.score_rows(rows), strict=True):  # type: ignore[arg-type]
+        if scored:
+            values = [self._values[n] for n in scored]
+            for n, score in zip(scored, churn.score_values(values), strict=True):  # type: ignore[arg-type]
                 self._scores[n] = score
         self._alerted: dict[str, bool] = {}
         self._group: dict[str, str | None] = {}
@@ -72,10 +72,10 @@ class ChurnPass:
                 self._features[customer_id] = {at: f for at, f in state.pending if f is not None}
 
     @staticmethod
-    def _row(point: Checkpoint, fields: Mapping[str, Any]) -> dict[str, float]:
+    def _row(point: Checkpoint, fields: Mapping[str, Any]) -> list[float]:
         state = point.state
         assert state is not None
-        return churn_features(
+        return churn_feature_values(
             point.profile,
             state.recent,
             point.at,
@@ -86,17 +86,17 @@ class ChurnPass:
         )
 
     def _row_at(self, n: int, point: Checkpoint, fields: Mapping[str, Any]) -> dict[str, float]:
-        row = self._rows[n]
-        if row is None:
-            row = self._rows[n] = self._row(point, fields)
-        return row
+        values = self._values[n]
+        if values is None:
+            values = self._values[n] = self._row(point, fields)
+        return dict(zip(FEATURE_NAMES, values, strict=True))
 
     def at_point(self, n: int, customer_id: str, point: Checkpoint) -> dict[str, Any]:
         """Snapshot fields of the ``n``-th checkpoint; adds a ``churn_risk`` alert to it."""
         score = self._scores[n]
-        row = self._rows[n]
-        if point.snapshot and row is not None:
-            self._features[customer_id][point.at] = tuple(row.values())
+        values = self._values[n]
+        if point.snapshot and values is not None:
+            self._features[customer_id][point.at] = tuple(values)
         if not point.late:
             alerted, draft = self._churn.alert(
                 customer_id, score, self._alerted[customer_id], point.at

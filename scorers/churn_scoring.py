@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import NamedTuple
 
+import numpy as np
+
 from schemas.outputs import AlertType, Severity, TrainingExample
 from scorers.churn_features import FEATURE_NAMES, reason_text
 from scorers.churn_model import ChurnScorer
@@ -113,6 +115,32 @@ class ChurnScoring:
             for p, row in zip(probabilities, rows, strict=True)
         ]
 
+    def score_values(self, values: Sequence[Sequence[float]]) -> list[ChurnScore]:
+        """:meth:`score_rows` of rows given as values in ``FEATURE_NAMES`` order: one matrix,
+        the probabilities and the reasons' contributions vectorised (the worker's path)."""
+        model = self.active_model
+        if model is None:
+            raise ValueError("score_values needs an active churn model; use fallback()")
+        if not values:
+            return []
+        matrix = np.asarray(values, dtype=np.float64)
+        probabilities = model.scorer.score_matrix(matrix, FEATURE_NAMES).tolist()
+        needing = [i for i, p in enumerate(probabilities) if p >= self.policy.alert_reset]
+        reasons: dict[int, list[str]] = {}
+        if needing:
+            contributions = model.scorer.contributions_matrix(matrix[needing], FEATURE_NAMES)
+            for i, row_contributions in zip(needing, contributions.tolist(), strict=True):
+                row = dict(zip(FEATURE_NAMES, values[i], strict=True))
+                top = sorted(
+                    ((c, name) for name, c in zip(FEATURE_NAMES, row_contributions, strict=True)
+                     if c > 0.0),
+                    key=lambda item: (-item[0], item[1]),
+                )[:5]  # fmt: skip
+                reasons[i] = _words([(name, c) for c, name in top], row)
+        return [
+            ChurnScore(p, model.version, reasons.get(i, [])) for i, p in enumerate(probabilities)
+        ]
+
     def fallback(self, p_alive: float | None, row: Callable[[], Mapping[str, float]]) -> ChurnScore:
         """The cold-start score ``1 - P(alive)``; ``row`` builds the features only when the
         score needs reasons."""
@@ -170,16 +198,19 @@ class ChurnScoring:
 
     @staticmethod
     def _reasons(model: ChurnModelRef, row: Mapping[str, float]) -> list[str]:
-        """The features that pushed this score up most, in words; contributions under a tenth
-        of the largest one are noise, not reasons."""
-        top = model.scorer.top_reasons(row, k=5)
-        floor = 0.1 * top[0][1] if top else 0.0
-        texts: list[str] = []
-        for name, contribution in top:
-            text = reason_text(name, row)
-            if contribution >= floor and text not in texts:  # recency and its ratio: one text
-                texts.append(text)
-        return texts[:3]
+        return _words(model.scorer.top_reasons(row, k=5), row)
+
+
+def _words(top: Sequence[tuple[str, float]], row: Mapping[str, float]) -> list[str]:
+    """The features that pushed a score up most, in words; contributions under a tenth of the
+    largest one are noise, not reasons."""
+    floor = 0.1 * top[0][1] if top else 0.0
+    texts: list[str] = []
+    for name, contribution in top:
+        text = reason_text(name, row)
+        if contribution >= floor and text not in texts:  # recency and its ratio: one text
+            texts.append(text)
+    return texts[:3]
 
 
 def _same(row: Mapping[str, float]) -> Mapping[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from scorers.churn_features import FEATURE_NAMES, RecentActivity, churn_features, reason_text
@@ -83,3 +84,21 @@ def test_recent_activity_does_not_depend_on_the_order_signals_arrive_in() -> Non
         backward = backward.add("opened", t)
     assert forward.value("opened", 20 * DAY) == pytest.approx(backward.value("opened", 20 * DAY))
     assert RecentActivity.from_list(forward.to_list()) == forward
+
+
+def test_the_vectorised_path_equals_the_row_by_row_one() -> None:
+    model = _trained()
+    scorer = model.compile()
+    rng = random.Random(9)
+    rows = [_row(rng.choice([0, 1, 3]), rng.random(), rng.uniform(0, 90)) for _ in range(200)]
+    rows[0]["never_seen"] = 5.0  # a feature outside FEATURE_NAMES is ignored by both
+    values = [[row[name] for name in FEATURE_NAMES] for row in rows]
+    matrix = np.asarray(values)
+    assert scorer.score_matrix(matrix, FEATURE_NAMES).tolist() == pytest.approx(
+        scorer.score_many(rows), abs=1e-12
+    )
+    churn = ChurnScoring(ChurnPolicy(min_examples=1), ChurnModelRef("7", scorer))
+    fast, slow = churn.score_values(values), churn.score_rows(rows)
+    assert [s.probability for s in fast] == pytest.approx([s.probability for s in slow], abs=1e-12)
+    assert [s.reasons for s in fast] == [s.reasons for s in slow]
+    assert any(s.reasons for s in fast)
