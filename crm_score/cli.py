@@ -129,6 +129,12 @@ def simulate_command(
     ),
     out: Path | None = typer.Option(None, help="write JSONL here instead of sending to Kafka"),
     truth: Path | None = typer.Option(None, help="also write per-customer ground truth (JSONL)"),
+    anomalies: float = typer.Option(
+        0.0, help="fraction of orders that start a purchase anomaly (large, burst, return spree)"
+    ),
+    anomaly_truth: Path | None = typer.Option(
+        None, help="also write the injected anomalies and their event ids (JSONL)"
+    ),
 ) -> None:
     """Generate a realistic, seeded customer base and event stream, to Kafka or a file."""
     from crm_score.event_files import write_jsonl
@@ -142,6 +148,7 @@ def simulate_command(
         seed=seed,
         malformed_fraction=malformed,
         duplicate_fraction=duplicates,
+        anomaly_fraction=anomalies,
     )
     simulation = simulate(config)
     try:
@@ -158,6 +165,10 @@ def simulate_command(
         raise _fail(exc) from None
     if truth is not None:
         typer.echo(f"wrote ground truth of {write_ground_truth(simulation.truth, truth)} customers")
+    if anomaly_truth is not None:
+        injected = simulation.anomaly_truth()
+        anomaly_truth.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in injected))
+        typer.echo(f"wrote {len(injected)} injected purchase anomalies to {anomaly_truth}")
 
 
 @app.command("produce")

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     cross_sell_max_partners: int = Field(default=32, ge=1)  # per category (rows hold up to 2x)
     cross_sell_dedup_keep: int = Field(default=20_000, ge=1000)  # order ids kept for redos
 
+    # --- purchase anomalies (scorers/anomaly.py) -----------------------------------------------
+    anomaly_enabled: bool = True
+    anomaly_quantile: float = Field(default=0.9999, gt=0.5, lt=1)  # alert past the customer's own
+    anomaly_min_orders: int = Field(default=3, ge=1)  # orders before anything is scored
+    anomaly_amount_tau_days: float = Field(default=365.0, gt=0)  # decay of the amount statistics
+
     # --- the query API and ops page (streams/api) ---------------------------------------------
     api_enabled: bool = True  # serve /api/* and /ops from the worker's web server
     api_departments_file: Path | None = None  # YAML department tree; None: the packaged one

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import scorers.anomaly as anomaly_module
 from bench.anomaly_precision import _histories, evaluate
 from crm_score.errors import ConfigError
+from crm_score.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import EventParser
 from schemas.outputs import Severity
@@ -235,3 +236,15 @@ def test_precision_on_injected_anomalies() -> None:
     assert report["precision"] >= 0.8
     assert report["recall_by_kind"]["order_burst"] >= 0.8
     assert math.isfinite(report["microseconds_per_event"])
+
+
+def test_settings_give_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_ANOMALY_QUANTILE", "0.999")
+    monkeypatch.setenv("CRM_ANOMALY_MIN_ORDERS", "5")
+    s = Settings(_env_file=None)
+    policy = AnomalyPolicy(
+        quantile=s.anomaly_quantile,
+        min_orders=s.anomaly_min_orders,
+        amount_tau_days=s.anomaly_amount_tau_days,
+    )
+    assert s.anomaly_enabled and policy.threshold == pytest.approx(3.0) and policy.min_orders == 5
