@@ -11,7 +11,7 @@ from datetime import datetime
 
 import orjson
 
-__all__ = ["encode_score_snapshot"]
+__all__ = ["encode_score_snapshot", "encode_training_example"]
 
 _OPTIONS = orjson.OPT_UTC_Z
 
@@ -65,6 +65,32 @@ def encode_score_snapshot(
             "churn_model_version": churn_model_version,
             "reasons": [] if reasons is None else reasons,
             "value_group": value_group,
+        },
+        option=_OPTIONS,
+    )
+
+
+def encode_training_example(
+    *,
+    customer_id: str,
+    snapshot_at: datetime,
+    resolved_at: datetime,
+    horizon_days: float,
+    label: int,
+    features: dict[str, float],
+    idempotency_key: str,
+) -> bytes:
+    """A :class:`schemas.TrainingExample` (``crm.training``)."""
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "customer_id": customer_id,
+            "snapshot_at": snapshot_at,
+            "resolved_at": resolved_at,
+            "horizon_days": horizon_days,
+            "label": label,
+            "features": features,
+            "idempotency_key": idempotency_key,
         },
         option=_OPTIONS,
     )

@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from schemas.outputs import AlertType, Severity, TrainingExample
+from schemas.fast import encode_training_example
+from schemas.outputs import AlertType, Severity
 from scorers.churn_features import FEATURE_NAMES, reason_text
 from scorers.churn_model import ChurnScorer
 from scorers.timeline import AlertDraft
@@ -186,15 +187,15 @@ class ChurnScoring:
         features: Sequence[float],
     ) -> bytes:
         """The ``crm.training`` message of one resolved snapshot."""
-        return TrainingExample(
+        return encode_training_example(
             customer_id=customer_id,
             snapshot_at=datetime.fromtimestamp(snapshot_at, UTC),
             resolved_at=datetime.fromtimestamp(resolved_at, UTC),
-            horizon_days=self.policy.horizon_days,
+            horizon_days=float(self.policy.horizon_days),
             label=1 if label else 0,
             features=dict(zip(FEATURE_NAMES, features, strict=True)),
             idempotency_key=f"churn:{customer_id}:{snapshot_at}",
-        ).to_json_bytes()
+        )
 
     @staticmethod
     def _reasons(model: ChurnModelRef, row: Mapping[str, float]) -> list[str]:

@@ -8,8 +8,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import ScoreSnapshot
-from schemas.fast import encode_score_snapshot
+from schemas import ScoreSnapshot, TrainingExample
+from schemas.fast import encode_score_snapshot, encode_training_example
 
 _LOW, _HIGH = datetime(2000, 1, 1), datetime(2100, 1, 1)  # noqa: DTZ001 - hypothesis: naive bounds
 moments = st.datetimes(_LOW, _HIGH, timezones=st.just(UTC)) | st.just(
@@ -44,4 +44,23 @@ def test_score_snapshot_encoder_equals_the_model(**fields: object) -> None:
     fast = encode_score_snapshot(**fields)  # type: ignore[arg-type]
     model = ScoreSnapshot(**{**fields, "reasons": fields["reasons"] or []})
     assert ScoreSnapshot.from_json_bytes(fast) == model
+    assert orjson.loads(fast) == orjson.loads(model.to_json_bytes())
+
+
+@given(
+    customer_id=st.from_regex(r"[A-Za-z0-9_.:@\-]{1,20}", fullmatch=True),
+    snapshot_at=moments,
+    resolved_at=moments,
+    horizon_days=st.floats(0.5, 400),
+    label=st.sampled_from([0, 1]),
+    features=st.dictionaries(
+        st.sampled_from(["recency_days", "p_alive", "complaints_30d"]),
+        st.floats(-1e6, 1e6, allow_nan=False),
+    ),
+)
+def test_training_example_encoder_equals_the_model(**fields: object) -> None:
+    fields["idempotency_key"] = "churn:c:1"
+    fast = encode_training_example(**fields)  # type: ignore[arg-type]
+    model = TrainingExample(**fields)
+    assert TrainingExample.from_json_bytes(fast) == model
     assert orjson.loads(fast) == orjson.loads(model.to_json_bytes())
