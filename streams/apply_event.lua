@@ -7,9 +7,15 @@
 -- ARGV[3]  8-byte hash of the event id
 -- ARGV[4]  event time, epoch seconds
 -- ARGV[5]  dedup window, seconds
+-- KEYS[3]  journal of applied events whose round is not saved yet  {prefix}:{customer}:j
+--          field: offset field .. offset; value: apply sequence number, ':', the profile after
+--          the event, ':', the profile before it (FIELDS order, comma-separated, '' for nil)
 -- ARGV[6..] op, field, value triples; op is add | max | min
 -- Returns {1, each profile field in FIELDS order as an integer (its default when absent: 0 for
--- counters, nil for times)} when applied, {0} for a redelivery (offset already applied),
+-- counters, nil for times), the apply sequence number} when applied; {4, the same} for a
+-- redelivery of an event applied after the customer's round was last saved (field 'jw' of the
+-- profile: the sequence number the saved alert state includes), read from the journal, so the
+-- walk the lost round did not save is done again; {0} for any other redelivery,
 -- {2} for a duplicate event id within the window, {3} for an event older than the window
 -- (relative to the newest event of its kind), which cannot be deduplicated and is not applied.
 -- Events are released in event-time order, so an offset below the newest applied one is not
@@ -22,6 +28,26 @@ local profile = {}
 for i = 1, #flat, 2 do profile[flat[i]] = flat[i + 1] end
 local applied = tonumber(profile[ARGV[1]])
 local behind = applied ~= nil and offset <= applied
+local entry = ARGV[1] .. ARGV[2]
+
+local function redelivered()
+  local journal = redis.call('HGET', KEYS[3], entry)
+  if journal then
+    local sep = string.find(journal, ':', 1, true)
+    if tonumber(string.sub(journal, 1, sep - 1)) > (tonumber(profile['jw']) or 0) then
+      local result, i = {4}, 1
+      local after = string.sub(journal, sep + 1, string.find(journal, ':', sep + 1, true) - 1)
+      for value in string.gmatch(after .. ',', '([^,]*),') do
+        result[i + 1] = tonumber(value) or DEFAULTS[i]
+        i = i + 1
+      end
+      result[i + 1] = tonumber(string.sub(journal, 1, sep - 1))
+      return result
+    end
+    redis.call('HDEL', KEYS[3], entry)
+  end
+  return {0}
+end
 
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
@@ -33,7 +59,7 @@ while true do
   local i = string.find(seen, id, pos, true)
   if not i then break end
   if (i - 1) % 13 == 0 then
-    if behind then return {0} end
+    if behind then return redelivered() end
     redis.call('HSET', KEYS[1], ARGV[1], offset)
     return {2}
   end
@@ -51,7 +77,7 @@ end
 if now < newest[kind] - window then
   -- Older than any id still remembered for this kind: it cannot be proven new. Applying it
   -- could count it twice, so it is refused (and dead-lettered by the caller).
-  if behind then return {0} end
+  if behind then return redelivered() end
   redis.call('HSET', KEYS[1], ARGV[1], offset)
   return {3}
 end
@@ -66,6 +92,8 @@ kept[#kept + 1] = id .. kind .. struct.pack('>I4', now)
 redis.call('SET', KEYS[2], table.concat(kept))
 
 if behind then offset = applied end
+local before = {}
+for i, field in ipairs(FIELDS) do before[i] = profile[field] or '' end
 local changed = {ARGV[1], offset}
 profile[ARGV[1]] = offset
 for a = 6, #ARGV, 3 do
@@ -84,9 +112,16 @@ for a = 6, #ARGV, 3 do
     changed[#changed + 1] = new
   end
 end
+local seq = (tonumber(profile['ja']) or 0) + 1
+changed[#changed + 1] = 'ja'
+changed[#changed + 1] = seq
 redis.call('HSET', KEYS[1], unpack(changed))
-local result = {1}
+local result, packed = {1}, {}
 for i, field in ipairs(FIELDS) do
   result[i + 1] = tonumber(profile[field]) or DEFAULTS[i]
+  packed[i] = profile[field] or ''
 end
+result[#FIELDS + 2] = seq
+redis.call('HSET', KEYS[3], entry,
+  seq .. ':' .. table.concat(packed, ',') .. ':' .. table.concat(before, ','))
 return result

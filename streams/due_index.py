@@ -15,9 +15,10 @@ The contract, for the timer that drives it:
 - **Pop takes; the caller puts back.** :meth:`DueIndex.pop_due` removes what it returns, in one
   atomic script, so two sweepers of the same partition never get the same customer. After
   re-scoring a popped customer the caller :meth:`~DueIndex.schedule` s its *next* due time (or
-  ``None`` when nothing more is pending). A worker that dies between the pop and the re-schedule
-  loses those timers until the customer's next event re-schedules it (or a rebuild recomputes
-  every profile's next due time); pop in small chunks to keep that window small.
+  ``None`` when nothing more is pending). Popped customers are also parked, with their due time,
+  in ``{prefix}:{due:<partition>}:inflight`` until the caller has saved them; a worker that dies
+  in between leaves them there, and :mod:`streams.recovery` puts them back into the index when
+  the partition is assigned again.
 - **Cost follows what is due.** A pop is O(log N + k) for k popped out of N scheduled; customers
   not due are never read.
 """
@@ -42,6 +43,9 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 
 local n = #due / 2
 if n > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
+  -- Parked until the caller re-schedules them (streams.recovery puts back what a dead
+  -- worker left here).
+  for i = 1, #due, 2 do redis.call('ZADD', KEYS[2], due[i + 1], due[i]) end
 end
 return due
 """
@@ -76,6 +80,10 @@ class DueIndex:
     def key(self, partition: int) -> str:
         """The sorted set of ``partition``: ``{prefix}:{due:<partition>}``."""
         return f"{self._prefix}:{{due:{partition}}}"
+
+    def inflight_key(self, partition: int) -> str:
+        """Where popped customers wait (with their due time) until re-scheduled."""
+        return f"{self.key(partition)}:inflight"
 
     def schedule_commands(
         self, partition: int, items: Sequence[tuple[str, float | None]]
@@ -134,7 +142,9 @@ class DueIndex:
             raise ValueError(f"limit must be a positive number of customers, got {limit}")
         until = _score(until_epoch, "until_epoch")
         try:
-            flat = await self._pop(keys=[self.key(partition)], args=[until, limit])
+            flat = await self._pop(
+                keys=[self.key(partition), self.inflight_key(partition)], args=[until, limit]
+            )
         except (RedisError, OSError) as exc:
             raise StateStoreError(
                 f"Redis did not pop due customers of partition {partition} ({exc!r}); if the "

@@ -47,7 +47,7 @@ from streams.kafka_io import (
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import ModelRegistry
-from streams.pipeline import Accepted, IngestStats, ParsedBatch, PipelineProcessor
+from streams.pipeline import Accepted, IngestStats, OutputMessage, ParsedBatch, PipelineProcessor
 from streams.refresh import ModelFollower, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
@@ -70,6 +70,7 @@ class IngestService(Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.stats = IngestStats()
+        self.publishing = True  # False: a rebuild, which publishes nothing (crm_score.rebuild)
         self.metrics = metrics if metrics is not None else PipelineMetrics()
         self._redis = connect_redis(settings)
         self._store = RedisProfileStore(self._redis, settings)
@@ -137,6 +138,8 @@ class IngestService(Service):
             await asyncio.wait_for(self._loop_exited.wait(), 15)
         if self._commits is not None:
             await self._commits.drain()
+        with contextlib.suppress(StateStoreError):
+            await self._rounds.confirm()  # else the next start publishes them again
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -150,6 +153,7 @@ class IngestService(Service):
         partitions = {tp.partition for tp in assigned} - self._clock.partitions
         floors = await self._retrying(lambda: self._rounds.watermarks(partitions))
         self._clock.assign(partitions, floors)
+        await self._recover(partitions)
         self._to_pop |= partitions
         self._unpositioned |= {tp for tp in assigned if tp.partition in partitions}
         log.info("assigned partitions %s (watermark floors %s)", sorted(partitions), floors)
@@ -169,6 +173,21 @@ class IngestService(Service):
         log.info(
             "revoked partitions %s (%d buffered events left)", sorted(partitions), len(dropped)
         )
+
+    async def _recover(self, partitions: set[int]) -> None:
+        """Timers and alerts a dead worker left on ``partitions`` (streams.recovery): parked
+        timers go back to the due-index, unconfirmed alerts are published again."""
+        if not partitions:
+            return
+        self._rounds.recovery.publishing = self.publishing
+        again = await self._retrying(lambda: self._rounds.recover(partitions))
+        if not self.publishing or self._producer is None:
+            return
+        for partition, alerts in again.items():
+            messages = [OutputMessage(partition, c.encode(), value) for c, _, value in alerts]
+            sent = await publish(self._producer, self.settings.topic("alerts"), messages)
+            self._rounds.recovery.published(sent, [(partition, c, k) for c, k, _ in alerts])
+            log.info("published %d unconfirmed alerts of partition %d again", len(sent), partition)
 
     @Service.task
     async def _consume(self) -> None:
@@ -295,10 +314,11 @@ class IngestService(Service):
             limit = self._limit(partition)
             if limit is not None and any(t is not None and t <= limit for _, t in items):
                 self._to_pop.add(partition)
-        alerts, recent = [], []
+        alerts, recent, claimed = [], [], []
         for (customer, key, message), new in zip(scored.alerts, fresh, strict=True):
             if new:
                 alerts.append(message)
+                claimed.append((message.partition, customer, key))
                 result.alerts_by_type[key.split(":", 1)[0]] += 1  # keys start with the rule
                 recent.append((customer, key.split(":", 1)[0], message.value))
         if recent:  # the query API's recent alerts
@@ -306,13 +326,17 @@ class IngestService(Service):
         result.snapshots = scored.snapshots
         result.timer_checkpoints = scored.timer_checkpoints
         self.stats.add(result)
-        deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
-        deliveries += await publish(producer, self.settings.topic("alerts"), alerts)
-        deliveries += await publish(producer, self.settings.topic("training"), scored.examples)
+        deliveries: list[asyncio.Future[Any]] = []
+        if self.publishing:  # a rebuild (crm_score.rebuild) only rebuilds state
+            deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
+            acks = await publish(producer, self.settings.topic("alerts"), alerts)
+            self._rounds.recovery.published(acks, claimed)  # confirmed once acknowledged
+            deliveries += acks
+            deliveries += await publish(producer, self.settings.topic("training"), scored.examples)
+            deliveries += await publish(
+                producer, self.settings.topic("deadletter"), result.dead_letters
+            )
         self.stats.examples += len(scored.examples)
-        deliveries += await publish(
-            producer, self.settings.topic("deadletter"), result.dead_letters
-        )
         self.metrics.set_clock(round_.watermarks, self._clock.buffered, time.time())
         if self._commits is not None:
             await self._commits.add(deliveries, round_.commits, result, roundtrip)

@@ -176,7 +176,7 @@ class PipelineProcessor:
                 now = datetime.now(UTC)
                 result.dead_letters.append(_dead_letter(record, too_old, now))
                 result.dead_letter_reasons[too_old.reason] += 1
-            elif outcome.outcome is ApplyOutcome.APPLIED and outcome.profile is not None:
+            elif outcome.profile is not None:  # applied now, or before by a round never saved
                 applied.append(Applied(record, event, outcome.profile, item.event_time, late))
                 result.applied += 1
                 result.late += late

@@ -9,6 +9,9 @@ Keys (all hash-tagged, so the layout works on Redis Cluster):
 - ``{prefix}:{due:<partition>}``: the due-index (:class:`streams.due_index.DueIndex`);
 - ``{prefix}:{due:<partition>}:wm``: the partition's last watermark (epoch seconds), restored as
   a floor when the partition is assigned again.
+
+A round killed between its apply and its save is redone on restart; the journal, the parked
+timers and the alert outbox that make that possible are :mod:`streams.recovery`'s.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from streams.api.index import CustomerIndex, RoundIndexer
 from streams.api.layout import Layout
 from streams.due_index import DueIndex
 from streams.pipeline import Applied
+from streams.recovery import RoundRecovery
 from streams.scoring import CustomerBefore, ScoredRound
 from streams.store import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 
 __all__ = ["PendingRound", "RoundStore"]
 
 _STATE_FIELD = b"as"
+_JOURNAL_MARK = b"jw"  # the apply number the saved state includes (streams.recovery)
 _INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.api.index)
 _POP_CHUNK = 10_000
 
@@ -53,6 +58,7 @@ class RoundStore:
         self._store = store
         self._prefix = settings.redis_key_prefix
         self.due = DueIndex(client, self._prefix)
+        self.recovery = RoundRecovery(self._prefix, self.due)
         self._layout = Layout(self._prefix)
         self._indexer = RoundIndexer(self._layout)
         self._recent_alerts = settings.api_recent_alerts
@@ -112,6 +118,8 @@ class RoundStore:
         """The customers before the round and the events' outcomes; StateStoreError if the
         replies were lost (then :meth:`load_and_apply` does it again)."""
         raws, outcomes = await self._store.collect(pending.in_flight)
+        raws = await self._rebased(list(pending.customers), raws)
+        self.recovery.note_applied(pending.requests, outcomes)
         return self._before(pending.customers, raws), outcomes
 
     async def load_and_apply(
@@ -123,7 +131,24 @@ class RoundStore:
         raws, outcomes = await self._store.read_and_apply(
             [self.profile_key(c) for c in customers], requests
         )
+        raws = await self._rebased(list(customers), raws)
+        self.recovery.note_applied(requests, outcomes)
         return self._before(customers, raws), outcomes
+
+    async def _rebased(
+        self, customers: list[str], raws: list[dict[bytes | str, bytes | str]]
+    ) -> list[dict[bytes | str, bytes | str]]:
+        """Profiles that hold events a lost round applied but never walked, as they were
+        before those events (streams.recovery); the rest as read."""
+        stale = self.recovery.stale(customers, raws)
+        if not stale:
+            return raws
+        replies = await self._execute([self.recovery.journal_read(c) for c in stale])
+        journals = dict(zip(stale, replies, strict=True))
+        return [
+            self.recovery.rebase(raw, journals[c], stale[c]) if c in journals else raw
+            for c, raw in zip(customers, raws, strict=True)
+        ]
 
     def _before(
         self, customers: Mapping[str, int], raws: list[dict[bytes | str, bytes | str]]
@@ -151,22 +176,48 @@ class RoundStore:
         (latest snapshots, segment indexes, departments/owner/contact from ``applied``); claim
         its alerts' idempotency keys. Returns, per alert of ``scored.alerts``, whether it is new
         (publish it)."""
+        recovery = self.recovery  # the order below is what a save cut short relies on
         indexes, commands = self._indexer.commands(self._index_before, applied, scored.snapshots)
+        commands = recovery.before_save(scored) + commands  # outbox, due times
         fields = {c: [_STATE_FIELD, state.to_bytes()] for c, state in scored.states.items()}
         for c, index in indexes.items():
             fields.setdefault(c, []).extend((_INDEX_FIELD, index.to_bytes()))
+        for c, seq in recovery.marks().items():  # the journal number the state includes
+            fields.setdefault(c, []).extend((_JOURNAL_MARK, str(seq).encode()))
         commands += [("HSET", self.profile_key(c), *values) for c, values in fields.items()]
         first_alert = len(commands)
-        commands += [("HSETNX", self.alerts_key(c), key, 1) for c, key, _ in scored.alerts]
-        for partition, items in scored.due.items():
-            commands += self.due.schedule_commands(partition, items)
+        commands += recovery.claim_commands(scored.alerts)
+        commands += recovery.after_save(scored)
         commands += [("SET", self.watermark_key(p), repr(float(w))) for p, w in watermarks.items()]
         replies = await self._execute(commands)
         failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
         if failed:
             raise StateStoreError(f"Redis refused part of the round's save: {failed[0]}")
         self._index_saved = indexes
-        return [bool(r) for r in replies[first_alert : first_alert + len(scored.alerts)]]
+        return recovery.fresh(replies[first_alert : first_alert + 2 * len(scored.alerts)])
+
+    async def recover(self, partitions: Iterable[int]) -> dict[int, list[tuple[str, str, bytes]]]:
+        """A partition was assigned: put back the timers a dead worker had popped, and return
+        the alerts ``(customer, key, JSON)`` of its outbox never confirmed (publish them)."""
+        recovery, wanted = self.recovery, sorted(partitions)
+        commands = [c for p in wanted for c in recovery.restore_commands(p)]
+        replies = await self._execute(commands + [recovery.outbox_read(p) for p in wanted])
+        again: dict[int, list[tuple[str, str, bytes]]] = {}
+        for partition, outbox in zip(wanted, replies[len(commands) :], strict=True):
+            entries, reads = recovery.unpublished(partition, outbox)
+            if not entries:
+                continue
+            claims = await self._execute(reads)
+            again[partition], drops = recovery.drop_confirmed(partition, entries, claims)
+            await self._execute(drops)
+        failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+        if failed:
+            raise StateStoreError(f"Redis refused the partition recovery: {failed[0]}")
+        return again
+
+    async def confirm(self) -> None:
+        """Confirm the alerts acknowledged since the last save (at shutdown)."""
+        await self._execute(self.recovery.confirm_commands())
 
     async def record_alerts(self, alerts: Sequence[tuple[str, str, bytes]]) -> None:
         """Append published alerts ``(customer, type, JSON)`` to the capped stream of recent

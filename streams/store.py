@@ -50,6 +50,7 @@ class ApplyOutcome(IntEnum):
     APPLIED = 1
     DUPLICATE_ID = 2  # an event with the same id was applied within the dedup window
     BEYOND_WINDOW = 3  # older than the dedup window: cannot be proven new, so not applied
+    RECOVERED = 4  # applied before, but its round's walk was never saved: walk it again
 
 
 class ApplyRequest(NamedTuple):
@@ -74,10 +75,12 @@ class InFlight:
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """The outcome and, when applied, the profile right after the event."""
+    """The outcome and, when applied (or recovered), the profile right after the event and
+    its apply sequence number for the customer (the saved alert state records the last one)."""
 
     outcome: ApplyOutcome
     profile: Profile | None
+    seq: int = 0
 
 
 def connect_redis(settings: Settings) -> aioredis.Redis:
@@ -117,6 +120,10 @@ class RedisProfileStore:
     def seen_key(self, customer_id: str) -> str:
         """The recently-seen event ids of one customer."""
         return f"{self._prefix}:{{{customer_id}}}:seen"
+
+    def journal_key(self, customer_id: str) -> str:
+        """Profiles after the customer's applied events whose round is not saved yet."""
+        return f"{self._prefix}:{{{customer_id}}}:j"
 
     async def _load_script(self) -> str:
         if self._sha is None:
@@ -215,9 +222,10 @@ class RedisProfileStore:
             _pack_command((
                 "EVALSHA",
                 sha,
-                2,
+                3,
                 self.profile_key(req.customer_id),
                 self.seen_key(req.customer_id),
+                self.journal_key(req.customer_id),
                 _OFFSET_FIELDS[req.kind],
                 req.offset,
                 event_id_hash(req.event_id),
@@ -257,6 +265,6 @@ def _to_result(reply: object) -> ApplyResult:
     if not isinstance(reply, list) or not reply:
         raise StateStoreError(f"unexpected reply from the apply script: {reply!r}")
     outcome = ApplyOutcome(int(reply[0]))
-    if outcome is not ApplyOutcome.APPLIED:
+    if outcome is not ApplyOutcome.APPLIED and outcome is not ApplyOutcome.RECOVERED:
         return ApplyResult(outcome, None)
-    return ApplyResult(outcome, Profile._make(reply[1:]))
+    return ApplyResult(outcome, Profile._make(reply[1:-1]), int(reply[-1]))

@@ -82,17 +82,24 @@ async def test_outcomes_say_what_happened(base_settings: Settings) -> None:
     store = RedisProfileStore(client, base_settings, key_prefix=f"o-{uuid.uuid4().hex[:8]}")
     try:
         first = await store.apply_batch([_request(event, 0)])
+        # Not saved yet (no round recorded its walk): the redelivery is walked again.
+        recovered = await store.apply_batch([_request(event, 0)])
+        await client.hset(store.profile_key(event.customer_id), "jw", first[0].seq)  # saved
         redelivered = await store.apply_batch([_request(event, 0)])
         duplicate = await store.apply_batch([_request(again, 1)])
+        journal = await client.hlen(store.journal_key(event.customer_id))
     finally:
         await store.close()
         await client.aclose()
-    assert [r.outcome for r in first + redelivered + duplicate] == [
+    assert [r.outcome for r in first + recovered + redelivered + duplicate] == [
         ApplyOutcome.APPLIED,
+        ApplyOutcome.RECOVERED,
         ApplyOutcome.REDELIVERED,
         ApplyOutcome.DUPLICATE_ID,
     ]
     assert first[0].profile is not None and first[0].profile.orders == 1
+    assert recovered[0].profile == first[0].profile and recovered[0].seq == first[0].seq == 1
+    assert journal == 0, "a saved event's journal entry is dropped when it is redelivered"
 
 
 async def test_events_older_than_the_window_are_refused_not_double_counted(
@@ -134,6 +141,7 @@ async def test_events_released_out_of_offset_order_apply_once_each(
     store = RedisProfileStore(client, base_settings, key_prefix=f"r-{uuid.uuid4().hex[:8]}")
     try:
         applied = await store.apply_batch([_request(later, 11), _request(earlier, 10)])
+        await client.hset(store.profile_key(earlier.customer_id), "jw", applied[-1].seq)
         again = await store.apply_batch([_request(earlier, 10), _request(later, 11)])
         profile = await store.get_profile(earlier.customer_id)
         offset = await client.hget(store.profile_key(earlier.customer_id), "op")

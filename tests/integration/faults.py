@@ -1,0 +1,320 @@
+"""Helpers of the fault tests: a seeded history with fixed models, a clean reference run, the
+final outcome of a run (profiles, alert states, due-index, alert keys), and private Kafka and
+Redis servers that a test may restart or wipe without touching the shared ones.
+
+Every fault test ends the same way: the final profiles equal a batch recomputation from the
+events (field by field), and the alert states, the due-index and the set of alert idempotency
+keys equal those of a clean run of the same history with the same published model versions
+(repeats on the topic are allowed, but only with the same key and body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from crm_score.produce import produce_messages
+from crm_score.services import LocalKafka, LocalRedis
+from crm_score.settings import Settings
+from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
+from scorers.probability import ProbabilityModel, fit_from_profiles
+from scorers.probability_batch import high_value_cut
+from scorers.profile import Profile
+from scorers.quintiles import QuintileSketch, RfmBoundaries
+from scorers.rfm import rfm
+from scorers.timeline import CustomerState
+from streams.models import PROBABILITY_MODEL, ModelRegistry
+from streams.population import RFM_BOUNDARIES
+from streams.store import connect_redis
+from tests.integration.harness import (
+    WorkerProcess,
+    free_port,
+    read_profiles,
+    valid_events,
+    wait_caught_up,
+)
+from tests.oracle import recompute_profiles
+
+LATENESS = timedelta(days=2)
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class History:
+    """A seeded simulated history, its end, the models every run publishes, the oracle."""
+
+    messages: list[SimulatedMessage]
+    until: datetime
+    model: ProbabilityModel
+    bounds: RfmBoundaries
+    expected: dict[str, Profile]
+
+    @property
+    def customers(self) -> set[str]:
+        return {m.key.decode() for m in self.messages if m.key}
+
+
+def make_history(customers: int, seed: int, malformed: float = 0.005) -> History:
+    """A year of ``customers`` customers' events in event-time order, with some malformed
+    messages and re-sent duplicates, plus the models fitted once on its batch recomputation."""
+    config = SimulationConfig(
+        customers=customers,
+        days=365,
+        seed=seed,
+        start=datetime(2025, 1, 1, tzinfo=UTC),
+        malformed_fraction=malformed,
+        duplicate_fraction=0.01,
+    )
+    messages = sorted(simulate(config), key=lambda m: m.event_time)
+    expected = recompute_profiles(valid_events((m.kind, m.key, m.value) for m in messages))
+    end = max(m.event_time for m in messages)
+    profiles = list(expected.values())
+    model = fit_from_profiles(profiles, end)
+    model = replace(model, high_value_clv=high_value_cut(model, profiles, 0.2))
+    sketch = QuintileSketch()
+    for profile in profiles:
+        sketch.update(rfm(profile, end))
+    return History(messages, end + timedelta(seconds=1), model, sketch.boundaries(1, end), expected)
+
+
+def fault_settings(base: Settings, history: History, **update: Any) -> Settings:
+    """Fresh topics, consumer group and Redis prefix, replay clock ending at the history's end."""
+    tag = uuid.uuid4().hex[:10]
+    return base.model_copy(
+        update={
+            "topic_prefix": f"t{tag}.",
+            "redis_key_prefix": f"t{tag}",
+            "app_id": f"crm-test-{tag}",
+            "clock_mode": "replay",
+            "allowed_lateness_seconds": LATENESS.total_seconds(),
+            "replay_until": history.until,
+            **update,
+        }
+    )
+
+
+async def publish_models(settings: Settings, history: History) -> None:
+    """Publish the history's probability model and RFM boundaries (fixed versions: alerts
+    depend on them, so a fault run and the clean run must score with the same ones)."""
+    client = connect_redis(settings)
+    try:
+        registry = ModelRegistry(client, settings.redis_key_prefix)
+        version = await registry.reserve_version(PROBABILITY_MODEL)
+        payload = replace(history.model, version=str(version)).to_json()
+        await registry.publish(PROBABILITY_MODEL, payload, {}, version=version)
+        version = await registry.reserve_version(RFM_BOUNDARIES)
+        bounds = history.bounds.model_copy(update={"version": version})
+        await registry.publish(
+            RFM_BOUNDARIES, bounds.model_dump_json().encode(), {}, version=version
+        )
+    finally:
+        await client.aclose()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run left behind."""
+
+    profiles: dict[str, Profile]
+    states: dict[str, CustomerState]
+    due: dict[int, dict[str, float]]
+    alerts: list[tuple[str, bytes]]  # (idempotency key, body) in topic order, repeats kept
+
+    @property
+    def alert_keys(self) -> set[str]:
+        return {key for key, _ in self.alerts}
+
+    def repeats(self) -> int:
+        return len(self.alerts) - len(self.alert_keys)
+
+
+async def read_outcome(settings: Settings, history: History, alerts: bool = True) -> Outcome:
+    profiles = await read_profiles(settings, history.customers)
+    client = connect_redis(settings)
+    prefix = settings.redis_key_prefix
+    try:
+        states = {}
+        for cid in profiles:
+            raw = await client.hget(f"{prefix}:{{{cid}}}:p", "as")
+            states[cid] = CustomerState.from_bytes(raw)
+        due = {}
+        for p in range(settings.partitions):
+            members = await client.zrange(f"{prefix}:{{due:{p}}}", 0, -1, withscores=True)
+            due[p] = {_text(pair[0]): float(pair[1]) for pair in members}
+    finally:
+        await client.aclose()
+    published = []
+    if alerts:
+        for value in await read_all(settings, "alerts"):
+            published.append((orjson.loads(value)["idempotency_key"], value))
+    return Outcome(profiles, states, due, published)
+
+
+async def read_all(settings: Settings, name: str) -> list[bytes]:
+    """Every value in a topic, up to its end offsets when called."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(settings.topic(name), p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            values += [m.value for msgs in batch.values() for m in msgs if m.value is not None]
+        return values
+    finally:
+        await consumer.stop()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def assert_profiles_match(outcome: Outcome, history: History) -> None:
+    """Final profiles equal the batch recomputation, field by field."""
+    expected = history.expected
+    assert set(outcome.profiles) == set(expected), "customers differ from the recomputation"
+    diffs = []
+    for cid, want in expected.items():
+        got = outcome.profiles[cid]
+        diffs += [
+            (cid, name, getattr(got, name), getattr(want, name))
+            for name in Profile._fields
+            if getattr(got, name) != getattr(want, name)
+        ]
+    assert not diffs, f"{len(diffs)} profile fields differ from the recomputation: {diffs[:5]}"
+
+
+def assert_matches_clean(outcome: Outcome, reference: Outcome, history: History) -> None:
+    """Profiles = recomputation; alert states, due-index and alert keys = the clean run's;
+    a repeated alert carries the same key and the same body."""
+    assert_profiles_match(outcome, history)
+    missing = reference.alert_keys - outcome.alert_keys
+    extra = outcome.alert_keys - reference.alert_keys
+    assert not missing and not extra, (
+        f"alert keys differ from the clean run: {len(missing)} missing, e.g. "
+        f"{sorted(missing)[:3]}; {len(extra)} extra, e.g. {sorted(extra)[:3]}"
+    )
+    bodies: dict[str, set[bytes]] = {}
+    for key, body in outcome.alerts:
+        bodies.setdefault(key, set()).add(_canonical(body))
+    changed = [key for key, seen in bodies.items() if len(seen) > 1]
+    assert not changed, f"an alert was repeated with a different body: {changed[:3]}"
+    wrong_states = [c for c, s in reference.states.items() if outcome.states.get(c) != s]
+    assert not wrong_states, (
+        f"{len(wrong_states)} alert states differ from the clean run, e.g. {wrong_states[0]}: "
+        f"{outcome.states.get(wrong_states[0])} != {reference.states[wrong_states[0]]}"
+    )
+    for partition, want in reference.due.items():
+        got = outcome.due.get(partition, {})
+        wrong = sorted(c for c in set(want) | set(got) if want.get(c) != got.get(c))
+        assert not wrong, (
+            f"due-index of partition {partition} differs from the clean run for "
+            f"{len(wrong)} customers, e.g. {wrong[0]}: {got.get(wrong[0])} != {want.get(wrong[0])}"
+        )
+
+
+def _canonical(body: bytes) -> bytes:
+    def fix(value: Any) -> Any:
+        if isinstance(value, float):
+            return float(f"{value:.9g}")
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    return orjson.dumps(fix(orjson.loads(body)), option=orjson.OPT_SORT_KEYS)
+
+
+_REFERENCES: dict[tuple[int, int, float], Outcome] = {}
+
+
+async def clean_reference(
+    base: Settings, history: History, key: tuple[int, int, float], log: Path
+) -> Outcome:
+    """The outcome of one clean run of ``history`` (cached for the test session)."""
+    if key not in _REFERENCES:
+        settings = fault_settings(base, history)
+        await publish_models(settings, history)
+        await produce_messages(settings, history.messages)
+        worker = WorkerProcess(settings, str(log))
+        await worker.start()
+        try:
+            await wait_caught_up(settings, [worker], timeout=180)
+        finally:
+            await worker.stop()
+        reference = await read_outcome(settings, history)
+        assert reference.repeats() == 0, "the clean run published an episode twice"
+        assert_profiles_match(reference, history)
+        kinds = Counter(k.split(":")[0] for k in reference.alert_keys)
+        assert {"segment_changed", "win_back", "high_value_at_risk"} <= set(kinds), kinds
+        _REFERENCES[key] = reference
+    return _REFERENCES[key]
+
+
+class PrivateServices:
+    """A Kafka broker and a Redis server of the test's own, on free ports, with their own data
+    directory: a test may restart or wipe them. Stops exactly what it started (PID files)."""
+
+    def __init__(self, base: Settings, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        shared_cache = base.services_dir / "cache"
+        if shared_cache.exists() and not (root / "cache").exists():
+            (root / "cache").symlink_to(shared_cache)  # Kafka's jars: no second download
+        self.settings = base.model_copy(
+            update={
+                "services_dir": root,
+                "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+                "kafka_controller_port": free_port(),
+                "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+                "kafka_heap": "512m",
+            }
+        )
+        self.kafka = LocalKafka(self.settings)
+        self.redis = LocalRedis(self.settings)
+
+    def up(self) -> None:
+        self.redis.up()
+        self.kafka.up()
+
+    def down(self) -> None:
+        self.kafka.down()
+        self.redis.down()
+
+    async def restart_kafka(self) -> float:
+        """Stop the broker (SIGTERM) and start it again; seconds it was away."""
+        return await _restart(self.kafka.down, self.kafka.up)
+
+    async def restart_redis(self) -> float:
+        """Stop Redis (SIGTERM: AOF flushed) and start it again from its AOF."""
+        return await _restart(self.redis.down, self.redis.up)
+
+    async def wipe_redis(self) -> None:
+        """Stop Redis, delete its data (AOF and RDB), start it empty."""
+        await asyncio.to_thread(self.redis.down)
+        data = self.redis.home / "data"
+        if data.exists():
+            shutil.rmtree(data)
+        await asyncio.to_thread(self.redis.up)
+
+
+async def _restart(down: Any, up: Any) -> float:
+    start = time.monotonic()
+    await asyncio.to_thread(down)
+    await asyncio.to_thread(up)
+    return time.monotonic() - start
