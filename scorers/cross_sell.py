@@ -223,15 +223,23 @@ def recommend(
     already suggested to this customer."""
     bought = set(basket)
     owned = had | bought
+    scale = stats.scale(policy, at)
+    n, items = stats.customers, stats.items
     best: tuple[float, str, str] | None = None
     for a in sorted(bought):
-        for b in stats.partners.get(a, {}):
-            if b in owned or (a, b) in skip:
+        n_a = items.get(a, 0.0)
+        if n_a <= 0:
+            continue
+        for b, both in stats.partners.get(a, {}).items():
+            # the thresholds of _passes, without building a rule for every partner
+            confidence = both / n_a
+            if b in owned or confidence < policy.min_confidence or both * scale < policy.min_count:
                 continue
-            r = rule_of(stats, policy, a, b, at)
-            if not _passes(r, policy):
+            n_b = items.get(b, 0.0)
+            lift = confidence * n / n_b if n_b > 0 else 0.0
+            if lift < policy.min_lift or (a, b) in skip:
                 continue
-            candidate = (-r.strength, a, b)
+            candidate = (-lift * confidence, a, b)
             if best is None or candidate < best:
                 best = candidate
     return None if best is None else rule_of(stats, policy, best[1], best[2], at)

@@ -69,56 +69,68 @@ _SEP = "\x1f"
 _APPLY = r"""
 local h, limit, keep, rowprefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local m = tonumber(ARGV[5])
-local names = {}
-for i = 1, m do names[i] = ARGV[5 + i] end
 local function fmt(x) return string.format('%.17g', x) end
-local function num(v) if v then return tonumber(v) end return 0 end
+local function load(key)
+  local flat, t, size = redis.call('HGETALL', key), {}, 0
+  for j = 1, #flat, 2 do t[flat[j]] = tonumber(flat[j + 1]); size = size + 1 end
+  return t, size
+end
+local names, rows, sizes, dirty, index = {}, {}, {}, {}, {}
+for i = 1, m do
+  names[i] = ARGV[5 + i]
+  index[names[i]] = i
+  rows[i], sizes[i] = load(KEYS[3 + i])
+end
+local items = load(KEYS[2])
+local meta = load(KEYS[1])
+local n, ref = meta['n'] or 0, meta['ref']
+local changed = false
 local function rebase(k)
   local factor = 2 ^ (-k)
-  local ref = tonumber(redis.call('HGET', KEYS[1], 'ref'))
-  redis.call('HSET', KEYS[1], 'ref', fmt(ref + k * h))
-  redis.call('HSET', KEYS[1], 'n', fmt(num(redis.call('HGET', KEYS[1], 'n')) * factor))
-  local items = redis.call('HGETALL', KEYS[2])
-  for j = 1, #items, 2 do
-    redis.call('HSET', KEYS[2], items[j], fmt(tonumber(items[j + 1]) * factor))
-    local row = rowprefix .. items[j]
-    local cells = redis.call('HGETALL', row)
-    for c = 1, #cells, 2 do
-      redis.call('HSET', row, cells[c], fmt(tonumber(cells[c + 1]) * factor))
+  ref = ref + k * h
+  n = n * factor
+  for a, v in pairs(items) do
+    items[a] = v * factor
+    if index[a] then
+      for b, c in pairs(rows[index[a]]) do rows[index[a]][b] = c * factor end
+      dirty[index[a]] = true
+    else  -- a row this call did not load: scale it in place
+      local row = rowprefix .. a
+      local cells = redis.call('HGETALL', row)
+      for c = 1, #cells, 2 do
+        redis.call('HSET', row, cells[c], fmt(tonumber(cells[c + 1]) * factor))
+      end
     end
   end
 end
 local function weight(at)
   if h == 0 then return 1 end
-  local ref = redis.call('HGET', KEYS[1], 'ref')
-  if not ref then
-    ref = math.floor(at)
-    redis.call('HSET', KEYS[1], 'ref', fmt(ref))
-  else
-    ref = tonumber(ref)
-  end
+  if not ref then ref = math.floor(at) end
   local e = (at - ref) / h
   if e > 64 then
     rebase(math.floor(e))
-    e = (at - tonumber(redis.call('HGET', KEYS[1], 'ref'))) / h
+    e = (at - ref) / h
   end
   return 2 ^ e
 end
 local function bump(a, b, w)
-  local row = KEYS[3 + a]
-  redis.call('HSET', row, names[b], fmt(num(redis.call('HGET', row, names[b])) + w))
+  local row, name = rows[a], names[b]
+  local v = row[name]
+  if v == nil then sizes[a] = sizes[a] + 1; v = 0 end
+  row[name] = v + w
+  dirty[a] = true
 end
 local function prune(a)
-  local row = KEYS[3 + a]
-  if redis.call('HLEN', row) <= 2 * limit then return end
-  local cells = redis.call('HGETALL', row)
+  if sizes[a] <= 2 * limit then return end
   local entries = {}
-  for c = 1, #cells, 2 do entries[#entries + 1] = {cells[c], tonumber(cells[c + 1])} end
+  for b, v in pairs(rows[a]) do entries[#entries + 1] = {b, v} end
   table.sort(entries, function(x, y)
     if x[2] ~= y[2] then return x[2] > y[2] end
     return x[1] < y[1]
   end)
-  for j = limit + 1, #entries do redis.call('HDEL', row, entries[j][1]) end
+  local kept = {}
+  for j = 1, limit do kept[entries[j][1]] = entries[j][2] end
+  rows[a], sizes[a] = kept, limit
 end
 local applied = 0
 local p = 6 + m
@@ -134,21 +146,36 @@ while p <= #ARGV do
   p = p + 1 + nhad
   if nnew > 0 and not redis.call('ZSCORE', KEYS[3], id) then
     applied = applied + 1
+    changed = true
     redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[1], 'seq', 1), id)
     local w = weight(at)
-    if first then
-      redis.call('HSET', KEYS[1], 'n', fmt(num(redis.call('HGET', KEYS[1], 'n')) + w))
-    end
+    if first then n = n + w end
     local touched = {}
     for i = 1, nnew do
       local a = new[i]
-      redis.call('HSET', KEYS[2], names[a], fmt(num(redis.call('HGET', KEYS[2], names[a])) + w))
+      items[names[a]] = (items[names[a]] or 0) + w
       for j = 1, nhad do bump(a, had[j], w); bump(had[j], a, w) end
       for j = i + 1, nnew do bump(a, new[j], w); bump(new[j], a, w) end
       touched[a] = true
     end
     for j = 1, nhad do touched[had[j]] = true end
     for a, _ in pairs(touched) do prune(a) end
+  end
+end
+if changed then
+  local out = {'n', fmt(n)}
+  if ref then out[3] = 'ref'; out[4] = fmt(ref) end
+  redis.call('HSET', KEYS[1], unpack(out))
+  local flat = {}
+  for a, v in pairs(items) do flat[#flat + 1] = a; flat[#flat + 1] = fmt(v) end
+  if #flat > 0 then redis.call('HSET', KEYS[2], unpack(flat)) end
+  for i = 1, m do
+    if dirty[i] then
+      redis.call('DEL', KEYS[3 + i])
+      local cells = {}
+      for b, v in pairs(rows[i]) do cells[#cells + 1] = b; cells[#cells + 1] = fmt(v) end
+      if #cells > 0 then redis.call('HSET', KEYS[3 + i], unpack(cells)) end
+    end
   end
 end
 local size = redis.call('ZCARD', KEYS[3])
