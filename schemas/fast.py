@@ -39,6 +39,7 @@ def encode_score_snapshot(
     churn_model_version: str | None = None,
     reasons: list[str] | None = None,
     value_group: str | None = None,
+    cluster: int | None = None,
 ) -> bytes:
     """A :class:`schemas.ScoreSnapshot` with RFM, segment, probability and churn fields."""
     return orjson.dumps(
@@ -65,6 +66,7 @@ def encode_score_snapshot(
             "churn_model_version": churn_model_version,
             "reasons": [] if reasons is None else reasons,
             "value_group": value_group,
+            "cluster": cluster,
         },
         option=_OPTIONS,
     )

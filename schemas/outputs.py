@@ -168,6 +168,9 @@ class ScoreSnapshot(OutputModel):
         description="high_value_stable, high_value_at_risk, low_value_stable, "
         "low_value_at_risk or no_value (None until CLV and churn are known).",
     )
+    cluster: int | None = Field(
+        default=None, ge=0, description="Exploratory segment: the nearest published centre."
+    )
     reasons: list[str] = Field(default_factory=list, description="Top contributing features.")
 
 

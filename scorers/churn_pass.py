@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from scorers.churn_features import FEATURE_NAMES, churn_feature_values
 from scorers.churn_scoring import _UNSCORED, ChurnScoring
 from scorers.customer_state import CustomerState
@@ -43,13 +45,14 @@ class ChurnPass:
         # Rows are built where they are used: every checkpoint when a model scores, else only
         # snapshots (training) and fallback scores high enough to need reasons.
         model = churn.active_model
+        clusters = churn.clusters
         self._values: list[list[float] | None] = [None] * len(points)
         scored: list[int] = []
         self._scores = [_UNSCORED] * len(points)
         for n, (_, point) in enumerate(points):
             if point.state is None or point.profile.orders <= 0:
                 continue
-            if model is not None or point.snapshot:
+            if model is not None or clusters is not None or point.snapshot:
                 self._values[n] = self._row(point, fields[n])
             if model is not None:
                 scored.append(n)
@@ -61,6 +64,12 @@ class ChurnPass:
             values = [self._values[n] for n in scored]
             for n, score in zip(scored, churn.score_values(values), strict=True):  # type: ignore[arg-type]
                 self._scores[n] = score
+        self._clusters: dict[int, int] = {}
+        rows = [n for n, v in enumerate(self._values) if v is not None]
+        if clusters is not None and rows:
+            matrix = np.asarray([self._values[n] for n in rows], dtype=np.float64)
+            ids = clusters.assign_matrix(matrix, FEATURE_NAMES)
+            self._clusters = dict(zip(rows, ids, strict=True))
         self._alerted: dict[str, bool] = {}
         self._group: dict[str, str | None] = {}
         self._features: dict[str, dict[int, tuple[float, ...]]] = {}
@@ -111,6 +120,7 @@ class ChurnPass:
         }
         if self._groups is not None:
             out["value_group"] = self._value_group(n, customer_id, point, score.probability)
+        out["cluster"] = self._clusters.get(n)
         return out
 
     def _value_group(

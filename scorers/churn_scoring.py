@@ -28,6 +28,7 @@ from schemas.fast import encode_training_example
 from schemas.outputs import AlertType, Severity
 from scorers.churn_features import FEATURE_NAMES, reason_text
 from scorers.churn_model import ChurnScorer
+from scorers.clusters import ClusterAssigner
 from scorers.timeline import AlertDraft
 
 __all__ = ["FALLBACK_VERSION", "ChurnModelRef", "ChurnPolicy", "ChurnScore", "ChurnScoring"]
@@ -78,6 +79,8 @@ class ChurnScoring:
     def __init__(self, policy: ChurnPolicy, model: ChurnModelRef | None = None) -> None:
         self.policy = policy
         self.model = model
+        #: The published segmentation (scorers.clusters), hot-swapped like the model.
+        self.clusters: ClusterAssigner | None = None
 
     @property
     def active_model(self) -> ChurnModelRef | None:

@@ -29,6 +29,7 @@ from river import drift
 
 from crm_score.errors import ModelError
 from scorers.churn_model import ChurnModel, ModelKind
+from scorers.clusters import CustomerClusters
 from scorers.prequential import PrequentialMetrics
 
 __all__ = ["LearnOutcome", "OnlineLearner"]
@@ -76,6 +77,8 @@ class OnlineLearner:
         # river's ADWIN.__init__ has no annotations; its defaults are the documented ones.
         self._detector: Any = drift.ADWIN()  # type: ignore[no-untyped-call]
         self._keys: OrderedDict[str, None] = OrderedDict()
+        #: The exploratory segmentation, learned from the same features (scorers.clusters).
+        self.clusters: CustomerClusters = CustomerClusters()
 
     @property
     def n_examples(self) -> int:
@@ -105,6 +108,7 @@ class OnlineLearner:
         if drifted:
             self.drifts += 1
         self.model.learn(features, label)
+        self.clusters.learn(features)
         self._remember(key)
         return LearnOutcome(learned=True, p=p, drift=drifted)
 
@@ -140,4 +144,6 @@ class OnlineLearner:
                 "from a checkpoint written by this version."
             )
         learner: OnlineLearner = loaded[1]
+        if not hasattr(learner, "clusters"):  # a checkpoint from before the segmentation
+            learner.clusters = CustomerClusters()
         return learner

@@ -397,6 +397,7 @@ class IngestService(Service):
             "training_examples": self.stats.examples,
             "probability_model_version": self._follower.model_version,
             "churn_model_version": self._follower.churn_version,
+            "clusters_version": self._follower.clusters_version,
             "rfm_boundaries_version": self._follower.boundaries_version,
         }
 

@@ -38,7 +38,7 @@ from scorers.learner import OnlineLearner
 from streams.learner_messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner_state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
-from streams.models import CHURN_MODEL, ModelRegistry
+from streams.models import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
 from streams.store import connect_redis
 from streams.topics import ensure_topics
 
@@ -352,6 +352,11 @@ class LearnerService(Service):
         }
         publish_it = partial(self._registry.publish, CHURN_MODEL, scorer.to_bytes(), metadata)
         version = await self._retrying(publish_it, retry=retry)
+        if learner.clusters.ready:
+            assigner = learner.clusters.compile()
+            about = {"n_examples": assigner.n_examples, "centres": assigner.centres_in_units()}
+            publish_it = partial(self._registry.publish, CLUSTERS_MODEL, assigner.to_bytes(), about)
+            await self._retrying(publish_it, retry=retry)
         self._version = version
         self._reference = snapshot
         self._learned_since, self._loss_since, self._loss_n = 0, 0.0, 0

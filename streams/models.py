@@ -34,6 +34,7 @@ from scorers.profile import Profile
 
 __all__ = [
     "CHURN_MODEL",
+    "CLUSTERS_MODEL",
     "DEFAULT_KEEP",
     "PROBABILITY_MODEL",
     "ModelRegistry",
@@ -47,6 +48,8 @@ __all__ = [
 PROBABILITY_MODEL = "probability"
 #: The registry name the online churn model's versions are published under (by the learner).
 CHURN_MODEL = "churn"
+#: The registry name of the customer segmentation's centres (published beside each churn model).
+CLUSTERS_MODEL = "clusters"
 #: How many versions of a model the registry keeps by default (older ones are deleted).
 DEFAULT_KEEP = 5
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -21,8 +21,15 @@ from crm_score.errors import ModelError, StateStoreError
 from crm_score.settings import Settings
 from scorers.churn_model import ChurnScorer
 from scorers.churn_scoring import ChurnModelRef, ChurnScoring
+from scorers.clusters import ClusterAssigner
 from scorers.timeline import Timeline
-from streams.models import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry, current_probability_model
+from streams.models import (
+    CHURN_MODEL,
+    CLUSTERS_MODEL,
+    PROBABILITY_MODEL,
+    ModelRegistry,
+    current_probability_model,
+)
 from streams.population import RFM_BOUNDARIES, current_rfm_boundaries, fit_population
 
 __all__ = ["ModelFollower", "lock_key", "refresh_once", "refresh_periodically"]
@@ -101,6 +108,7 @@ class ModelFollower:
         self.model_version: int | None = None
         self.boundaries_version: int | None = None
         self.churn_version: int | None = None
+        self.clusters_version: int | None = None
 
     async def follow(self) -> None:
         """Hot-swap to newer versions, if any; a failure keeps the current ones."""
@@ -129,5 +137,11 @@ class ModelFollower:
                             version,
                             scorer.n_examples,
                         )
+                version = await registry.current_version(CLUSTERS_MODEL)
+                if version is not None and version != self.clusters_version:
+                    found = await registry.get(CLUSTERS_MODEL, version)
+                    if found is not None:
+                        self._churn.clusters = ClusterAssigner.from_bytes(found.payload)
+                        self.clusters_version = version
         except (RedisError, OSError, ModelError, ValueError) as exc:
             log.warning("could not load a published model (%r); keeping the current one", exc)

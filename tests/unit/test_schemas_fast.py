@@ -39,6 +39,7 @@ moments = st.datetimes(_LOW, _HIGH, timezones=st.just(UTC)) | st.just(
     churn_model_version=st.none() | st.sampled_from(["7", "fallback:p_alive"]),
     reasons=st.none() | st.lists(st.text(max_size=30), max_size=3),
     value_group=st.none() | st.sampled_from(["high_value_at_risk", "no_value"]),
+    cluster=st.none() | st.integers(0, 9),
 )
 def test_score_snapshot_encoder_equals_the_model(**fields: object) -> None:
     fast = encode_score_snapshot(**fields)  # type: ignore[arg-type]
