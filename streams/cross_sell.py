@@ -189,9 +189,9 @@ class CrossSellReads:
     """The keys a round reads (in this order): meta, items, the rows of ``items``, then the
     category sets of ``customers``."""
 
-    items: tuple[str, ...]
-    customers: tuple[str, ...]
-    keys: tuple[str, ...]
+    items: tuple[str, ...] = ()
+    customers: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +329,7 @@ class CrossSellRound:
                 items |= basket
                 customers[event.customer_id] = None
         if not customers:
-            return CrossSellReads((), (), ())
+            return CrossSellReads()
         names = tuple(sorted(items))
         keys = (
             self.meta_key,
