@@ -281,6 +281,25 @@ def fit_command(
     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 
+@app.command("rebuild")
+def rebuild_command(
+    until: datetime | None = typer.Option(
+        None, help="where the replay's clock ends (ISO; default: now, UTC)"
+    ),
+    progress: bool = typer.Option(True, help="show a progress bar on stderr"),
+) -> None:
+    """Rebuild all Redis state by replaying the input topics from the start (into an empty
+    key prefix; publishes nothing); prints a JSON report."""
+    from crm_score.rebuild import rebuild_state
+
+    moment = None if until is None else until.replace(tzinfo=until.tzinfo or UTC)
+    try:
+        report = asyncio.run(rebuild_state(get_settings(), until=moment, progress=progress))
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+
+
 @app.command("evaluate")
 def evaluate_command(
     events: Path = typer.Option(

@@ -38,6 +38,8 @@ from streams.store import ApplyRequest, ApplyResult
 
 __all__ = ["RoundRecovery"]
 
+_Sent = tuple[list[asyncio.Future[Any]], list[tuple[int, str, str]]]  # (acks, alerts)
+
 Command = tuple[str | bytes | int, ...]
 _PENDING = b"p"
 _CONFIRMED = b"1"
@@ -69,7 +71,8 @@ class RoundRecovery:
         self.publishing = publishing
         self._marks: dict[str, tuple[int, list[str]]] = {}  # customer -> (last seq, entries)
         self._saved: dict[str, int] = {}  # the marks of the last save (it may land after reads)
-        self._unconfirmed: list[tuple[list[asyncio.Future[Any]], list[tuple[int, str, str]]]] = []
+        self._unconfirmed: list[_Sent] = []
+        self._confirming: list[_Sent] = []  # entries the save being built confirms
 
     def outbox_key(self, partition: int) -> str:
         return f"{self._due.key(partition)}:out"
@@ -138,9 +141,16 @@ class RoundRecovery:
                 commands.append(("ZREM", self._due.inflight_key(partition), *chunk))
         for customer_id, (_, entries) in self._marks.items():
             commands.append(("HDEL", self._journal_key(customer_id), *entries))
+        return commands + self.confirm_commands()
+
+    def saved(self) -> None:
+        """The save ran (building its commands changes nothing, so a failed one is retried
+        as it was): forget its journal entries and the alerts it confirmed."""
         self._saved = self.marks()
         self._marks = {}
-        return commands + self.confirm_commands()
+        confirmed = {id(entry) for entry in self._confirming}
+        self._unconfirmed = [e for e in self._unconfirmed if id(e) not in confirmed]
+        self._confirming = []
 
     # --- profiles as the saved state saw them ----------------------------------------------
     def stale(
@@ -191,13 +201,15 @@ class RoundRecovery:
             self._unconfirmed.append((deliveries, list(alerts)))
 
     def confirm_commands(self) -> list[Command]:
-        """Confirm the claims of acknowledged alerts and drop them from the outbox."""
+        """Confirm the claims of acknowledged alerts and drop them from the outbox (they
+        are forgotten once :meth:`saved` says the commands ran)."""
         commands: list[Command] = []
-        waiting = []
-        for deliveries, alerts in self._unconfirmed:
+        self._confirming = []
+        for entry in self._unconfirmed:
+            deliveries, alerts = entry
             if not all(f.done() for f in deliveries):
-                waiting.append((deliveries, alerts))
                 continue
+            self._confirming.append(entry)
             if any(f.cancelled() or f.exception() is not None for f in deliveries):
                 continue  # not acknowledged: the claim stays pending, the outbox keeps it
             for partition, customer_id, key in alerts:
@@ -205,7 +217,6 @@ class RoundRecovery:
                     ("HSET", self._alerts_key(customer_id), key, _CONFIRMED),
                     ("HDEL", self.outbox_key(partition), f"{customer_id}{_SEP}{key}"),
                 ]
-        self._unconfirmed = waiting
         return commands
 
     # --- a partition assigned --------------------------------------------------------------

@@ -194,6 +194,7 @@ class RoundStore:
         if failed:
             raise StateStoreError(f"Redis refused part of the round's save: {failed[0]}")
         self._index_saved = indexes
+        recovery.saved()
         return recovery.fresh(replies[first_alert : first_alert + 2 * len(scored.alerts)])
 
     async def recover(self, partitions: Iterable[int]) -> dict[int, list[tuple[str, str, bytes]]]:
@@ -218,6 +219,7 @@ class RoundStore:
     async def confirm(self) -> None:
         """Confirm the alerts acknowledged since the last save (at shutdown)."""
         await self._execute(self.recovery.confirm_commands())
+        self.recovery.saved()
 
     async def record_alerts(self, alerts: Sequence[tuple[str, str, bytes]]) -> None:
         """Append published alerts ``(customer, type, JSON)`` to the capped stream of recent

@@ -43,6 +43,9 @@ class ManagedProcess:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except (FileNotFoundError, ProcessLookupError):
             cmdline = b""
+        else:
+            if not cmdline and not _is_zombie(pid):
+                return pid  # mid-exec (Java's launcher re-executes itself): nothing to read yet
         if self.marker.encode() not in cmdline or _is_zombie(pid):
             self.pid_file.unlink(missing_ok=True)
             return None

@@ -129,6 +129,7 @@ class Outcome:
     states: dict[str, CustomerState]
     due: dict[int, dict[str, float]]
     alerts: list[tuple[str, bytes]]  # (idempotency key, body) in topic order, repeats kept
+    claimed: dict[str, str]  # idempotency key -> its claim in Redis ("1": published)
 
     @property
     def alert_keys(self) -> set[str]:
@@ -147,6 +148,10 @@ async def read_outcome(settings: Settings, history: History, alerts: bool = True
         for cid in profiles:
             raw = await client.hget(f"{prefix}:{{{cid}}}:p", "as")
             states[cid] = CustomerState.from_bytes(raw)
+        claimed = {}
+        for cid in profiles:
+            for key, value in (await client.hgetall(f"{prefix}:{{{cid}}}:al")).items():
+                claimed[_text(key)] = _text(value)
         due = {}
         for p in range(settings.partitions):
             members = await client.zrange(f"{prefix}:{{due:{p}}}", 0, -1, withscores=True)
@@ -157,7 +162,7 @@ async def read_outcome(settings: Settings, history: History, alerts: bool = True
     if alerts:
         for value in await read_all(settings, "alerts"):
             published.append((orjson.loads(value)["idempotency_key"], value))
-    return Outcome(profiles, states, due, published)
+    return Outcome(profiles, states, due, published, claimed)
 
 
 async def read_all(settings: Settings, name: str) -> list[bytes]:
@@ -202,7 +207,7 @@ def assert_profiles_match(outcome: Outcome, history: History) -> None:
 def assert_matches_clean(outcome: Outcome, reference: Outcome, history: History) -> None:
     """Profiles = recomputation; alert states, due-index and alert keys = the clean run's;
     a repeated alert carries the same key and the same body."""
-    assert_profiles_match(outcome, history)
+    assert_state_matches(outcome, reference, history)
     missing = reference.alert_keys - outcome.alert_keys
     extra = outcome.alert_keys - reference.alert_keys
     assert not missing and not extra, (
@@ -214,6 +219,16 @@ def assert_matches_clean(outcome: Outcome, reference: Outcome, history: History)
         bodies.setdefault(key, set()).add(_canonical(body))
     changed = [key for key, seen in bodies.items() if len(seen) > 1]
     assert not changed, f"an alert was repeated with a different body: {changed[:3]}"
+
+
+def assert_state_matches(outcome: Outcome, reference: Outcome, history: History) -> None:
+    """Redis only: profiles = recomputation; alert states, due-index and the claimed alert
+    keys = the clean run's."""
+    assert_profiles_match(outcome, history)
+    assert set(outcome.claimed) == set(reference.claimed), (
+        f"claimed alert keys differ: {len(set(reference.claimed) - set(outcome.claimed))} "
+        f"missing, {len(set(outcome.claimed) - set(reference.claimed))} extra"
+    )
     wrong_states = [c for c, s in reference.states.items() if outcome.states.get(c) != s]
     assert not wrong_states, (
         f"{len(wrong_states)} alert states differ from the clean run, e.g. {wrong_states[0]}: "
@@ -242,6 +257,20 @@ def _canonical(body: bytes) -> bytes:
 
 
 _REFERENCES: dict[tuple[int, int, float], Outcome] = {}
+#: The history every fault test runs (small but real: ~25k messages, a year of 600 customers).
+CUSTOMERS, SEED = 600, 42
+_STANDARD: list[History] = []
+
+
+def standard_history() -> History:
+    if not _STANDARD:
+        _STANDARD.append(make_history(CUSTOMERS, SEED))
+    return _STANDARD[0]
+
+
+async def standard_reference(base: Settings, log: Path) -> Outcome:
+    """The clean run of :func:`standard_history` on the shared services (once per session)."""
+    return await clean_reference(base, standard_history(), (CUSTOMERS, SEED, 0.005), log)
 
 
 async def clean_reference(

@@ -17,31 +17,27 @@ import pytest
 from crm_score.produce import produce_messages
 from crm_score.settings import Settings
 from tests.integration.faults import (
+    SEED,
     History,
     Outcome,
     assert_matches_clean,
-    clean_reference,
     fault_settings,
-    make_history,
     publish_models,
     read_outcome,
+    standard_history,
+    standard_reference,
 )
 from tests.integration.harness import WorkerProcess, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
-CUSTOMERS, SEED = 600, 42
-_HISTORY: list[History] = []
-
 
 def _history() -> History:
-    if not _HISTORY:
-        _HISTORY.append(make_history(CUSTOMERS, SEED))
-    return _HISTORY[0]
+    return standard_history()
 
 
 async def _reference(base: Settings, tmp_path: Path) -> Outcome:
-    return await clean_reference(base, _history(), (CUSTOMERS, SEED, 0.005), tmp_path / "clean.log")
+    return await standard_reference(base, tmp_path / "clean.log")
 
 
 async def _consumed_at_least(worker: WorkerProcess, count: int, timeout: float = 60) -> None:
