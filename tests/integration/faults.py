@@ -257,9 +257,12 @@ def _canonical(body: bytes) -> bytes:
 
 
 _REFERENCES: dict[tuple[int, int, float], Outcome] = {}
+#: Seconds each clean run took from ready to caught up (for throughput comparisons).
+REFERENCE_SECONDS: dict[str, float] = {}
 #: The history every fault test runs (small but real: ~25k messages, a year of 600 customers).
 CUSTOMERS, SEED = 600, 42
 _STANDARD: list[History] = []
+_STANDARD_KEY = (CUSTOMERS, SEED, 0.005)
 
 
 def standard_history() -> History:
@@ -270,7 +273,7 @@ def standard_history() -> History:
 
 async def standard_reference(base: Settings, log: Path) -> Outcome:
     """The clean run of :func:`standard_history` on the shared services (once per session)."""
-    return await clean_reference(base, standard_history(), (CUSTOMERS, SEED, 0.005), log)
+    return await clean_reference(base, standard_history(), _STANDARD_KEY, log)
 
 
 async def clean_reference(
@@ -284,7 +287,12 @@ async def clean_reference(
         worker = WorkerProcess(settings, str(log))
         await worker.start()
         try:
+            await worker.wait_ready()
+            started = time.monotonic()
             await wait_caught_up(settings, [worker], timeout=180)
+            REFERENCE_SECONDS["standard" if key == _STANDARD_KEY else str(key)] = (
+                time.monotonic() - started
+            )
         finally:
             await worker.stop()
         reference = await read_outcome(settings, history)
