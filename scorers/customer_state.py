@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import orjson
 
+from scorers.anomaly import PurchaseHistory
 from scorers.churn_features import RecentActivity
 from scorers.churn_labels import Pending
 
@@ -19,7 +20,8 @@ class CustomerState(NamedTuple):
     ``recent`` holds the decayed recent-activity counts, ``last_gap`` the seconds between the
     last two purchases, ``pending`` the churn snapshots waiting for their label and
     ``churn_alerted`` whether a churn alert is open (hysteresis), ``escalated`` whether a
-    service escalation episode is open, ``value_group`` the last value x risk group.
+    service escalation episode is open, ``value_group`` the last value x risk group and
+    ``purchases`` what the anomaly scorer keeps of the customer's orders and returns.
     Fields are stored by position; a state written before a field existed reads it as its
     default.
     """
@@ -37,11 +39,13 @@ class CustomerState(NamedTuple):
     churn_alerted: bool = False
     escalated: bool = False
     value_group: str | None = None
+    purchases: PurchaseHistory = PurchaseHistory()
 
     def to_bytes(self) -> bytes:
         """Compact JSON for the profile hash (:meth:`from_bytes` reads it)."""
         values: list[object] = list(self)
         values[6] = self.recent.to_list()
+        values[13] = self.purchases.to_list()
         return orjson.dumps(values)
 
     @classmethod
@@ -55,6 +59,7 @@ class CustomerState(NamedTuple):
             pending = tuple((int(at), None if f is None else tuple(f)) for at, f in state.pending)
             return state._replace(
                 recent=RecentActivity.from_list(state.recent),
+                purchases=PurchaseHistory.from_list(state.purchases),
                 pending=pending,
                 churn_alerted=bool(state.churn_alerted),
                 escalated=bool(state.escalated),

@@ -42,6 +42,7 @@ from scorers.rfm import Rfm, rfm
 from scorers.segments import SegmentMap
 
 if TYPE_CHECKING:
+    from scorers.anomaly import AnomalyScorer
     from scorers.service_signals import EscalationPolicy
 
 __all__ = ["AlertDraft", "AlertPolicy", "Checkpoint", "CustomerState", "Timeline"]
@@ -104,10 +105,12 @@ class Timeline:
         model: ProbabilityModel | None,
         labels: LabelPolicy | None = None,
         escalation: EscalationPolicy | None = None,
+        anomaly: AnomalyScorer | None = None,
     ) -> None:
         self.policy = policy
         self.labels = labels
         self.escalation = escalation
+        self.anomaly = anomaly
         self.segments = segments
         self.boundaries = boundaries
         self.model = model
@@ -146,11 +149,14 @@ class Timeline:
         late: bool = False,
         event_index: int | None = None,
         signals: Sequence[tuple[str, float]] = (),
+        order: tuple[str, str, int] | None = None,
     ) -> tuple[CustomerState, Checkpoint]:
         """The checkpoint of one event; ``profile`` is the profile after it.
 
         ``clv`` is the CLV scored at this event (it sets the value tier at a purchase);
-        ``signals`` are its recent-activity signals (:func:`scorers.churn_features.signal_of`).
+        ``signals`` are its recent-activity signals (:func:`scorers.churn_features.signal_of`);
+        ``order`` is (event id, type, amount in base minor units) of a purchase event, for the
+        anomaly scorer.
         A ``late`` event (older than the watermark when it arrived) only updates the remembered
         last purchase, recent activity and the labels of snapshots before it: it raises no
         alert and moves no checkpoint, as alerts are never fired for the past.
@@ -166,6 +172,24 @@ class Timeline:
             state = self._after_purchase(state, at, clv)
             if not late and previous_purchase is not None and at > previous_purchase:
                 state = state._replace(last_gap=at - previous_purchase)
+        if purchase and previous_purchase is not None:
+            alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
+        if order is not None and self.anomaly is not None:
+            event_id, event_type, amount = order
+            purchases, verdict = self.anomaly.score(
+                state.purchases, event_type, at, amount, late=late
+            )
+            state = state._replace(purchases=purchases)
+            if verdict is not None and verdict.anomalous:
+                alerts.append(
+                    AlertDraft(
+                        AlertType.PURCHASE_ANOMALY,
+                        verdict.severity,
+                        f"purchase_anomaly:{customer_id}:{event_id}",
+                        verdict.reasons,
+                        verdict.details(),
+                    )
+                )
         if late:
             scores, quintiles, segment = self._segment(profile, at)
             point = Checkpoint(at, "event", profile, scores, quintiles, segment, [], event_index)
@@ -175,8 +199,6 @@ class Timeline:
             )
             point.state = state
             return state, point
-        if purchase and previous_purchase is not None:
-            alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
         if signals and self.escalation is not None:
             escalated, draft = self.escalation.check(
                 customer_id,

@@ -13,15 +13,16 @@ events, one for timers), since the exact per-customer score costs ~0.7 ms.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from crm_score.settings import Settings
-from schemas import Alert
+from schemas import Alert, Event, PurchaseEvent
 from schemas.fast import encode_score_snapshot
 from scorers._special import FloatArray
+from scorers.anomaly import AnomalyPolicy, AnomalyScorer
 from scorers.churn_features import signal_of
 from scorers.churn_labels import LabelPolicy
 from scorers.churn_pass import ChurnPass
@@ -69,10 +70,17 @@ class RoundScorer:
         timeline: Timeline,
         churn: ChurnScoring | None = None,
         groups: ValueGroupPolicy | None = None,
+        fx_rates: Mapping[str, float] | None = None,
     ) -> None:
         self.timeline = timeline
         self.churn = churn
         self.groups = groups
+        self.fx_rates = dict(fx_rates) if fx_rates is not None else {"USD": 1.0}
+
+    def _order(self, event: Event) -> tuple[str, str, int] | None:
+        if not isinstance(event, PurchaseEvent):
+            return None
+        return event.event_id, event.type, _base_amount(event, self.fx_rates)
 
     def score(
         self,
@@ -120,6 +128,7 @@ class RoundScorer:
                     late=a.late,
                     event_index=i,
                     signals=signal_of(a.event),
+                    order=self._order(a.event),
                 )
                 walked.append(point)
                 profile = a.profile
@@ -216,6 +225,12 @@ class RoundScorer:
         return out
 
 
+def _base_amount(event: PurchaseEvent, fx_rates: Mapping[str, float]) -> int:
+    """The event's amount in base-currency minor units, as its profile delta counts it."""
+    payload = event.payload
+    return round(payload.amount_minor * fx_rates.get(payload.currency, 1.0))
+
+
 def round_scorer(
     settings: Settings,
     *,
@@ -232,6 +247,15 @@ def round_scorer(
         model,
         LabelPolicy(s.churn_horizon_days, s.churn_sample_days, s.churn_sample_max_silence_days),
         EscalationPolicy(complaints=s.escalation_complaints, sentiment=s.escalation_sentiment),
+        AnomalyScorer(
+            AnomalyPolicy(
+                quantile=s.anomaly_quantile,
+                min_orders=s.anomaly_min_orders,
+                amount_tau_days=s.anomaly_amount_tau_days,
+            )
+        )
+        if s.anomaly_enabled
+        else None,
     )
     churn = ChurnScoring(
         ChurnPolicy(
@@ -239,7 +263,7 @@ def round_scorer(
         )
     )
     groups = ValueGroupPolicy(s.value_group_churn_threshold, s.value_group_high_clv)
-    return RoundScorer(timeline, churn, groups)
+    return RoundScorer(timeline, churn, groups, s.fx_rates)
 
 
 class _Columns:
