@@ -24,6 +24,7 @@ from scorers.probability import ProbabilityModel
 from scorers.quintiles import RfmBoundaries
 from scorers.rfm import rfm
 from scorers.segments import load_segments
+from streams.api.demo import demo_access, stop_previous_demo
 from streams.lag import ingest_lag
 from streams.population import fit_population
 from streams.store import RedisProfileStore, connect_redis
@@ -120,6 +121,8 @@ async def _wait_caught_up(settings: Settings, worker: asyncio.subprocess.Process
 async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) -> dict[str, Any]:
     """Run the demo end to end; returns the summary it printed."""
     demo = demo_settings(settings)
+    pid_file = settings.services_dir / "demo-worker.pid"
+    stop_previous_demo(pid_file)  # an earlier demo's worker, left serving the ops page
     echo(f"resetting the demo namespace ({demo.topic_prefix}* topics, {demo.redis_key_prefix}:*)")
     await reset_namespace(demo)
     await ensure_topics(demo)
@@ -197,6 +200,8 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
         "worker_log": str(log_path),
     }
     echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    for line in await demo_access(demo, log_path, pid_file):  # a worker left serving the API
+        echo(line)
     return summary
 
 

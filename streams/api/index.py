@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -36,6 +36,7 @@ from streams.pipeline import Applied, OutputMessage
 __all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]
 
 Command = tuple[str | bytes | int, ...]
+_NO_DEPARTMENTS: Mapping[str, str] = MappingProxyType({})
 _LAST_OF_KIND = {
     "purchase": lambda p: p.last_purchase_event_at,
     "service": lambda p: p.last_service_event_at,
@@ -43,13 +44,15 @@ _LAST_OF_KIND = {
 }
 
 
-@dataclass(frozen=True)
-class CustomerIndex:
-    """What the API's indexes hold for one customer (the ``ix`` field of its profile)."""
+class CustomerIndex(NamedTuple):
+    """What the API's indexes hold for one customer (the ``ix`` field of its profile).
+
+    A NamedTuple: one is made or changed for every event of a round.
+    """
 
     segment: str | None = None
-    #: event kind -> department
-    departments: dict[str, str] = field(default_factory=dict)
+    #: event kind -> department (treat as read-only)
+    departments: Mapping[str, str] = _NO_DEPARTMENTS
     owner: str | None = None
     #: digest of the stored contact details (to write them only when they change)
     contact: str | None = None
@@ -59,9 +62,9 @@ class CustomerIndex:
         (``None``: not stated, keep what is known)."""
         index = self
         if department is not None and self.departments.get(kind) != department:
-            index = replace(index, departments={**index.departments, kind: department})
+            index = index._replace(departments={**index.departments, kind: department})
         if owner is not None and owner != self.owner:
-            index = replace(index, owner=owner)
+            index = index._replace(owner=owner)
         return index
 
     def access(self, shared_with: frozenset[str] = frozenset()) -> CustomerAccess:
@@ -74,7 +77,7 @@ class CustomerIndex:
 
     def to_bytes(self) -> bytes:
         """Compact JSON, as stored."""
-        data: dict[str, Any] = {"s": self.segment, "d": self.departments}
+        data: dict[str, Any] = {"s": self.segment, "d": dict(self.departments)}
         if self.owner is not None:
             data["o"] = self.owner
         if self.contact is not None:
@@ -137,7 +140,7 @@ class RoundIndexer:
                 contact = event.contact.model_dump_json(exclude_none=True).encode()
                 digest = hashlib.blake2b(contact, digest_size=8).hexdigest()
                 if digest != index.contact:
-                    index = replace(index, contact=digest)
+                    index = index._replace(contact=digest)
                     commands.append(("SET", layout.contact(customer), contact))
             after[customer] = index
 
@@ -161,7 +164,7 @@ class RoundIndexer:
             if old.segment is not None and old.segment != segment:
                 commands += [("ZREM", layout.segment(old.segment, s), key) for s in SORTS]
             if segment != index.segment:
-                after[customer] = replace(index, segment=segment)
+                after[customer] = index._replace(segment=segment)
 
         for customer, index in after.items():
             old = before.get(customer) or CustomerIndex()
