@@ -225,9 +225,12 @@ def assert_state_matches(outcome: Outcome, reference: Outcome, history: History)
     """Redis only: profiles = recomputation; alert states, due-index and the claimed alert
     keys = the clean run's."""
     assert_profiles_match(outcome, history)
-    assert set(outcome.claimed) == set(reference.claimed), (
-        f"claimed alert keys differ: {len(set(reference.claimed) - set(outcome.claimed))} "
-        f"missing, {len(set(outcome.claimed) - set(reference.claimed))} extra"
+    missing = sorted(set(reference.claimed) - set(outcome.claimed))
+    extra = sorted(set(outcome.claimed) - set(reference.claimed))
+    assert not missing and not extra, (
+        f"claimed alert keys differ from the clean run: {len(missing)} missing "
+        f"{_by_rule(missing)}, e.g. {missing[:2]}; {len(extra)} extra {_by_rule(extra)}, "
+        f"e.g. {extra[:2]} (a worker started on other code than the clean run's gives this too)"
     )
     wrong_states = [c for c, s in reference.states.items() if outcome.states.get(c) != s]
     assert not wrong_states, (
@@ -241,6 +244,10 @@ def assert_state_matches(outcome: Outcome, reference: Outcome, history: History)
             f"due-index of partition {partition} differs from the clean run for "
             f"{len(wrong)} customers, e.g. {wrong[0]}: {got.get(wrong[0])} != {want.get(wrong[0])}"
         )
+
+
+def _by_rule(keys: list[str]) -> dict[str, int]:
+    return dict(Counter(key.split(":", 1)[0] for key in keys))
 
 
 def _canonical(body: bytes) -> bytes:
