@@ -109,7 +109,7 @@ def drift_reasons(
             before, since = current.get(name), " (cumulative)"
         if not isinstance(now, int | float) or not isinstance(before, int | float):
             continue
-        if (now - before) * worse > 0:
+        if (round(now, 2) - round(before, 2)) * worse > 0:  # a change the words can show
             verb = "rose" if worse > 0 else "fell"
             reasons.append(f"{label} {verb} from {before:.2f}{since} to {now:.2f}{now_tail}")
     if not reasons:

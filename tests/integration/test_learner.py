@@ -243,7 +243,10 @@ async def test_inverted_rule_raises_a_drift_alert(
     after = [a for a in alerts if int(a.idempotency_key.rsplit(":", 1)[1]) > 3000]
     assert after, [a.idempotency_key for a in alerts]
     assert all(a.idempotency_key.startswith("model_drift:churn:") and a.reasons for a in alerts)
-    assert any("prequential log loss rose from" in r for r in after[0].reasons), after[0].reasons
+    # Which metric moved by the first detection after the flip depends on the publish cadence
+    # (seconds, under load); the log loss has risen by one of the detections after it.
+    reasons = [r for a in after for r in a.reasons]
+    assert any("prequential log loss rose from" in r for r in reasons), reasons
     assert after[0].details["metrics"]["n"] == int(after[0].idempotency_key.rsplit(":", 1)[1])
     assert sample(service, "crm_model_drift_detections_total") == len(alerts)
 
