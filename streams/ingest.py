@@ -275,7 +275,9 @@ class IngestService(Service):
         for partition, names in popped.items():
             for name in names:
                 customers.setdefault(name, partition)
-        sent = self._rounds.send(customers, [a.request for a, _ in items])
+        sent = self._rounds.send(
+            customers, [a.request for a, _ in items], [a.event for a, _ in items]
+        )
         commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
         return _Round(
             parsed, items, watermarks, limits, set(pop), sent, commits, time.perf_counter()
@@ -293,7 +295,7 @@ class IngestService(Service):
         except StateStoreError as exc:
             log.warning("%s; applying the round again", exc)
             before, outcomes = await self._retrying(
-                lambda: self._rounds.load_and_apply(sent.customers, sent.requests)
+                lambda: self._rounds.load_and_apply(sent.customers, sent.requests, sent.cross_sell)
             )
         roundtrip = time.perf_counter() - round_.sent_at
         # The round's reads may have run before the previous round's save landed (it is on
@@ -303,10 +305,15 @@ class IngestService(Service):
             if known is not None:
                 before[customer_id] = replace(known, state=state)
         applied = self._processor.settle(round_.items, outcomes, result)
+        cross_sell = self._rounds.cross_sell_decide(applied)
         scored = self._scorer.score(applied, before, round_.limits)
+        if cross_sell is not None:
+            scored.alerts += cross_sell.alerts()
         used = {known.partition for known in before.values()} | round_.popped
         fresh = await self._retrying(
-            lambda: self._rounds.save(scored, {p: round_.watermarks[p] for p in used}, applied)
+            lambda: self._rounds.save(
+                scored, {p: round_.watermarks[p] for p in used}, applied, cross_sell
+            )
         )
         self._last_states = scored.states
         for partition, items in scored.due.items():

@@ -24,11 +24,13 @@ import redis.asyncio as aioredis
 
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
+from schemas import Event
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
 from streams._resp import RespConnection, pack_command
 from streams.api.index import CustomerIndex, RoundIndexer
 from streams.api.layout import Layout
+from streams.cross_sell import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.due_index import DueIndex
 from streams.pipeline import Applied
 from streams.recovery import RoundRecovery
@@ -41,6 +43,7 @@ _STATE_FIELD = b"as"
 _JOURNAL_MARK = b"jw"  # the apply number the saved state includes (streams.recovery)
 _INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.api.index)
 _POP_CHUNK = 10_000
+_NO_CROSS_SELL = CrossSellReads()  # a round without orders (or with cross-sell disabled)
 
 
 class RoundStore:
@@ -58,6 +61,12 @@ class RoundStore:
         self._store = store
         self._prefix = settings.redis_key_prefix
         self.due = DueIndex(client, self._prefix)
+        self.cross_sell = (
+            CrossSellRound.from_settings(settings) if settings.cross_sell_enabled else None
+        )
+        self._cross_sell_read: (
+            tuple[CrossSellReads, list[dict[bytes | str, bytes | str]]] | None
+        ) = None
         self.recovery = RoundRecovery(self._prefix, self.due)
         self._layout = Layout(self._prefix)
         self._indexer = RoundIndexer(self._layout)
@@ -99,14 +108,34 @@ class RoundStore:
                     break
         return popped
 
-    def send(self, customers: Mapping[str, int], requests: Sequence[ApplyRequest]) -> PendingRound:
+    def send(
+        self,
+        customers: Mapping[str, int],
+        requests: Sequence[ApplyRequest],
+        events: Iterable[Event] = (),
+    ) -> PendingRound:
         """Start reading each customer's profile and alert state as they were before the round
-        (``customer -> partition``) and applying its events; :meth:`collect`
-        reads the answers."""
-        keys = [self.profile_key(c) for c in customers]
+        (``customer -> partition``), and the cross-sell counters of the round's ``events``, and
+        applying its events; :meth:`collect` reads the answers."""
+        xs = self._cross_sell_reads(events)
+        keys = [self.profile_key(c) for c in customers] + list(xs.keys)
         return PendingRound(
-            dict(customers), list(requests), self._store.send_read_and_apply(keys, requests)
+            dict(customers), list(requests), self._store.send_read_and_apply(keys, requests), xs
         )
+
+    def _cross_sell_reads(self, events: Iterable[Event]) -> CrossSellReads:
+        if self.cross_sell is None:
+            return _NO_CROSS_SELL
+        return self.cross_sell.read_keys(events)
+
+    def cross_sell_decide(self, applied: Sequence[Applied]) -> CrossSellDecision | None:
+        """The cross-sell suggestions and writes of the round collected last (None when
+        disabled)."""
+        if self.cross_sell is None or self._cross_sell_read is None:
+            return None
+        reads, raws = self._cross_sell_read
+        self._cross_sell_read = None
+        return self.cross_sell.decide(reads, raws, applied)
 
     def was_lost(self, pending: PendingRound) -> bool:
         """Whether ``pending`` must be sent again (see RedisProfileStore.was_lost)."""
@@ -118,19 +147,28 @@ class RoundStore:
         """The customers before the round and the events' outcomes; StateStoreError if the
         replies were lost (then :meth:`load_and_apply` does it again)."""
         raws, outcomes = await self._store.collect(pending.in_flight)
+        n = len(pending.customers)
+        raws, self._cross_sell_read = raws[:n], (pending.cross_sell, raws[n:])
         raws = await self._rebased(list(pending.customers), raws)
         self.recovery.note_applied(pending.requests, outcomes)
         return self._before(pending.customers, raws), outcomes
 
     async def load_and_apply(
-        self, customers: Mapping[str, int], requests: Sequence[ApplyRequest]
+        self,
+        customers: Mapping[str, int],
+        requests: Sequence[ApplyRequest],
+        cross_sell: CrossSellReads | None = None,
     ) -> tuple[dict[str, CustomerBefore], list[ApplyResult]]:
         """:meth:`send` and :meth:`collect` in one go, on a (re)connected connection."""
+        xs = cross_sell if cross_sell is not None else _NO_CROSS_SELL
+        self._cross_sell_read = (xs, [])
         if not customers and not requests:
             return {}, []
         raws, outcomes = await self._store.read_and_apply(
-            [self.profile_key(c) for c in customers], requests
+            [self.profile_key(c) for c in customers] + list(xs.keys), requests
         )
+        n = len(customers)
+        raws, self._cross_sell_read = raws[:n], (xs, raws[n:])
         raws = await self._rebased(list(customers), raws)
         self.recovery.note_applied(requests, outcomes)
         return self._before(customers, raws), outcomes
@@ -171,6 +209,7 @@ class RoundStore:
         scored: ScoredRound,
         watermarks: Mapping[int, float],
         applied: Sequence[Applied] = (),
+        cross_sell: CrossSellDecision | None = None,
     ) -> list[bool]:
         """Write the round's states, due times and watermarks, and the query API's view
         (latest snapshots, segment indexes, departments/owner/contact from ``applied``); claim
@@ -188,6 +227,8 @@ class RoundStore:
         first_alert = len(commands)
         commands += recovery.claim_commands(scored.alerts)
         commands += recovery.after_save(scored)
+        if cross_sell is not None:  # counters first, then the customers' sets (see its doc)
+            commands += cross_sell.commands()
         commands += [("SET", self.watermark_key(p), repr(float(w))) for p, w in watermarks.items()]
         replies = await self._execute(commands)
         failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
@@ -256,3 +297,4 @@ class PendingRound:
     customers: dict[str, int]
     requests: list[ApplyRequest]
     in_flight: InFlight
+    cross_sell: CrossSellReads = _NO_CROSS_SELL
