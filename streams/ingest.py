@@ -351,6 +351,8 @@ class IngestService(Service):
 
     def _limit(self, partition: int) -> int | None:
         """:func:`_limit` of the partition's watermark, or None before it has one."""
+        if partition not in self._clock.partitions:  # revoked while its round was finishing
+            return None
         watermark = self._clock.watermark(partition)
         return None if watermark is None else _limit(watermark)
 

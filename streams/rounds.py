@@ -16,6 +16,7 @@ timers and the alert outbox that make that possible are :mod:`streams.recovery`'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class RoundStore:
         self._writer = RespConnection(
             settings.redis_url, password.get_secret_value() if password else None
         )
+        self._writing = asyncio.Lock()
 
     async def close(self) -> None:
         """Close the save connection."""
@@ -285,7 +287,8 @@ class RoundStore:
             return []
         packed = b"".join(pack_command(command) for command in commands)
         try:
-            return await self._writer.execute(packed, len(commands))
+            async with self._writing:  # rebalance hooks save too, beside the round in progress
+                return await self._writer.execute(packed, len(commands))
         except (OSError, TimeoutError) as exc:
             raise StateStoreError(f"Redis did not run {len(commands)} commands ({exc!r})") from exc
 
