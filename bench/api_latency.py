@@ -91,11 +91,18 @@ async def _key(settings: Settings, role: str) -> str:
         await client.aclose()
 
 
-async def _clean(settings: Settings) -> None:
+async def _clean(settings: Settings, ids: list[str]) -> None:
+    """Delete what the bench wrote (by name: a SCAN would stall a shared Redis)."""
+    layout = Layout(settings.redis_key_prefix)
+    keys = [layout.audit, layout.api_keys, layout.alerts, layout.auc_history]
+    keys += [layout.segment(s, sort) for s in _SEGMENTS for sort in ("clv", "churn")]
+    keys += [layout.agent(f"agent-{i}", "owned") for i in range(1, 21)]
+    for c in ids:
+        keys += [layout.profile(c), layout.snapshot(c), layout.contact(c), layout.shared(c)]
     client = connect_redis(settings)
     try:
-        async for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
-            await client.unlink(key)
+        for start in range(0, len(keys), 1000):
+            await client.unlink(*keys[start : start + 1000])
     finally:
         await client.aclose()
 
@@ -146,6 +153,26 @@ async def load(url: str, key: str, ids: list[str], rate: float, seconds: float) 
     }
 
 
+async def server_side(url: str) -> dict[str, float | None]:
+    """p50/p99 of the server's own histogram of GET one customer (bucket upper bounds, ms)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
+        text = await response.text()
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("crm_api_request_seconds_bucket") and "customer_id}" in line:
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float | None:
+        for bound, count in buckets:
+            if total and count >= q * total:
+                return round(bound * 1000, 2) if bound != float("inf") else None
+        return None
+
+    return {"p50_ms_at_most": quantile(0.5), "p99_ms_at_most": quantile(0.99)}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -158,18 +185,21 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--role", choices=("admin", "manager", "agent"), default="admin")
+    parser.add_argument("--server-log", default="/tmp/crm-api-bench.log", help="its stderr")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     settings = Settings().model_copy(update={"redis_key_prefix": f"bench-api-{tag}"})
     port = _free_port()
     server = None
+    ids: list[str] = [f"bench-{i:06d}" for i in range(args.customers)]
+    log = await asyncio.to_thread(open, args.server_log, "ab")  # handed to the server
     try:
         ids = await populate(settings, args.customers)
         key = await _key(settings, args.role)
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crm_score", "api", "--port", str(port),
             env=settings.subprocess_env(), stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=log,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -180,11 +210,13 @@ async def main() -> None:
             except OSError:
                 await asyncio.sleep(0.1)
         report = await load(url, key, ids, args.rate, args.seconds)
+        report["server_side"] = await server_side(url)
     finally:
         if server is not None and server.returncode is None:
             server.terminate()
             await server.wait()
-        await _clean(settings)
+        await _clean(settings, ids)
+        log.close()
     print(orjson.dumps({"customers": args.customers, "role": args.role,
                         "target_rate": args.rate, "seconds": args.seconds, **report},
                        option=orjson.OPT_INDENT_2).decode())  # fmt: skip

@@ -8,6 +8,7 @@ decides the scope, appends an audit entry, and only then answers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +31,8 @@ from streams.models import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.population import RFM_BOUNDARIES
 
 __all__ = ["ApiHandlers", "json_response"]
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WorkerHealth = Callable[[], Awaitable[dict[str, Any]]]
@@ -106,8 +109,9 @@ class ApiHandlers:
         except web.HTTPException as exc:
             status = exc.status
             raise
-        except RedisError:
+        except RedisError as exc:
             status = 503
+            log.warning("%s %s: Redis failed (%r)", request.method, route, exc)
             raise _Error(503, "Redis is unavailable; try again") from None
         finally:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
@@ -21,7 +22,6 @@ from streams.api.ops import OpsBoard, Totals
 from streams.api.policy import DepartmentTree
 from streams.api.routes import ApiHandlers, WorkerHealth
 from streams.pipeline import IngestStats
-from streams.store import connect_redis
 
 __all__ = [
     "DEFAULT_DEPARTMENTS",
@@ -36,6 +36,7 @@ __all__ = [
 #: The department tree used when ``CRM_API_DEPARTMENTS_FILE`` is not set.
 DEFAULT_DEPARTMENTS = Path(str(resources.files("streams.api").joinpath("departments.yaml")))
 _STATIC = Path(str(resources.files("streams.api").joinpath("static")))
+_REDIS_CONNECTIONS = 32
 _PAGES = {"chart.umd.min.js": "application/javascript"}
 #: The API sub-application's handlers (for tests and embedding).
 HANDLERS = web.AppKey("handlers", ApiHandlers)
@@ -58,6 +59,22 @@ def worker_totals(stats: IngestStats) -> Callable[[], Totals]:
     return totals
 
 
+def _api_redis(settings: Settings) -> aioredis.Redis:
+    """A client whose requests wait for one of a bounded set of connections when Redis is
+    slow, instead of opening more and more of them (or failing)."""
+    password = settings.redis_password
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        password=password.get_secret_value() if password else None,
+        max_connections=_REDIS_CONNECTIONS,
+        timeout=5,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def build_api(
     settings: Settings,
     *,
@@ -67,7 +84,7 @@ def build_api(
 ) -> web.Application:
     """The API as an aiohttp application to mount at ``/api``; its Redis client and the ops
     sampler start and stop with it."""
-    client = connect_redis(settings)
+    client = _api_redis(settings)
     metrics = ApiMetrics(registry)
     segments = list(load_segments().names)
     layout = Layout(settings.redis_key_prefix)
