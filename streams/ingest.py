@@ -36,10 +36,12 @@ from redis.exceptions import RedisError
 from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
 from scorers.timeline import CustomerState
+from streams._retry import retrying
 from streams.kafka_io import (
     OrderedCommits,
     RebalanceHooks,
     align,
+    assignment_status,
     consumer_lags,
     publish,
     track_positions,
@@ -358,16 +360,7 @@ class IngestService(Service):
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run a Redis step until it succeeds (Redis may restart under us) or we stop."""
-        delay = 0.1
-        while True:
-            try:
-                return await call()
-            except StateStoreError as exc:
-                if self._stopping.is_set():
-                    raise
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await retrying(call, errors=(StateStoreError,), stopping=self._stopping, log=log)
 
     async def health(self) -> dict[str, Any]:
         """Redis reachable, partitions assigned, watermarks, totals so far; ``ok`` when Redis
@@ -376,15 +369,7 @@ class IngestService(Service):
             redis_ok = bool(await self._redis.ping())
         except Exception:
             redis_ok = False
-        consumer = self._consumer
-        partitions = consumer.assignment() if consumer is not None else set()
-        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
-        caught_up = bool(partitions)
-        if consumer is not None:
-            for tp in partitions:
-                highwater = consumer.highwater(tp)
-                if highwater is None or await consumer.position(tp) < highwater:
-                    caught_up = False
+        assigned, caught_up = await assignment_status(self._consumer)
         watermarks = {}
         for p in sorted(self._clock.partitions):
             w = self._clock.watermark(p)
@@ -397,18 +382,8 @@ class IngestService(Service):
             "clock_mode": self.settings.clock_mode,
             "watermarks": watermarks,
             "buffered": self._clock.buffered(),
-            "consumed": self.stats.consumed,
-            "applied": self.stats.applied,
-            "duplicates": self.stats.duplicates,
-            "late": self.stats.late,
-            "timer_checkpoints": self.stats.timer_checkpoints,
-            "alerts": dict(self.stats.alerts),
-            "dead_letters": dict(self.stats.dead_letters),
-            "training_examples": self.stats.examples,
-            "probability_model_version": self._follower.model_version,
-            "churn_model_version": self._follower.churn_version,
-            "clusters_version": self._follower.clusters_version,
-            "rfm_boundaries_version": self._follower.boundaries_version,
+            **self.stats.report(),
+            **self._follower.versions(),
         }
 
     @Service.task

@@ -23,6 +23,7 @@ __all__ = [
     "OrderedCommits",
     "RebalanceHooks",
     "align",
+    "assignment_status",
     "consumer_lags",
     "publish",
     "track_positions",
@@ -182,6 +183,18 @@ class OrderedCommits:
             # The group rebalanced under us: whoever owns these partitions now re-reads them and
             # the store skips what was applied, so nothing is lost or counted twice.
             log.warning("offset commit failed (%s); the new owner will redeliver", exc)
+
+
+async def assignment_status(consumer: AIOKafkaConsumer | None) -> tuple[list[str], bool]:
+    """The assigned ``topic:partition`` names, and whether every one is read to its end."""
+    partitions = consumer.assignment() if consumer is not None else set()
+    caught_up = bool(partitions)
+    for tp in partitions:
+        assert consumer is not None
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            caught_up = False
+    return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions), caught_up
 
 
 async def consumer_lags(consumer: AIOKafkaConsumer) -> list[tuple[str, int, int]]:

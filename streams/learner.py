@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from crm_score.errors import EventRejected, ModelError, StateStoreError
 from crm_score.settings import Settings
 from scorers.learner import OnlineLearner
+from streams._retry import retrying
 from streams.learner_messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner_state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
@@ -367,16 +368,11 @@ class LearnerService(Service):
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
         """Run a Redis step until it succeeds (Redis may restart under us) or we stop."""
-        delay = 0.1
-        while True:
-            try:
-                return await call()
-            except _REDIS_ERRORS as exc:
-                if self._stopping.is_set() or not retry:
-                    raise
-                log.warning("learner: %s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if not retry:
+            return await call()
+        return await retrying(
+            call, errors=_REDIS_ERRORS, stopping=self._stopping, log=log, what="learner: "
+        )
 
     @staticmethod
     def _require(value: T | None) -> T:

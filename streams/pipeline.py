@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from crm_score.errors import EventRejected
 from crm_score.settings import Settings
@@ -225,6 +225,19 @@ class IngestStats:
         self.examples = 0
         self.alerts: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
+
+    def report(self) -> dict[str, Any]:
+        """The totals, for ``/health``."""
+        return {
+            "consumed": self.consumed,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "late": self.late,
+            "timer_checkpoints": self.timer_checkpoints,
+            "alerts": dict(self.alerts),
+            "dead_letters": dict(self.dead_letters),
+            "training_examples": self.examples,
+        }
 
     def add(self, result: BatchResult) -> None:
         self.consumed += result.consumed

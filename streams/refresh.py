@@ -110,6 +110,15 @@ class ModelFollower:
         self.churn_version: int | None = None
         self.clusters_version: int | None = None
 
+    def versions(self) -> dict[str, int | None]:
+        """The versions scored with, for ``/health``."""
+        return {
+            "probability_model_version": self.model_version,
+            "churn_model_version": self.churn_version,
+            "clusters_version": self.clusters_version,
+            "rfm_boundaries_version": self.boundaries_version,
+        }
+
     async def follow(self) -> None:
         """Hot-swap to newer versions, if any; a failure keeps the current ones."""
         registry = self._registry
