@@ -54,15 +54,16 @@ class CustomerState(NamedTuple):
         if not raw:
             return cls()
         try:
-            values = orjson.loads(raw)
-            state = cls(*values[: len(cls._fields)])
-            pending = tuple((int(at), None if f is None else tuple(f)) for at, f in state.pending)
-            return state._replace(
-                recent=RecentActivity.from_list(state.recent),
-                purchases=PurchaseHistory.from_list(state.purchases),
-                pending=pending,
-                churn_alerted=bool(state.churn_alerted),
-                escalated=bool(state.escalated),
-            )
+            values = orjson.loads(raw)[: len(_DEFAULTS)]
+            values += _DEFAULTS[len(values) :]
+            values[6] = RecentActivity.from_list(values[6])
+            values[8] = tuple((int(at), None if f is None else tuple(f)) for at, f in values[8])
+            values[10], values[11] = bool(values[10]), bool(values[11])
+            values[13] = PurchaseHistory.from_list(values[13])
+            return cls._make(values)
         except (orjson.JSONDecodeError, TypeError, ValueError):
             return cls()
+
+
+_DEFAULTS: list[object] = list(CustomerState())
+assert CustomerState._fields[6] == "recent" and CustomerState._fields[13] == "purchases"

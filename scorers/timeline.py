@@ -163,15 +163,17 @@ class Timeline:
         """
         alerts: list[AlertDraft] = []
         previous_purchase = state.last_purchase_at
+        # Changes are gathered and applied in one _replace: each costs microseconds.
+        changes: dict[str, Any] = {}
         if signals:
             recent = state.recent
             for signal, amount in signals:
                 recent = recent.add(signal, at, amount)
-            state = state._replace(recent=recent)
+            changes["recent"] = recent
         if purchase:
-            state = self._after_purchase(state, at, clv)
+            changes.update(self._after_purchase(state, at, clv))
             if not late and previous_purchase is not None and at > previous_purchase:
-                state = state._replace(last_gap=at - previous_purchase)
+                changes["last_gap"] = at - previous_purchase
         if purchase and previous_purchase is not None:
             alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
         if order is not None and self.anomaly is not None:
@@ -179,7 +181,7 @@ class Timeline:
             purchases, verdict = self.anomaly.score(
                 state.purchases, event_type, at, amount, late=late
             )
-            state = state._replace(purchases=purchases)
+            changes["purchases"] = purchases
             if verdict is not None and verdict.anomalous:
                 alerts.append(
                     AlertDraft(
@@ -194,23 +196,24 @@ class Timeline:
             scores, quintiles, segment = self._segment(profile, at)
             point = Checkpoint(at, "event", profile, scores, quintiles, segment, [], event_index)
             point.late = True
-            state = state._replace(
-                **self._label(state, profile, point, purchase=purchase, late=True)
-            )
+            changes.update(self._label(state, profile, point, purchase=purchase, late=True))
+            state = state._replace(**changes)
             point.state = state
             return state, point
         if signals and self.escalation is not None:
             escalated, draft = self.escalation.check(
                 customer_id,
-                state.recent,
+                changes.get("recent", state.recent),
                 at,
-                high_value=state.high_value,
+                high_value=changes.get("high_value", state.high_value),
                 escalated=state.escalated,
             )
             if escalated != state.escalated:
-                state = state._replace(escalated=escalated)
+                changes["escalated"] = escalated
             if draft is not None:
                 alerts.append(draft)
+        if changes:
+            state = state._replace(**changes)
         state, point = self._checkpoint(customer_id, state, profile, at, "event", purchase)
         point.alerts[:0] = alerts
         point.event_index = event_index
@@ -301,13 +304,14 @@ class Timeline:
             return scores, None, None
         return scores, quintiles, self._segment_of[quintiles]
 
-    def _after_purchase(self, state: CustomerState, at: int, clv: float | None) -> CustomerState:
+    def _after_purchase(self, state: CustomerState, at: int, clv: float | None) -> dict[str, Any]:
+        """The state's changes at a purchase."""
         last = at if state.last_purchase_at is None else max(state.last_purchase_at, at)
         if last != at:  # an older purchase (late): the value tier stays with the newest one
-            return state._replace(last_purchase_at=last)
+            return {"last_purchase_at": last}
         cut = None if self.model is None else self.model.high_value_clv
         high = clv is not None and cut is not None and clv >= cut
-        return state._replace(last_purchase_at=last, high_value=high, value_minor=clv)
+        return {"last_purchase_at": last, "high_value": high, "value_minor": clv}
 
     def _p_alive_crossing(self, state: CustomerState, profile: Profile) -> float | None:
         """Epoch second P(alive) falls under the threshold, for a high-value customer not yet
