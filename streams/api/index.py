@@ -3,7 +3,8 @@
 The round save (:meth:`streams.rounds.RoundStore.save`) asks :class:`RoundIndexer` for the
 commands and sends them in its one packed write. Per customer the round walked that is one
 ``SET`` of the latest snapshot and a ``ZADD`` per sort order of its segment; the rest (moving
-between segments, a new owner, newer contact details) happens only on change.
+between segments, value groups or clusters, a new owner, newer contact details) happens only on
+change: a move between value groups (or clusters) is one ``ZREM`` and one ``ZADD``.
 
 Departments, owner and contact come from the events' envelopes; a field an event does not
 state keeps its value. Departments are kept per event kind (a customer belongs to a sales, a
@@ -23,9 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -36,6 +38,7 @@ from streams.pipeline import Applied, OutputMessage
 __all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]
 
 Command = tuple[str | bytes | int, ...]
+_Member = TypeVar("_Member", str, int)
 _NO_DEPARTMENTS: Mapping[str, str] = MappingProxyType({})
 _LAST_OF_KIND = {
     "purchase": lambda p: p.last_purchase_event_at,
@@ -56,6 +59,9 @@ class CustomerIndex(NamedTuple):
     owner: str | None = None
     #: digest of the stored contact details (to write them only when they change)
     contact: str | None = None
+    #: value x risk group and exploratory cluster of the latest snapshot
+    value_group: str | None = None
+    cluster: int | None = None
 
     def learn(self, kind: str, department: str | None, owner: str | None) -> CustomerIndex:
         """This index after a (newest) event of ``kind`` stating ``department`` and ``owner``
@@ -82,6 +88,10 @@ class CustomerIndex(NamedTuple):
             data["o"] = self.owner
         if self.contact is not None:
             data["c"] = self.contact
+        if self.value_group is not None:
+            data["g"] = self.value_group
+        if self.cluster is not None:
+            data["k"] = self.cluster
         return orjson.dumps(data)
 
     @classmethod
@@ -90,7 +100,14 @@ class CustomerIndex(NamedTuple):
         if not raw:
             return cls()
         data = orjson.loads(raw)
-        return cls(data.get("s"), dict(data.get("d", {})), data.get("o"), data.get("c"))
+        return cls(
+            data.get("s"),
+            dict(data.get("d", {})),
+            data.get("o"),
+            data.get("c"),
+            data.get("g"),
+            data.get("k"),
+        )
 
 
 def sort_score(value: float | None) -> str:
@@ -100,6 +117,31 @@ def sort_score(value: float | None) -> str:
     ('-inf', '0.25')
     """
     return "-inf" if value is None or math.isnan(value) else repr(float(value))
+
+
+def _moves(
+    key_of: Callable[[_Member], str],
+    old: _Member | None,
+    new: _Member | None,
+    member: bytes,
+    joined: str,
+) -> list[Command]:
+    """Leave ``old``'s set and join ``new``'s (scored by when), if they differ."""
+    if old == new:
+        return []
+    commands: list[Command] = []
+    if old is not None:
+        commands.append(("ZREM", key_of(old), member))
+    if new is not None:
+        commands.append(("ZADD", key_of(new), joined, member))
+    return commands
+
+
+def _epoch(as_of: object) -> str:
+    """A snapshot's ``as_of`` as epoch seconds (``0`` if it has none)."""
+    if not isinstance(as_of, str):
+        return "0"
+    return repr(datetime.fromisoformat(as_of).timestamp())
 
 
 class RoundIndexer:
@@ -163,8 +205,15 @@ class RoundIndexer:
                 commands.append(("ZADD", layout.segment(segment, "churn"), churn, key))
             if old.segment is not None and old.segment != segment:
                 commands += [("ZREM", layout.segment(old.segment, s), key) for s in SORTS]
-            if segment != index.segment:
-                after[customer] = index._replace(segment=segment)
+            group, cluster = snapshot.get("value_group"), snapshot.get("cluster")
+            if group != old.value_group or cluster != old.cluster:
+                joined = _epoch(snapshot.get("as_of"))
+                commands += _moves(layout.value_group, old.value_group, group, key, joined)
+                commands += _moves(layout.cluster, old.cluster, cluster, key, joined)
+            if (segment, group, cluster) != (index.segment, index.value_group, index.cluster):
+                after[customer] = index._replace(
+                    segment=segment, value_group=group, cluster=cluster
+                )
 
         for customer, index in after.items():
             old = before.get(customer) or CustomerIndex()

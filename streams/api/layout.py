@@ -10,6 +10,8 @@ Cluster unchanged: a customer's keys share the customer's slot; the indexes have
 - ``{prefix}:{<customer>}:sh``: set of agent identities the customer is shared with;
 - ``{prefix}:{seg:<segment>}:clv`` / ``:churn``: sorted sets of the segment's customers by CLV
   and by churn probability (``-inf``: not scored yet);
+- ``{prefix}:{vg:<group>}`` / ``{prefix}:{cluster:<k>}``: sorted sets of the customers whose
+  latest snapshot is in the value group / cluster (scored by when they joined it, epoch s);
 - ``{prefix}:{agent:<identity>}:owned`` / ``:shared``: customers an agent owns / was given;
 - ``{prefix}:{alerts}``: stream of recent alerts (capped); ``{prefix}:{audit}``: the audit
   trail; ``{prefix}:{apikeys}``: API keys by key id (hashes only); ``{prefix}:{ops}:auc``:
@@ -56,6 +58,14 @@ class Layout:
     def segment(self, segment: str, sort: Sort) -> str:
         """The segment's customers, scored by ``sort``."""
         return f"{self.prefix}:{{seg:{segment}}}:{sort}"
+
+    def value_group(self, group: str) -> str:
+        """The value group's customers."""
+        return f"{self.prefix}:{{vg:{group}}}"
+
+    def cluster(self, cluster: int) -> str:
+        """The exploratory cluster's customers."""
+        return f"{self.prefix}:{{cluster:{cluster}}}"
 
     def agent(self, identity: str, relation: Literal["owned", "shared"]) -> str:
         """Customers an agent owns, or that were shared with it."""

@@ -8,12 +8,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scorers.value_groups import VALUE_GROUPS
+
 __all__ = ["OPENAPI_FILE", "openapi_document", "openapi_text"]
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _STRING_OR_NULL = {"type": ["string", "null"]}
+_INTEGER_OR_NULL = {"type": ["integer", "null"]}
+_NUMBER = {"type": "number"}
+_STRING = {"type": "string"}
+_VALUE_GROUP = {"enum": [*VALUE_GROUPS, None]}
+_RULE_NUMBERS = ("support", "confidence", "lift", "customers_with_both",
+                 "antecedent_customers", "consequent_customers", "customers")  # fmt: skip
+_POPULATION = (
+    " Population-level data (no customer data, no PII): any valid key may read it, whatever "
+    "its scope; the call is audited like every read."
+)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -54,11 +66,35 @@ _SCHEMAS: dict[str, Any] = {
             "segment": _STRING_OR_NULL,
             "p_alive": _NUMBER_OR_NULL,
             "clv": {**_NUMBER_OR_NULL, "description": "Minor units of the base currency."},
-            "churn_probability": _NUMBER_OR_NULL,
-            "reasons": {"type": "array", "items": {"type": "string"}},
+            "churn_probability": {
+                **_NUMBER_OR_NULL,
+                "description": "From the churn model version in `model_version.churn`.",
+            },
+            "reasons": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The churn score's top reasons in words (when it is at or above "
+                "CRM_CHURN_ALERT_RESET).",
+            },
+            "value_group": {
+                **_VALUE_GROUP,
+                "description": "Value x risk group of the latest snapshot (null until CLV and "
+                "churn are known).",
+            },
+            "cluster": {
+                **_INTEGER_OR_NULL,
+                "minimum": 0,
+                "description": "Exploratory cluster: the nearest centre of GET /api/clusters.",
+            },
             "model_version": {
                 "type": "object",
-                "properties": {"probability": _STRING_OR_NULL, "churn": _STRING_OR_NULL},
+                "properties": {
+                    "probability": _STRING_OR_NULL,
+                    "churn": {
+                        **_STRING_OR_NULL,
+                        "description": "The churn model version, or 'fallback:p_alive'.",
+                    },
+                },
             },
             "scores": {
                 "description": "The latest score snapshot, as on crm.scores "
@@ -88,6 +124,78 @@ _SCHEMAS: dict[str, Any] = {
                 },
             },
             "total": {"type": "integer"},
+        },
+    },
+    "ValueGroupCounts": {
+        "type": "object",
+        "required": ["value_groups", "total"],
+        "properties": {
+            "value_groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"enum": list(VALUE_GROUPS)},
+                        "label": {"type": "string"},
+                        "customers": {"type": "integer"},
+                    },
+                },
+            },
+            "total": {"type": "integer"},
+        },
+    },
+    "Clusters": {
+        "type": "object",
+        "required": ["version", "n_examples", "clusters"],
+        "properties": {
+            "version": {**_INTEGER_OR_NULL, "description": "null before the first publish."},
+            "n_examples": {
+                **_INTEGER_OR_NULL,
+                "description": "Examples the segmentation had learned when published.",
+            },
+            "clusters": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "centre": {
+                            "type": "object",
+                            "description": "The centre in the features' own units (days, "
+                            "log counts, rates).",
+                            "additionalProperties": {"type": "number"},
+                        },
+                        "customers": {
+                            **_INTEGER_OR_NULL,
+                            "description": "Customers whose latest snapshot is in the cluster "
+                            "(each as assigned by the version that scored it).",
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "CrossSellRules": {
+        "type": "object",
+        "required": ["as_of", "thresholds", "rules"],
+        "properties": {
+            "as_of": {"type": "string", "format": "date-time"},
+            "thresholds": {
+                "type": "object",
+                "properties": dict.fromkeys(("min_confidence", "min_lift", "min_count"), _NUMBER),
+            },
+            "rules": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "antecedent -> consequent; counts are customers, decayed "
+                    "with CRM_CROSS_SELL_HALF_LIFE_DAYS.",
+                    "properties": {
+                        **dict.fromkeys(("antecedent", "consequent", "reason"), _STRING),
+                        **dict.fromkeys(_RULE_NUMBERS, _NUMBER),
+                    },
+                },
+            },
         },
     },
     "SegmentMembers": {
@@ -226,6 +334,33 @@ def openapi_document() -> dict[str, Any]:
                         limit,
                     ],
                     "responses": {"200": _json(_ref("SegmentMembers"), "A page."), **_ERRORS},
+                }
+            },
+            "/api/value-groups": {
+                "get": {
+                    "summary": "Customers per value x risk group, in the caller's scope.",
+                    "responses": {"200": _json(_ref("ValueGroupCounts"), "Counts."), **_ERRORS},
+                }
+            },
+            "/api/clusters": {
+                "get": {
+                    "summary": "The published exploratory segmentation: centres and customers "
+                    "per cluster.",
+                    "description": "Counts are over the whole customer base." + _POPULATION,
+                    "responses": {"200": _json(_ref("Clusters"), "Clusters."), **_ERRORS},
+                }
+            },
+            "/api/cross-sell/rules": {
+                "get": {
+                    "summary": "The strongest cross-sell rules (lift x confidence) passing the "
+                    "thresholds, as of the newest watermark.",
+                    "description": "Support, confidence and lift over all customers." + _POPULATION,
+                    "parameters": [limit],
+                    "responses": {
+                        "200": _json(_ref("CrossSellRules"), "Rules."),
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        **_ERRORS,
+                    },
                 }
             },
             "/api/alerts": {

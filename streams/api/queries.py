@@ -10,7 +10,7 @@ that changes while it is read may repeat or skip a customer, as with any live in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from scorers.profile import Profile
+from scorers.value_groups import VALUE_GROUPS
 from streams.api.index import CustomerIndex
 from streams.api.layout import SORTS, Layout, Sort
 from streams.api.policy import CustomerAccess, Scope
@@ -127,23 +128,47 @@ class Queries:
 
     async def segment_counts(self, scope: Scope) -> dict[str, int]:
         """Customers per segment in ``scope``."""
-        counts = dict.fromkeys(self.segments, 0)
+        keys = {name: self.layout.segment(name, "clv") for name in self.segments}
+        return await self._counts(scope, keys, lambda index: index.segment)
+
+    async def value_group_counts(self, scope: Scope) -> dict[str, int]:
+        """Customers per value x risk group in ``scope``."""
+        keys = {name: self.layout.value_group(name) for name in VALUE_GROUPS}
+        return await self._counts(scope, keys, lambda index: index.value_group)
+
+    async def cluster_counts(self, clusters: int) -> list[int]:
+        """Customers per exploratory cluster ``0 .. clusters - 1`` (the whole base)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for k in range(clusters):
+                pipe.zcard(self.layout.cluster(k))
+            return [int(n) for n in await pipe.execute()]
+
+    async def _counts(
+        self,
+        scope: Scope,
+        keys: Mapping[str, str],
+        member_of: Callable[[CustomerIndex], str | None],
+    ) -> dict[str, int]:
+        """Members of each set of ``keys`` in ``scope``; ``member_of`` says which set a
+        customer's index puts it in (an agent's customers are counted from their indexes)."""
+        counts = dict.fromkeys(keys, 0)
         if scope.everything:
             async with self._client.pipeline(transaction=False) as pipe:
-                for name in self.segments:
-                    pipe.zcard(self.layout.segment(name, "clv"))
-                return dict(zip(self.segments, await pipe.execute(), strict=True))
+                for key in keys.values():
+                    pipe.zcard(key)
+                return dict(zip(keys, map(int, await pipe.execute()), strict=True))
         if scope.principal.role == "agent":
             for index in (await self._agent_customers(scope)).values():
-                if index.segment in counts:
-                    counts[index.segment] += 1
+                name = member_of(index)
+                if name in counts:
+                    counts[name] += 1
             return counts
-        for name in self.segments:
-            key, start = self.layout.segment(name, "clv"), 0
+        for name, key in keys.items():
+            start = 0
             while True:
                 chunk = await self._client.zrange(key, start, start + _CHUNK - 1)
                 for index in (await self.allowed(scope, [text(m) for m in chunk])).values():
-                    counts[name] += index.segment == name
+                    counts[name] += member_of(index) == name
                 if len(chunk) < _CHUNK:
                     break
                 start += _CHUNK

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from crm_score.settings import Settings
+from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
 from streams.api.auth import KeyStore
 from streams.api.layout import SORTS, Layout, Sort
@@ -26,8 +28,9 @@ from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard
 from streams.api.policy import DepartmentTree, Principal, Scope
 from streams.api.queries import Queries
-from streams.api.views import customer_view, error_body
-from streams.models import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry
+from streams.api.views import clusters_view, customer_view, error_body, rule_view
+from streams.cross_sell import CrossSellRound
+from streams.models import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.population import RFM_BOUNDARIES
 
 __all__ = ["ApiHandlers", "json_response"]
@@ -81,6 +84,7 @@ class ApiHandlers:
         self.metrics = metrics
         self.worker_health = worker_health
         self._registry = ModelRegistry(client, settings.redis_key_prefix)
+        self._cross_sell = CrossSellRound.from_settings(settings)
 
     def routes(self) -> list[web.RouteDef]:
         """The routes, relative to the API's mount point."""
@@ -89,6 +93,9 @@ class ApiHandlers:
             web.post("/customers/{customer_id}/share", self.share),
             web.get("/segments", self.segment_counts),
             web.get("/segments/{name}/customers", self.segment_members),
+            web.get("/value-groups", self.value_group_counts),
+            web.get("/clusters", self.clusters),
+            web.get("/cross-sell/rules", self.cross_sell_rules),
             web.get("/alerts", self.alerts),
             web.get("/health", self.health),
             web.get("/ops", self.ops_data),
@@ -208,6 +215,59 @@ class ApiHandlers:
         if sort not in SORTS or cursor < 0 or not 1 <= limit <= 500:
             raise _Error(400, "sort is clv or churn; cursor >= 0; limit in 1..500")
         return ("clv" if sort == "clv" else "churn"), cursor, limit
+
+    async def value_group_counts(self, request: web.Request) -> web.Response:
+        """GET /api/value-groups."""
+        principal = await self._principal(request)
+        counts = await self.queries.value_group_counts(Scope(principal, self.tree))
+        await self._audit(principal, request, None, "allowed", 200)
+        items = [
+            {"name": name, "label": label, "customers": counts[name]}
+            for name, label in VALUE_GROUPS.items()
+        ]
+        return json_response({"value_groups": items, "total": sum(counts.values())})
+
+    async def clusters(self, request: web.Request) -> web.Response:
+        """GET /api/clusters: the published centres and customers per cluster (the whole
+        base: population-level, any valid key)."""
+        principal = await self._principal(request)
+        model = await self._registry.current(CLUSTERS_MODEL)
+        centres = 0 if model is None else len(model.metadata.get("centres", []))
+        counts = await self.queries.cluster_counts(centres)
+        await self._audit(principal, request, None, "allowed", 200)
+        return json_response(clusters_view(model, counts))
+
+    async def cross_sell_rules(self, request: web.Request) -> web.Response:
+        """GET /api/cross-sell/rules?limit=: the strongest rules as of the newest watermark
+        (population-level, any valid key)."""
+        principal = await self._principal(request)
+        try:
+            limit = int(request.query.get("limit", 50))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 500:
+            raise _Error(400, "limit must be in 1..500")
+        as_of = await self._newest_watermark()
+        rules = await self._cross_sell.top_rules(self.client, as_of, limit)
+        await self._audit(principal, request, None, "allowed", 200)
+        policy = self._cross_sell.policy
+        thresholds = {
+            "min_confidence": policy.min_confidence,
+            "min_lift": policy.min_lift,
+            "min_count": policy.min_count,
+        }
+        body = {
+            "as_of": as_of.isoformat(),
+            "thresholds": thresholds,
+            "rules": [rule_view(r) for r in rules],
+        }
+        return json_response(body)
+
+    async def _newest_watermark(self) -> datetime:
+        """The newest partition watermark (event time the counts are as of), or now."""
+        keys = [self.layout.watermark(p) for p in range(self.settings.partitions)]
+        values = [float(v) for v in await self.client.mget(keys) if v is not None]
+        return datetime.fromtimestamp(max(values), UTC) if values else datetime.now(UTC)
 
     async def alerts(self, request: web.Request) -> web.Response:
         """GET /api/alerts?type=&limit=."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from scorers.cross_sell import CrossSellRule
 from streams.api.policy import Principal, mask_contact
 from streams.api.queries import CustomerRecord
+from streams.models import ModelVersion
 
-__all__ = ["customer_view", "error_body"]
+__all__ = ["clusters_view", "customer_view", "error_body", "rule_view"]
 
 
 def customer_view(record: CustomerRecord, principal: Principal) -> dict[str, Any]:
@@ -23,6 +25,8 @@ def customer_view(record: CustomerRecord, principal: Principal) -> dict[str, Any
         "clv": snapshot.get("clv"),
         "churn_probability": snapshot.get("churn_probability"),
         "reasons": snapshot.get("reasons", []),
+        "value_group": snapshot.get("value_group"),
+        "cluster": snapshot.get("cluster"),
         "model_version": {
             "probability": snapshot.get("probability_model_version"),
             "churn": snapshot.get("churn_model_version"),
@@ -38,6 +42,50 @@ def customer_view(record: CustomerRecord, principal: Principal) -> dict[str, Any
         # who else may see the customer is the sharer's business, not another agent's
         "shared_with": None if principal.role == "agent" else sorted(record.shared_with),
         "contact": contact,
+    }
+
+
+def rule_view(rule: CrossSellRule) -> dict[str, Any]:
+    """One cross-sell rule with its numbers (counts are decayed customer counts).
+
+    >>> rule = CrossSellRule("ink", "paper", 46.0, 50.0, 60.0, 80.0, 0.92, 1.2267, 0.575)
+    >>> view = rule_view(rule)
+    >>> view["confidence"], view["customers_with_both"], view["reason"]
+    (0.92, 46.0, '92% of buyers of ink also buy paper (lift 1.2)')
+    """
+    return {
+        "antecedent": rule.antecedent,
+        "consequent": rule.consequent,
+        "support": round(rule.support, 4),
+        "confidence": round(rule.confidence, 4),
+        "lift": round(rule.lift, 4),
+        "customers_with_both": round(rule.count, 3),
+        "antecedent_customers": round(rule.antecedent_count, 3),
+        "consequent_customers": round(rule.consequent_count, 3),
+        "customers": round(rule.customers, 3),
+        "reason": rule.reason(),
+    }
+
+
+def clusters_view(model: ModelVersion | None, counts: list[int] | None) -> dict[str, Any]:
+    """The published segmentation: each centre in the features' units and, when ``counts``
+    is given, how many customers' latest snapshot is in it.
+
+    >>> view = clusters_view(ModelVersion(3, b"", {"n_examples": 500, "centres": [{"x": 1.0}]}),
+    ...                      [7])
+    >>> view["version"], view["clusters"]
+    (3, [{'id': 0, 'centre': {'x': 1.0}, 'customers': 7}])
+    >>> clusters_view(None, None)["clusters"]
+    []
+    """
+    centres: list[dict[str, float]] = [] if model is None else model.metadata.get("centres", [])
+    return {
+        "version": None if model is None else model.version,
+        "n_examples": None if model is None else model.metadata.get("n_examples"),
+        "clusters": [
+            {"id": k, "centre": centre, "customers": None if counts is None else counts[k]}
+            for k, centre in enumerate(centres)
+        ],
     }
 
 

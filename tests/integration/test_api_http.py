@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from crm_score.settings import Settings
 from schemas import PurchaseEvent, example_event_dict
+from scorers.cross_sell import OrderUpdate
 from scorers.profile import Profile
 from streams.api.audit import AuditLog
 from streams.api.auth import KeyStore
@@ -27,6 +28,8 @@ from streams.api.index import RoundIndexer
 from streams.api.layout import Layout
 from streams.api.policy import Principal
 from streams.api.server import mount_api
+from streams.cross_sell import CrossSellRound
+from streams.models import CLUSTERS_MODEL, ModelRegistry
 from streams.pipeline import Applied, OutputMessage
 from streams.rounds import RoundStore
 from streams.store import RedisProfileStore
@@ -40,6 +43,13 @@ CUSTOMERS = {
     "c-de": ("sales/emea/de", None, "Champions", 500.0, 0.4),
     "c-us": ("sales/amer/us", "agent-2", "Champions", 700.0, 0.8),
     "c-lost": ("sales/amer", None, "Lost", 10.0, 0.95),
+}
+#: customer -> (value group, cluster)
+GROUPS = {
+    "c-uk": ("high_value_stable", 0),
+    "c-de": ("low_value_stable", 1),
+    "c-us": ("high_value_at_risk", 0),
+    "c-lost": ("low_value_at_risk", 1),
 }
 
 
@@ -70,7 +80,8 @@ def _snapshot(customer: str, segment: str, clv: float, churn: float) -> OutputMe
     body = {"customer_id": customer, "as_of": "2026-01-05T00:00:00Z", "trigger": "event",
             "segment": segment, "clv": clv, "churn_probability": churn, "p_alive": 0.8,
             "reasons": ["opens fell 80%"], "churn_model_version": "4",
-            "probability_model_version": "2", "frequency": 3, "monetary_minor": 9000}  # fmt: skip
+            "probability_model_version": "2", "frequency": 3, "monetary_minor": 9000,
+            "value_group": GROUPS[customer][0], "cluster": GROUPS[customer][1]}  # fmt: skip
     return OutputMessage(0, customer.encode(), orjson.dumps(body))
 
 
@@ -142,6 +153,7 @@ async def test_admin_sees_a_customer_with_scores_and_pii(api: Api) -> None:
     assert body["model_version"] == {"probability": "2", "churn": "4"}
     assert body["departments"] == {"purchase": "sales/amer/us"} and body["owner"] == "agent-2"
     assert body["contact"] == CONTACT
+    assert body["value_group"] == "high_value_at_risk" and body["cluster"] == 0
     assert (await api.get("/api/customers/nobody", "admin"))[0] == 404
 
 
@@ -208,6 +220,91 @@ async def test_segment_counts_and_listings_are_scoped(api: Api) -> None:
     assert [i["customer_id"] for i in mine["items"]] == ["c-uk"]
     assert (await api.get("/api/segments/Nope/customers", "admin"))[0] == 404
     assert (await api.get("/api/segments/Champions/customers?sort=age", "admin"))[0] == 400
+
+
+async def test_value_group_counts_are_scoped(api: Api) -> None:
+    def counts(body: Any) -> dict[str, int]:
+        return {g["name"]: g["customers"] for g in body["value_groups"] if g["customers"]}
+
+    assert (await api.get("/api/value-groups", None))[0] == 401
+    status, body = await api.get("/api/value-groups", "admin")
+    assert status == 200 and body["total"] == 4
+    assert counts(body) == dict.fromkeys(
+        ["high_value_stable", "low_value_stable", "high_value_at_risk", "low_value_at_risk"], 1
+    )
+    label = "high value & likely to churn"
+    assert body["value_groups"][1] == {"name": "high_value_at_risk", "label": label, "customers": 1}
+    assert counts((await api.get("/api/value-groups", "emea"))[1]) == {
+        "high_value_stable": 1, "low_value_stable": 1}  # fmt: skip
+    assert counts((await api.get("/api/value-groups", "sales"))[1]) == counts(body)
+    assert counts((await api.get("/api/value-groups", "agent1"))[1]) == {"high_value_stable": 1}
+    assert (await api.get("/api/value-groups", "agent3"))[1]["total"] == 0
+
+
+async def test_clusters_are_population_level_for_any_key(
+    api: Api, redis_client: aioredis.Redis
+) -> None:
+    assert (await api.get("/api/clusters", None))[0] == 401
+    status, body = await api.get("/api/clusters", "admin")
+    assert status == 200 and body == {"version": None, "n_examples": None, "clusters": []}
+    centres = [
+        {"recency_days": 12.5, "log_orders": 1.9},
+        {"recency_days": 210.0, "log_orders": 0.7},
+    ]
+    registry = ModelRegistry(redis_client, api.settings.redis_key_prefix)
+    version = await registry.publish(
+        CLUSTERS_MODEL, b"assigner", {"n_examples": 640, "centres": centres}
+    )
+    expected = {
+        "version": version,
+        "n_examples": 640,
+        "clusters": [
+            {"id": 0, "centre": centres[0], "customers": 2},
+            {"id": 1, "centre": centres[1], "customers": 2},
+        ],
+    }
+    assert (await api.get("/api/clusters", "admin"))[1] == expected
+    assert (await api.get("/api/clusters", "agent3"))[1] == expected  # whatever the scope
+
+
+async def test_cross_sell_rules_as_of_the_newest_watermark(
+    api: Api, redis_client: aioredis.Redis
+) -> None:
+    at = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp())
+    xsell = CrossSellRound.from_settings(api.settings)
+    baskets = [("ink", "paper")] * 30 + [("ink",)] * 10 + [("toys",)] * 20
+    orders = [
+        (i.to_bytes(8, "big"), OrderUpdate(float(at), basket, (), True))
+        for i, basket in enumerate(baskets)
+    ]
+    layout = Layout(api.settings.redis_key_prefix)
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for command in xsell.apply_commands(orders, {}):
+            pipe.execute_command(*command)
+        pipe.set(layout.watermark(0), repr(float(at - 3600)))
+        pipe.set(layout.watermark(1), repr(float(at)))
+        await pipe.execute()
+
+    assert (await api.get("/api/cross-sell/rules", None))[0] == 401
+    status, body = await api.get("/api/cross-sell/rules", "agent3")  # no customers, any key
+    assert status == 200 and body["as_of"] == "2026-01-05T00:00:00+00:00"
+    assert body["thresholds"] == {"min_confidence": 0.5, "min_lift": 1.1, "min_count": 20.0}
+    assert [(r["antecedent"], r["consequent"]) for r in body["rules"]] == [
+        ("paper", "ink"), ("ink", "paper")]  # fmt: skip
+    assert body["rules"][1] == {
+        "antecedent": "ink", "consequent": "paper", "support": 0.5, "confidence": 0.75,
+        "lift": 1.5, "customers_with_both": 30.0, "antecedent_customers": 40.0,
+        "consequent_customers": 30.0, "customers": 60.0,
+        "reason": "75% of buyers of ink also buy paper (lift 1.5)"}  # fmt: skip
+    _, first = await api.get("/api/cross-sell/rules?limit=1", "admin")
+    assert [r["antecedent"] for r in first["rules"]] == ["paper"]
+    assert (await api.get("/api/cross-sell/rules?limit=0", "admin"))[0] == 400
+    entries = await AuditLog(redis_client, layout).read()
+    assert [(e.path, e.decision, e.status) for e in entries if "cross-sell" in e.path] == [
+        ("/api/cross-sell/rules", "unauthenticated", 401),
+        ("/api/cross-sell/rules", "allowed", 200),
+        ("/api/cross-sell/rules", "allowed", 200),
+    ]
 
 
 async def test_recent_alerts_filtered_by_type_and_scope(api: Api) -> None:

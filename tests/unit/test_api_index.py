@@ -62,6 +62,47 @@ def test_moving_segment_removes_the_customer_from_the_old_one() -> None:
     assert unchanged == {} and not any(c[0] == "ZREM" for c in again)
 
 
+def _grouped(group: str | None, cluster: int | None, as_of: str = "2026-01-05T00:00:00Z") -> bytes:
+    body = {"customer_id": "c", "as_of": as_of, "segment": "Loyal", "clv": 10.0,
+            "value_group": group, "cluster": cluster}  # fmt: skip
+    return orjson.dumps(body)
+
+
+def test_value_group_and_cluster_sets_change_only_when_the_customer_moves() -> None:
+    joined = repr(datetime(2026, 1, 5, tzinfo=UTC).timestamp())
+    first = OutputMessage(0, b"c", _grouped("low_value_stable", 2))
+    changed, commands = RoundIndexer(L).commands({}, [], [first])
+    assert ("ZADD", L.value_group("low_value_stable"), joined, b"c") in commands
+    assert ("ZADD", L.cluster(2), joined, b"c") in commands
+    assert changed["c"] == CustomerIndex("Loyal", value_group="low_value_stable", cluster=2)
+    assert sum(1 for c in commands if "{seg:" not in str(c[1]) and c[0] == "ZADD") == 2
+    # the same group and cluster again: nothing but the segment's ZADDs and the snapshot
+    same = OutputMessage(0, b"c", _grouped("low_value_stable", 2, "2026-02-01T00:00:00Z"))
+    unchanged, again = RoundIndexer(L).commands(changed, [], [same])
+    assert unchanged == {}
+    assert {c[1] for c in again if c[0] in ("ZADD", "ZREM")} == {
+        L.segment("Loyal", "clv"),
+        L.segment("Loyal", "churn"),
+    }
+    # a move is one ZREM from the old set and one ZADD to the new one
+    moved = OutputMessage(0, b"c", _grouped("low_value_at_risk", 2, "2026-02-01T00:00:00Z"))
+    after, commands = RoundIndexer(L).commands(changed, [], [moved])
+    later = repr(datetime(2026, 2, 1, tzinfo=UTC).timestamp())
+    groups = [c for c in commands if "{vg:" in str(c[1]) or "{cluster:" in str(c[1])]
+    assert groups == [
+        ("ZREM", L.value_group("low_value_stable"), b"c"),
+        ("ZADD", L.value_group("low_value_at_risk"), later, b"c"),
+    ]
+    assert after["c"].value_group == "low_value_at_risk" and after["c"].cluster == 2
+    # no group any more (not scored yet): out of the old set, into none
+    gone = OutputMessage(0, b"c", _grouped(None, None))
+    _, commands = RoundIndexer(L).commands(after, [], [gone])
+    assert [c for c in commands if "{vg:" in str(c[1]) or "{cluster:" in str(c[1])] == [
+        ("ZREM", L.value_group("low_value_at_risk"), b"c"),
+        ("ZREM", L.cluster(2), b"c"),
+    ]
+
+
 def test_departments_owner_and_contact_come_from_the_newest_event() -> None:
     contact = {"name": "Jane Doe", "email": "jane@example.com"}
     applied = [
@@ -101,6 +142,8 @@ def test_index_round_trips_through_bytes() -> None:
         "Loyal", {"purchase": "sales", "service": "service/emea"}, "agent-1", "ab12"
     )
     assert CustomerIndex.from_bytes(index.to_bytes()) == index
+    grouped = index._replace(value_group="no_value", cluster=0)
+    assert CustomerIndex.from_bytes(grouped.to_bytes()) == grouped
     assert CustomerIndex.from_bytes(None) == CustomerIndex()
 
 
