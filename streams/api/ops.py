@@ -1,10 +1,12 @@
-"""What the ops page shows: throughput, alert rate by type, segments, model AUC, dead letters.
+"""What the ops page shows: throughput, alert rate by type, segments, value x risk groups,
+cluster centres, model AUC, dead letters.
 
 :class:`OpsBoard` samples every ``interval`` seconds: the worker's running totals (when it is
-served by a worker; a standalone API has none), customers per segment (``ZCARD``) and the churn
-model versions the learner published. Versions are appended to ``{prefix}:{ops}:auc`` with the
-version as stream id (so two samplers never add one twice), because the model registry keeps
-only the newest few. ``/api/ops`` returns :meth:`OpsBoard.report`.
+served by a worker; a standalone API has none), customers per segment, value group and cluster
+(``ZCARD``s in one round trip), the published cluster centres (read again only when their
+version changes) and the churn model versions the learner published. Versions are appended to
+``{prefix}:{ops}:auc`` with the version as stream id (so two samplers never add one twice),
+because the model registry keeps only the newest few. ``/api/ops`` returns :meth:`OpsBoard.report`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from scorers.value_groups import VALUE_GROUPS
 from streams.api.layout import Layout
 from streams.api.metrics import ApiMetrics
 from streams.api.queries import text
-from streams.models import CHURN_MODEL, ModelRegistry
+from streams.models import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry, ModelVersion
 
 __all__ = ["OpsBoard", "Totals"]
 
@@ -66,6 +69,9 @@ class OpsBoard:
         self.interval = interval
         self._samples: deque[tuple[float, Totals]] = deque(maxlen=keep)
         self._segment_counts: dict[str, int] = {}
+        self._group_counts: dict[str, int] = {}
+        self._clusters: ModelVersion | None = None
+        self._cluster_counts: list[int] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -93,14 +99,31 @@ class OpsBoard:
         """Take one sample now."""
         if self._totals is not None:
             self._samples.append((time.time(), self._totals()))
+        await self._follow_clusters()
+        centres = len(self._clusters.metadata.get("centres", [])) if self._clusters else 0
         async with self._client.pipeline(transaction=False) as pipe:
             for name in self._segments:
                 pipe.zcard(self._layout.segment(name, "clv"))
-            counts = await pipe.execute()
-        self._segment_counts = dict(zip(self._segments, map(int, counts), strict=True))
+            for group in VALUE_GROUPS:
+                pipe.zcard(self._layout.value_group(group))
+            for k in range(centres):
+                pipe.zcard(self._layout.cluster(k))
+            counts = [int(n) for n in await pipe.execute()]
+        segments, groups = len(self._segments), len(VALUE_GROUPS)
+        self._segment_counts = dict(zip(self._segments, counts[:segments], strict=True))
+        self._group_counts = dict(zip(VALUE_GROUPS, counts[segments:][:groups], strict=True))
+        self._cluster_counts = counts[segments + groups :]
         if self._metrics is not None:
             self._metrics.set_segments(self._segment_counts)
         await self._record_versions()
+
+    async def _follow_clusters(self) -> None:
+        """The current cluster centres (their payload is read only when the version moved)."""
+        version = await self._registry.current_version(CLUSTERS_MODEL)
+        if version is None:
+            self._clusters = None
+        elif self._clusters is None or self._clusters.version != version:
+            self._clusters = await self._registry.current(CLUSTERS_MODEL)
 
     async def _record_versions(self) -> None:
         key = self._layout.auc_history
@@ -154,6 +177,8 @@ class OpsBoard:
             "throughput": throughput,
             "alert_rates": alert_rates,
             "segments": self._segment_counts,
+            "value_groups": self._group_counts,
+            "clusters": self._clusters_report(),
             "auc": auc,
             "dead_letters": dict(latest.dead_letters) if latest else {},
             "totals": {
@@ -161,6 +186,16 @@ class OpsBoard:
                 "applied": latest.applied if latest else None,
                 "alerts": dict(latest.alerts) if latest else {},
             },
+        }
+
+    def _clusters_report(self) -> dict[str, Any]:
+        model = self._clusters
+        meta = model.metadata if model is not None else {}
+        return {
+            "version": model.version if model is not None else None,
+            "n_examples": meta.get("n_examples"),
+            "centres": meta.get("centres", []),
+            "customers": self._cluster_counts,
         }
 
 

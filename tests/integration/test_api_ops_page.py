@@ -99,7 +99,7 @@ async def test_worker_serves_the_api_and_the_ops_page_renders_real_numbers(
         dom = await asyncio.to_thread(_chromium, "--virtual-time-budget=8000", "--dump-dom",
                                       f"{base}/ops")  # fmt: skip
         shot = Path(os.environ.get("CRM_OPS_SCREENSHOT", tmp_path / "ops.png"))
-        await asyncio.to_thread(_chromium, f"--screenshot={shot}", "--window-size=1280,900",
+        await asyncio.to_thread(_chromium, f"--screenshot={shot}", "--window-size=1280,1100",
                                 "--virtual-time-budget=8000", f"{base}/ops")  # fmt: skip
     finally:
         await worker.stop()
@@ -110,6 +110,15 @@ async def test_worker_serves_the_api_and_the_ops_page_renders_real_numbers(
     segments = dict(re.findall(r'<tr><td>([^<]+)</td><td class="n">([\d,]+)</td></tr>', dom))
     assert "Champions" in segments or "Loyal" in segments
     assert sum(ops["segments"].values()) > 0
+    groups_table = re.search(r'<table id="t-groups">(.*?)</table>', dom, re.S)
+    assert groups_table, dom[-2000:]
+    rows = re.findall(r'<tr><td>([^<]+)</td><td class="n">([\d,]+)</td></tr>', groups_table[1])
+    shown = {name.replace("&amp;", "&"): int(n.replace(",", "")) for name, n in rows}
+    assert len(shown) == 5 and sum(shown.values()) == sum(ops["value_groups"].values()) > 0
+    assert shown["high value & stable"] == ops["value_groups"]["high_value_stable"]
+    assert ops["clusters"]["version"] is not None, ops["clusters"]
+    centres = re.findall(r'<tr><td>(\d+)</td><td class="n">([\d,]+)</td>', dom)
+    assert len(centres) == len(ops["clusters"]["centres"]) > 1
     assert ops["dead_letters"] and ops["auc"], ops
     assert re.search(r'id="auc">0\.\d{3}<', dom)
     assert (await asyncio.to_thread(shot.stat)).st_size > 10_000
