@@ -212,11 +212,12 @@ def demo_command(
     customers: int = typer.Option(5000, help="simulated customers"),
     days: float = typer.Option(365.0, help="days of history"),
     seed: int = typer.Option(1, help="random seed"),
+    anomalies: float = typer.Option(0.003, help="share of orders starting an injected anomaly"),
 ) -> None:
     """Worker + simulated shop through the real pipeline + a summary (services must be up)."""
     from crm_score.demo import DemoOptions, run_demo
 
-    options = DemoOptions(customers=customers, days=days, seed=seed)
+    options = DemoOptions(customers=customers, days=days, seed=seed, anomaly_fraction=anomalies)
     try:
         asyncio.run(run_demo(get_settings(), options, echo=typer.echo))
     except CrmScoringError as exc:

@@ -24,7 +24,9 @@ from scorers.probability import ProbabilityModel
 from scorers.quintiles import RfmBoundaries
 from scorers.rfm import rfm
 from scorers.segments import load_segments
+from scorers.value_groups import VALUE_GROUPS
 from streams.api.demo import demo_access, stop_previous_demo
+from streams.api.layout import Layout
 from streams.lag import ingest_lag
 from streams.population import fit_population
 from streams.store import RedisProfileStore, connect_redis
@@ -46,6 +48,8 @@ class DemoOptions:
     seed: int = 1
     malformed_fraction: float = 0.005
     duplicate_fraction: float = 0.01
+    #: Share of orders that start an injected purchase anomaly (so the demo shows some).
+    anomaly_fraction: float = 0.003
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -143,6 +147,7 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             seed=options.seed,
             malformed_fraction=options.malformed_fraction,
             duplicate_fraction=options.duplicate_fraction,
+            anomaly_fraction=options.anomaly_fraction,
         )
         simulation = simulate(config)
         ordered = sorted(simulation, key=lambda m: m.event_time)
@@ -180,6 +185,8 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     buyers = sorted((t for t in truth.values() if t.orders >= 2), key=lambda t: -t.orders)
     churned = [t for t in buyers if t.dropout_at is not None]
     picks = [buyers[0], *churned[:1], buyers[len(buyers) // 2]] if buyers else []
+    by_type = dict(Counter(a["alert_type"] for a in alerts).most_common())
+    value_groups = await _value_groups(demo)
     summary = {
         "messages": report.total + report2.total,
         "seconds_produce_to_caught_up": round(elapsed, 1),
@@ -195,11 +202,16 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             mode="json", include={"recency_days", "frequency", "monetary_minor"}
         ),
         "sample_profiles": await _sample_profiles(demo, model, boundaries, picks),
-        "alerts_by_type": dict(Counter(a["alert_type"] for a in alerts).most_common()),
+        "alerts_by_type": by_type,
         "example_alerts": _examples(alerts),
+        "value_groups": value_groups,
+        "anomalies_injected": len(simulation.anomalies),
         "worker_log": str(log_path),
     }
     echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    echo("alerts by type:  " + _counts_line(by_type))
+    groups = {VALUE_GROUPS[g]: n for g, n in value_groups.items()}
+    echo("value x risk groups (latest snapshot per customer):  " + _counts_line(groups))
     for line in await demo_access(demo, log_path, pid_file):  # a worker left serving the API
         echo(line)
     return summary
@@ -228,6 +240,24 @@ async def _tail_alerts(settings: Settings, into: list[dict[str, Any]], echo: Any
                         echo(_alert_line(alert))
     finally:
         await consumer.stop()
+
+
+async def _value_groups(settings: Settings) -> dict[str, int]:
+    """Customers per value x risk group, from the query API's index (one ZCARD each)."""
+    layout = Layout(settings.redis_key_prefix)
+    client = connect_redis(settings)
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for group in VALUE_GROUPS:
+                pipe.zcard(layout.value_group(group))
+            counts = await pipe.execute()
+    finally:
+        await client.aclose()
+    return dict(zip(VALUE_GROUPS, map(int, counts), strict=True))
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n:,}" for name, n in counts.items()) or "none"
 
 
 def _alert_line(alert: dict[str, Any]) -> str:

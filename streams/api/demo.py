@@ -53,5 +53,7 @@ async def demo_access(settings: Settings, log_path: Path, pid_file: Path) -> lis
         f"query API:   {base}/api/openapi.json; with the demo admin key, e.g.",
         f"  curl -H 'Authorization: Bearer {key}' {base}/api/segments",
         f"  curl -H 'Authorization: Bearer {key}' {base}/api/customers/cust-000001",
+        f"  curl -H 'Authorization: Bearer {key}' {base}/api/value-groups",
+        f"  curl -H 'Authorization: Bearer {key}' '{base}/api/cross-sell/rules?limit=5'",
         f"a worker keeps serving them (pid {pid}; stop it with `kill {pid}`, the next demo does)",
     ]
