@@ -50,7 +50,8 @@ async def _wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bytes(response.read())
 
-    for _ in range(300):
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise RuntimeError("the worker exited")
         try:
