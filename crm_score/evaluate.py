@@ -140,7 +140,8 @@ def split(
 
 def _matrix(examples: Sequence[TrainingExample], rows: Sequence[int]) -> Any:
     return np.array(
-        [[examples[i].features[name] for name in FEATURE_NAMES] for i in rows], dtype=np.float64
+        [[examples[i].features.get(name, np.nan) for name in FEATURE_NAMES] for i in rows],
+        dtype=np.float64,
     ).reshape(len(rows), len(FEATURE_NAMES))
 
 

@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from schemas import Event, MarketingEvent, ServiceEvent
@@ -33,6 +33,7 @@ __all__ = [
     "RecentActivity",
     "churn_feature_values",
     "churn_features",
+    "present",
     "reason_text",
     "signal_of",
 ]
@@ -42,6 +43,7 @@ _DAY = 86_400.0
 RECENT_TAU_DAYS = 30.0
 _TAU = RECENT_TAU_DAYS * _DAY
 _DECIMALS = 3
+_MISSING = math.nan
 _COUNT_DECIMALS = 6
 _SIGNALS = (
     "complaints", "tickets", "low_ratings", "delivered", "opened", "clicked", "unsubscribes",
@@ -160,8 +162,9 @@ def churn_features(
 ) -> dict[str, float]:
     """The feature row of a customer with at least one order, as of epoch second ``at``.
 
-    Missing values get a neutral fill (quintile 0, P(alive) 1, ratios 1), the same at learning
-    and at scoring; every value is rounded to three decimals.
+    R/F/M quintiles, P(alive) and expected purchases are left out while their models are not
+    published; other missing values get a neutral fill (ratios 1, satisfaction 3), the same at
+    learning and at scoring; every value is rounded to three decimals.
     """
     values = churn_feature_values(
         profile,
@@ -173,7 +176,7 @@ def churn_features(
         last_gap_seconds=last_gap_seconds,
         minor_per_major=minor_per_major,
     )
-    return dict(zip(FEATURE_NAMES, values, strict=True))
+    return present(values)
 
 
 def churn_feature_values(
@@ -188,14 +191,16 @@ def churn_feature_values(
     minor_per_major: int = 100,
 ) -> list[float]:
     """:func:`churn_features` as a list in :data:`FEATURE_NAMES` order (what a round scores
-    as one matrix)."""
+    as one matrix); NaN where a score is missing."""
     last = profile.last_purchase_at if profile.last_purchase_at is not None else at
     first = profile.first_purchase_at if profile.first_purchase_at is not None else last
     recency = max(0.0, (at - last) / _DAY)
     orders = max(1, profile.orders)
     mean_gap = (last - first) / (orders - 1) / _DAY if orders > 1 and last > first else 0.0
     usual = mean_gap if mean_gap > 0 else RECENT_TAU_DAYS
-    r, f, m = quintiles if quintiles is not None else (0, 0, 0)
+    # A score whose model is not published yet is missing (NaN), not filled: a fill learned as a
+    # value would shift every row once the model appears.
+    r, f, m = quintiles if quintiles is not None else (_MISSING, _MISSING, _MISSING)
     now = recent.decayed(at).counts
     delivered = profile.messages_delivered or profile.messages_sent
     open_rate = profile.messages_opened / delivered if delivered else 0.0
@@ -218,8 +223,8 @@ def churn_feature_values(
         mean_gap,
         (min(20.0, last_gap_seconds / _DAY / mean_gap) if last_gap_seconds and mean_gap else 1.0),
         min(20.0, recency / usual),
-        1.0 if p_alive is None else p_alive,
-        0.0 if expected_purchases_90d is None else expected_purchases_90d,
+        _MISSING if p_alive is None else p_alive,
+        _MISSING if expected_purchases_90d is None else expected_purchases_90d,
         profile.returns / orders,
         float(profile.open_tickets),
         now[_INDEX["complaints"]],
@@ -241,6 +246,16 @@ def churn_feature_values(
     # Three decimals is finer than any feature is meaningful, and a snapshot waiting for its
     # label stores ~7 bytes a feature instead of ~18; learning and scoring both see this row.
     return [round(value, _DECIMALS) for value in row]
+
+
+def present(values: Sequence[float | None]) -> dict[str, float]:
+    """A row of values in :data:`FEATURE_NAMES` order as a dict, missing ones (NaN, or None as
+    JSON stores NaN) left out: a model skips what a row does not have."""
+    return {
+        name: value
+        for name, value in zip(FEATURE_NAMES, values, strict=True)
+        if value is not None and value == value  # NaN != NaN
+    }
 
 
 def reason_text(name: str, features: Mapping[str, float]) -> str:

@@ -32,7 +32,7 @@ __all__ = ["LabelPolicy", "LabelStep", "Pending"]
 _DAY = 86_400
 
 #: Snapshots waiting for their label: (snapshot time, features or None until attached).
-Pending = tuple[tuple[int, tuple[float, ...] | None], ...]
+Pending = tuple[tuple[int, tuple[float | None, ...] | None], ...]
 
 
 class LabelStep(NamedTuple):
@@ -92,7 +92,7 @@ class LabelPolicy:
         if not take and not (pending and (purchase or at > pending[0][0] + horizon)):
             return LabelStep(pending, last_snapshot_at, False, [])  # nothing to do: most calls
         resolved: list[tuple[int, int]] = []
-        kept: list[tuple[int, tuple[float, ...] | None]] = []
+        kept: list[tuple[int, tuple[float | None, ...] | None]] = []
         for entry in pending:
             snapshot_at = entry[0]
             if not late and at > snapshot_at + horizon:

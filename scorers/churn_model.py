@@ -237,7 +237,10 @@ class ChurnScorer:
         (every row has every feature): the vectorised path workers use; equal to
         :meth:`score_many` on the same rows as dicts."""
         if self._linear is None:
-            rows = [dict(zip(names, row, strict=True)) for row in values.tolist()]
+            rows = [
+                {n: v for n, v in zip(names, row, strict=True) if v == v}  # NaN: missing
+                for row in values.tolist()
+            ]
             return np.asarray(self.score_many(rows), dtype=np.float64)
         logits = self._standardized_matrix(values, names) @ self._column_weights(names)
         logits = logits + self._linear.intercept
@@ -272,8 +275,10 @@ class ChurnScorer:
         return self._columns(names)[2]
 
     def _standardized_matrix(self, values: FloatArray, names: tuple[str, ...]) -> FloatArray:
+        """Standardised values; a NaN (a missing feature) contributes nothing, as a key missing
+        from a dict row does."""
         means, stds, _ = self._columns(names)
-        usable = stds > 0.0
+        usable = (stds > 0.0) & ~np.isnan(values)
         return np.where(usable, (values - means) / np.where(usable, stds, 1.0), 0.0)
 
     def __getstate__(self) -> dict[str, Any]:

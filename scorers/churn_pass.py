@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scorers.churn_features import FEATURE_NAMES, churn_feature_values
+from scorers.churn_features import FEATURE_NAMES, churn_feature_values, present
 from scorers.churn_scoring import _UNSCORED, ChurnScoring
 from scorers.customer_state import CustomerState
 from scorers.timeline import Checkpoint
@@ -72,7 +72,7 @@ class ChurnPass:
             self._clusters = dict(zip(rows, ids, strict=True))
         self._alerted: dict[str, bool] = {}
         self._group: dict[str, str | None] = {}
-        self._features: dict[str, dict[int, tuple[float, ...]]] = {}
+        self._features: dict[str, dict[int, tuple[float | None, ...]]] = {}
         for customer_id, _ in points:
             if customer_id not in self._alerted:
                 state = before[customer_id]
@@ -98,14 +98,15 @@ class ChurnPass:
         values = self._values[n]
         if values is None:
             values = self._values[n] = self._row(point, fields)
-        return dict(zip(FEATURE_NAMES, values, strict=True))
+        return present(values)
 
     def at_point(self, n: int, customer_id: str, point: Checkpoint) -> dict[str, Any]:
         """Snapshot fields of the ``n``-th checkpoint; adds a ``churn_risk`` alert to it."""
         score = self._scores[n]
         values = self._values[n]
         if point.snapshot and values is not None:
-            self._features[customer_id][point.at] = tuple(values)
+            # Missing values are kept as None, as they read back from Redis's JSON (NaN != NaN).
+            self._features[customer_id][point.at] = tuple(None if v != v else v for v in values)
         if not point.late:
             alerted, draft = self._churn.alert(
                 customer_id, score, self._alerted[customer_id], point.at

@@ -26,7 +26,7 @@ import numpy as np
 
 from schemas.fast import encode_training_example
 from schemas.outputs import AlertType, Severity
-from scorers.churn_features import FEATURE_NAMES, reason_text
+from scorers.churn_features import FEATURE_NAMES, present, reason_text
 from scorers.churn_model import ChurnScorer
 from scorers.clusters import ClusterAssigner
 from scorers.timeline import AlertDraft
@@ -134,7 +134,7 @@ class ChurnScoring:
         if needing:
             contributions = model.scorer.contributions_matrix(matrix[needing], FEATURE_NAMES)
             for i, row_contributions in zip(needing, contributions.tolist(), strict=True):
-                row = dict(zip(FEATURE_NAMES, values[i], strict=True))
+                row = present(values[i])
                 top = sorted(
                     ((c, name) for name, c in zip(FEATURE_NAMES, row_contributions, strict=True)
                      if c > 0.0),
@@ -187,7 +187,7 @@ class ChurnScoring:
         snapshot_at: int,
         label: int,
         resolved_at: int,
-        features: Sequence[float],
+        features: Sequence[float | None],
     ) -> bytes:
         """The ``crm.training`` message of one resolved snapshot."""
         return encode_training_example(
@@ -196,7 +196,7 @@ class ChurnScoring:
             resolved_at=datetime.fromtimestamp(resolved_at, UTC),
             horizon_days=float(self.policy.horizon_days),
             label=1 if label else 0,
-            features=dict(zip(FEATURE_NAMES, features, strict=True)),
+            features=present(features),
             idempotency_key=f"churn:{customer_id}:{snapshot_at}",
         )
 
