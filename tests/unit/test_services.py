@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def test_a_stale_pid_file_is_ignored_and_never_signalled(tmp_path: Path) -> None
     # A PID file pointing at a live process that is not ours (this test's python).
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        # A stale PID names an established process: wait until its exec finished (Popen can
+        # return while the child is still mid-exec, with an empty /proc/<pid>/cmdline).
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{stranger.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the stranger process never finished exec"
+            time.sleep(0.01)
         process = ManagedProcess("kafka", tmp_path / "k.pid", tmp_path / "k.log", "kafka.Kafka")
         (tmp_path / "k.pid").write_text(f"{stranger.pid}\n")
         assert process.pid() is None
