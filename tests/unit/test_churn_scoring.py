@@ -102,3 +102,21 @@ def test_the_vectorised_path_equals_the_row_by_row_one() -> None:
     assert [s.probability for s in fast] == pytest.approx([s.probability for s in slow], abs=1e-12)
     assert [s.reasons for s in fast] == [s.reasons for s in slow]
     assert any(s.reasons for s in fast)
+
+
+def test_scores_not_published_yet_are_missing_features_not_fills() -> None:
+    row = churn_features(
+        Profile(first_purchase_at=0, last_purchase_at=DAY, orders=2, gross_minor=100),
+        RecentActivity(), 2 * DAY, quintiles=None, p_alive=None, expected_purchases_90d=None,
+        last_gap_seconds=DAY,
+    )  # fmt: skip
+    assert {"p_alive", "expected_purchases_90d", "r_score", "f_score", "m_score"}.isdisjoint(row)
+    assert len(row) == len(FEATURE_NAMES) - 5
+    scorer = _trained().compile()
+    full = _row(3, 0.8, 10)
+    values = [[full[name] for name in FEATURE_NAMES]]
+    values[0][FEATURE_NAMES.index("p_alive")] = float("nan")
+    without = {k: v for k, v in full.items() if k != "p_alive"}
+    assert scorer.score_matrix(np.asarray(values), FEATURE_NAMES).tolist() == pytest.approx(
+        scorer.score_many([without]), abs=1e-12
+    )
