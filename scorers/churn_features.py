@@ -96,9 +96,7 @@ class RecentActivity(NamedTuple):
     def mean_sentiment(self, at: int) -> float | None:
         """Decay-weighted mean compound sentiment of recent ticket texts (None: under half a
         decayed text)."""
-        now = self.decayed(at).counts
-        texts = now[_INDEX["texts"]]
-        return now[_INDEX["sentiment"]] / texts if texts >= 0.5 else None
+        return _mean_sentiment(self.decayed(at).counts)
 
     def decayed(self, at: int) -> RecentActivity:
         """The same counts as seen at ``at`` (no later than the newest signal: unchanged)."""
@@ -124,6 +122,11 @@ class RecentActivity(NamedTuple):
             if len(counts) == len(_SIGNALS) and (at is None or isinstance(at, int)):
                 return cls(at, tuple(float(c) for c in counts))
         return cls()
+
+
+def _mean_sentiment(counts: tuple[float, ...]) -> float | None:
+    texts = counts[_INDEX["texts"]]
+    return counts[_INDEX["sentiment"]] / texts if texts >= 0.5 else None
 
 
 def signal_of(event: Event) -> list[tuple[str, float]]:
@@ -209,8 +212,7 @@ def churn_feature_values(
     open_recent = now[_INDEX["opened"]] / recent_delivered if recent_delivered >= 0.5 else open_rate
     open_recent = min(1.0, open_recent)
     engaged = profile.last_engagement_at
-    texts = now[_INDEX["texts"]]
-    sentiment = now[_INDEX["sentiment"]] / texts if texts >= 0.5 else None  # mean_sentiment()
+    sentiment = _mean_sentiment(now)
     satisfaction = profile.mean_satisfaction
     resolution = profile.mean_resolution_seconds
     row = [

@@ -15,7 +15,7 @@ from crm_score.errors import EventRejected
 from schemas import Event, MarketingEvent, PurchaseEvent, ServiceEvent
 from scorers.profile import ProfileDelta
 
-__all__ = ["delta_for", "epoch_seconds"]
+__all__ = ["base_amount_minor", "delta_for", "epoch_seconds"]
 
 _MARKETING_COUNTERS = {
     "message_sent": "messages_sent",
@@ -64,7 +64,11 @@ def delta_for(event: Event, fx_rates: Mapping[str, float]) -> ProfileDelta:
     return _marketing(event, at)
 
 
-def _purchase(event: PurchaseEvent, at: int, fx_rates: Mapping[str, float]) -> ProfileDelta:
+def base_amount_minor(event: PurchaseEvent, fx_rates: Mapping[str, float]) -> int:
+    """The event's amount in minor units of the base currency (what the profile counts).
+
+    Raises EventRejected(``unsupported_currency``) for a currency without a rate.
+    """
     payload = event.payload
     rate = fx_rates.get(payload.currency)
     if rate is None:
@@ -72,7 +76,11 @@ def _purchase(event: PurchaseEvent, at: int, fx_rates: Mapping[str, float]) -> P
             "unsupported_currency",
             f"no exchange rate for {payload.currency}; add it to CRM_FX_RATES",
         )
-    amount = round(payload.amount_minor * rate)
+    return round(payload.amount_minor * rate)
+
+
+def _purchase(event: PurchaseEvent, at: int, fx_rates: Mapping[str, float]) -> ProfileDelta:
+    amount = base_amount_minor(event, fx_rates)
     if event.type == "order_placed":
         return ProfileDelta(
             adds={"orders": 1, "gross_minor": amount},

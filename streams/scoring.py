@@ -27,6 +27,7 @@ from scorers.churn_features import signal_of
 from scorers.churn_labels import LabelPolicy
 from scorers.churn_pass import ChurnPass
 from scorers.churn_scoring import ChurnPolicy, ChurnScoring
+from scorers.deltas import base_amount_minor
 from scorers.probability import ProbabilityModel
 from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
@@ -80,7 +81,8 @@ class RoundScorer:
     def _order(self, event: Event) -> tuple[str, str, int] | None:
         if not isinstance(event, PurchaseEvent):
             return None
-        return event.event_id, event.type, _base_amount(event, self.fx_rates)
+        # Only accepted events reach the walk: their currency has a rate.
+        return event.event_id, event.type, base_amount_minor(event, self.fx_rates)
 
     def score(
         self,
@@ -223,12 +225,6 @@ class RoundScorer:
             for customer_id, state in churn.final_states(out.states).items():
                 out.states[customer_id] = state
         return out
-
-
-def _base_amount(event: PurchaseEvent, fx_rates: Mapping[str, float]) -> int:
-    """The event's amount in base-currency minor units, as its profile delta counts it."""
-    payload = event.payload
-    return round(payload.amount_minor * fx_rates.get(payload.currency, 1.0))
 
 
 def round_scorer(
