@@ -49,11 +49,18 @@ from streams.kafka_io import (
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models import ModelRegistry
-from streams.pipeline import Accepted, IngestStats, OutputMessage, ParsedBatch, PipelineProcessor
+from streams.pipeline import (
+    Accepted,
+    Applied,
+    IngestStats,
+    OutputMessage,
+    ParsedBatch,
+    PipelineProcessor,
+)
 from streams.refresh import ModelFollower, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
-from streams.scoring import round_scorer
+from streams.scoring import CustomerBefore, ScoredRound, round_scorer
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
@@ -101,6 +108,10 @@ class IngestService(Service):
         self._commits: OrderedCommits | None = None
         self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
         self._last_states: dict[str, CustomerState] = {}
+        # Held by due-index pops, saves and revocations: a partition revoked while a round
+        # finishes is neither popped nor saved after the hook ran, so the new owner, which
+        # restores parked timers and re-reads the events when assigned, redoes that part.
+        self._owning = asyncio.Lock()
 
     async def on_start(self) -> None:
         s = self.settings
@@ -162,6 +173,10 @@ class IngestService(Service):
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Rebalance: commit what is done, drop buffers (the new owner re-reads them)."""
+        async with self._owning:
+            await self._revoke(revoked)
+
+    async def _revoke(self, revoked: set[TopicPartition]) -> None:
         if self._commits is not None:
             await self._commits.drain()
         partitions = {tp.partition for tp in revoked}
@@ -219,7 +234,7 @@ class IngestService(Service):
             for item in parsed.accepted:
                 r = item.record
                 if self._clock.observe(
-                    r.topic, r.partition, r.offset, item.event_time, item.sort_key, item, wall
+                    r.topic, r.partition, r.offset, item.sort_key[0], item.sort_key, item, wall
                 ):
                     late.append(item)
             align(consumer, self._clock, self.settings.reorder_buffer_max)
@@ -262,13 +277,14 @@ class IngestService(Service):
         to_pop: set[int],
     ) -> _Round:
         """Pop what is due and send the round's reads and events to Redis (not awaited)."""
-        watermarks = {
-            p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
-        }
-        limits = {p: _limit(w) for p, w in watermarks.items()}
-        pop = {p: limits[p] for p in to_pop if p in limits}
-        self._swept.update(pop)
-        popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
+        async with self._owning:
+            watermarks = {
+                p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
+            }
+            limits = {p: _limit(w) for p, w in watermarks.items()}
+            pop = {p: limits[p] for p in to_pop if p in limits}
+            self._swept.update(pop)
+            popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
         self.metrics.set_due_backlog({p: len(names) for p, names in popped.items()})
         items = [(a, True) for a in late] + [(a, False) for a in released]
         customers: dict[str, int] = {}
@@ -312,11 +328,15 @@ class IngestService(Service):
         if cross_sell is not None:
             scored.alerts += cross_sell.alerts()
         used = {known.partition for known in before.values()} | round_.popped
-        fresh = await self._retrying(
-            lambda: self._rounds.save(
-                scored, {p: round_.watermarks[p] for p in used}, applied, cross_sell
+        async with self._owning:
+            owned = used & self._clock.partitions
+            if owned != used:
+                scored, applied = self._drop_revoked(scored, applied, before, owned)
+            fresh = await self._retrying(
+                lambda: self._rounds.save(
+                    scored, {p: round_.watermarks[p] for p in owned}, applied, cross_sell
+                )
             )
-        )
         self._last_states = scored.states
         for partition, items in scored.due.items():
             # A due time the next round's sweep popped past before this save landed.
@@ -350,6 +370,22 @@ class IngestService(Service):
         self.metrics.set_clock(assigned, self._clock.buffered, time.time())  # some may be revoked
         if self._commits is not None:
             await self._commits.add(deliveries, round_.commits, result, roundtrip)
+
+    def _drop_revoked(
+        self,
+        scored: ScoredRound,
+        applied: list[Applied],
+        before: dict[str, CustomerBefore],
+        owned: set[int],
+    ) -> tuple[ScoredRound, list[Applied]]:
+        """The round without the customers of partitions revoked since it was sent: their
+        events stay journaled and uncommitted, their popped timers parked, their alerts
+        unclaimed, so the new owner walks them again from the last saved state."""
+        partition_of = {c: known.partition for c, known in before.items()}
+        self._rounds.recovery.forget({c for c, p in partition_of.items() if p not in owned})
+        log.info("dropped the part of a finishing round on revoked partitions")
+        kept = [a for a in applied if a.record.partition in owned]
+        return scored.only(owned, partition_of), kept
 
     def _limit(self, partition: int) -> int | None:
         """:func:`_limit` of the partition's watermark, or None before it has one."""
@@ -405,10 +441,13 @@ class IngestService(Service):
 
 
 def _limit(watermark: float) -> int:
-    """The last whole second strictly before ``watermark``: what a round walks up to. Released
-    events are strictly before the watermark; an event exactly at it is still buffered and must
-    come before the checkpoints of its second."""
-    return math.ceil(watermark) - 1
+    """The last whole second whose events have all been released: what a round walks up to.
+
+    The clock runs on exact event times (so an event leaves as soon as the watermark passes it,
+    not at the next whole second), while checkpoints fall on whole seconds and come after the
+    events of their second. Released events are strictly before the watermark, so second ``S``
+    is complete once the watermark reaches ``S + 1``."""
+    return math.floor(watermark) - 1
 
 
 @dataclass(frozen=True, slots=True)

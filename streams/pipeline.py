@@ -89,8 +89,9 @@ class Accepted(NamedTuple):
 
     @property
     def event_time(self) -> float:
-        """Event time in whole epoch seconds: the clock and the timers work on whole seconds,
-        so an event and a due time compare the same way whichever round they fall in."""
+        """Event time in whole epoch seconds: the walk and the timers work on whole seconds,
+        so an event and a due time compare the same way whichever round they fall in (the
+        event clock orders by the exact time, :attr:`sort_key`)."""
         return float(self.request.event_time)
 
     @property

@@ -27,14 +27,14 @@ Three pieces close those gaps, each keyed so the layout works on Redis Cluster:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from scorers.profile import FIELD_CODES, FIELD_ORDER
 from streams.due_index import DueIndex
 from streams.pipeline import OutputMessage
 from streams.scoring import ScoredRound
-from streams.store import ApplyRequest, ApplyResult
+from streams.store import ApplyOutcome, ApplyRequest, ApplyResult
 
 __all__ = ["RoundRecovery"]
 
@@ -45,6 +45,7 @@ _PENDING = b"p"
 _CONFIRMED = b"1"
 _OFFSET_FIELDS = {"purchase": "op", "service": "os", "marketing": "om"}
 _SEP = "\x00"
+_REDELIVERED = ApplyResult(ApplyOutcome.REDELIVERED, None)
 _CODES_IN_ORDER = [FIELD_CODES[name].encode() for name in FIELD_ORDER]
 _PROFILE_CODES: frozenset[bytes | str] = frozenset(_CODES_IN_ORDER)
 
@@ -96,6 +97,29 @@ class RoundRecovery:
             entries.append(f"{_OFFSET_FIELDS[request.kind]}{request.offset}")
             marks[request.customer_id] = (max(seq, outcome.seq), entries)
         self._marks = marks
+
+    def forget(self, customers: Collection[str]) -> None:
+        """Leave ``customers``' journal entries of the round collected last unsaved (their
+        partition was revoked: the new owner walks those events again)."""
+        self._marks = {c: m for c, m in self._marks.items() if c not in customers}
+
+    def already_walked(
+        self, requests: Sequence[ApplyRequest], outcomes: Sequence[ApplyResult]
+    ) -> list[ApplyResult]:
+        """``outcomes`` with each ``RECOVERED`` event that the last save already walked
+        turned into a redelivery. The apply read the journal mark before that save landed
+        (saves go on another connection), so the event looked unwalked; walking it again
+        would count it twice in the alert state."""
+        saved = self._saved
+        if not saved:
+            return list(outcomes)
+        return [
+            _REDELIVERED
+            if outcome.outcome is ApplyOutcome.RECOVERED
+            and outcome.seq <= saved.get(request.customer_id, 0)
+            else outcome
+            for request, outcome in zip(requests, outcomes, strict=True)
+        ]
 
     def marks(self) -> dict[str, int]:
         """Per customer, the last journal number the state being saved includes (``jw``)."""

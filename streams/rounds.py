@@ -152,6 +152,7 @@ class RoundStore:
         n = len(pending.customers)
         raws, self._cross_sell_read = raws[:n], (pending.cross_sell, raws[n:])
         raws = await self._rebased(list(pending.customers), raws)
+        outcomes = self.recovery.already_walked(pending.requests, outcomes)
         self.recovery.note_applied(pending.requests, outcomes)
         return self._before(pending.customers, raws), outcomes
 
@@ -172,6 +173,7 @@ class RoundStore:
         n = len(customers)
         raws, self._cross_sell_read = raws[:n], (xs, raws[n:])
         raws = await self._rebased(list(customers), raws)
+        outcomes = self.recovery.already_walked(requests, outcomes)
         self.recovery.note_applied(requests, outcomes)
         return self._before(customers, raws), outcomes
 

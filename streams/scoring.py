@@ -13,7 +13,7 @@ events, one for timers), since the exact per-customer score costs ~0.7 ms.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +61,18 @@ class ScoredRound:
     due: dict[int, list[tuple[str, float | None]]] = field(default_factory=dict)
     timer_checkpoints: int = 0
     examples: list[OutputMessage] = field(default_factory=list)
+
+    def only(self, partitions: Collection[int], partition_of: Mapping[str, int]) -> ScoredRound:
+        """The part of the round on ``partitions`` (``partition_of``: customer -> partition);
+        a worker drops the rest when those partitions were revoked while the round finished."""
+        return ScoredRound(
+            [m for m in self.snapshots if m.partition in partitions],
+            [a for a in self.alerts if a[2].partition in partitions],
+            {c: s for c, s in self.states.items() if partition_of[c] in partitions},
+            {p: items for p, items in self.due.items() if p in partitions},
+            self.timer_checkpoints,
+            [m for m in self.examples if m.partition in partitions],
+        )
 
 
 class RoundScorer:
