@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -37,6 +38,7 @@ from crm_score.errors import StateStoreError
 from crm_score.settings import Settings
 from scorers.timeline import CustomerState
 from streams._retry import retrying
+from streams.cross_sell import CrossSellDecision
 from streams.kafka_io import (
     OrderedCommits,
     RebalanceHooks,
@@ -178,7 +180,9 @@ class IngestService(Service):
 
     async def _revoke(self, revoked: set[TopicPartition]) -> None:
         if self._commits is not None:
-            await self._commits.drain()
+            await self._commits.drain()  # every finished round's outputs acknowledged
+        with contextlib.suppress(StateStoreError):
+            await self._rounds.confirm()  # else the new owner publishes them again
         partitions = {tp.partition for tp in revoked}
         dropped = self._clock.revoke(partitions)
         self._to_pop -= partitions
@@ -205,6 +209,15 @@ class IngestService(Service):
             sent = await publish(self._producer, self.settings.topic("alerts"), messages)
             self._rounds.recovery.published(sent, [(partition, c, k) for c, k, _ in alerts])
             log.info("published %d unconfirmed alerts of partition %d again", len(sent), partition)
+        unsent = await self._retrying(lambda: self._rounds.unsent_outputs(partitions))
+        for by_topic, drops in unsent:
+            sent = []
+            for name, messages in by_topic.items():
+                sent += await publish(self._producer, self.settings.topic(name), messages)
+            await asyncio.gather(*sent)  # acknowledged: then they may go
+            await self._retrying(partial(self._rounds.run, drops))
+            counts = {name: len(messages) for name, messages in by_topic.items()}
+            log.info("published unacknowledged outputs again: %s", counts)
 
     @Service.task
     async def _consume(self) -> None:
@@ -328,15 +341,31 @@ class IngestService(Service):
         if cross_sell is not None:
             scored.alerts += cross_sell.alerts()
         used = {known.partition for known in before.values()} | round_.popped
-        async with self._owning:
+        async with self._owning:  # the revocation hook waits until the outputs are sent
             owned = used & self._clock.partitions
             if owned != used:
                 scored, applied = self._drop_revoked(scored, applied, before, owned)
-            fresh = await self._retrying(
-                lambda: self._rounds.save(
-                    scored, {p: round_.watermarks[p] for p in owned}, applied, cross_sell
-                )
+            await self._save_and_publish(
+                round_, scored, applied, cross_sell, owned, producer, roundtrip
             )
+
+    async def _save_and_publish(
+        self,
+        round_: _Round,
+        scored: ScoredRound,
+        applied: list[Applied],
+        cross_sell: CrossSellDecision | None,
+        owned: set[int],
+        producer: AIOKafkaProducer,
+        roundtrip: float,
+    ) -> None:
+        """Save the round, send its outputs, queue its commit behind their acknowledgements."""
+        result = round_.parsed.result
+        fresh = await self._retrying(
+            lambda: self._rounds.save(
+                scored, {p: round_.watermarks[p] for p in owned}, applied, cross_sell
+            )
+        )
         self._last_states = scored.states
         for partition, items in scored.due.items():
             # A due time the next round's sweep popped past before this save landed.
@@ -357,11 +386,12 @@ class IngestService(Service):
         self.stats.add(result)
         deliveries: list[asyncio.Future[Any]] = []
         if self.publishing:  # a rebuild (crm_score.rebuild) only rebuilds state
-            deliveries = await publish(producer, self.settings.topic("scores"), result.snapshots)
+            outputs = await publish(producer, self.settings.topic("scores"), result.snapshots)
+            outputs += await publish(producer, self.settings.topic("training"), scored.examples)
+            self._rounds.recovery.outputs.sent(outputs)  # dropped from the outbox once acked
             acks = await publish(producer, self.settings.topic("alerts"), alerts)
             self._rounds.recovery.published(acks, claimed)  # confirmed once acknowledged
-            deliveries += acks
-            deliveries += await publish(producer, self.settings.topic("training"), scored.examples)
+            deliveries = outputs + acks
             deliveries += await publish(
                 producer, self.settings.topic("deadletter"), result.dead_letters
             )

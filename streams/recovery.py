@@ -21,7 +21,8 @@ Three pieces close those gaps, each keyed so the layout works on Redis Cluster:
   claims their idempotency keys (value ``p``, pending); a key is confirmed (``1``) and its
   outbox entry dropped only after Kafka acknowledged the alert. A claim still pending is
   published again (same key: consumers drop repeats), and when a partition is assigned its
-  outbox is published again, so an alert is never lost, only possibly repeated.
+  outbox is published again, so an alert is never lost, only possibly repeated. The round's
+  score snapshots and training examples have their own outbox (:mod:`streams.output_outbox`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from scorers.profile import FIELD_CODES, FIELD_ORDER
 from streams.due_index import DueIndex
+from streams.output_outbox import OutputOutbox
 from streams.pipeline import OutputMessage
 from streams.scoring import ScoredRound
 from streams.store import ApplyOutcome, ApplyRequest, ApplyResult
@@ -74,6 +76,7 @@ class RoundRecovery:
         self._saved: dict[str, int] = {}  # the marks of the last save (it may land after reads)
         self._unconfirmed: list[_Sent] = []
         self._confirming: list[_Sent] = []  # entries the save being built confirms
+        self.outputs = OutputOutbox(due)  # score snapshots and training examples
 
     def outbox_key(self, partition: int) -> str:
         return f"{self._due.key(partition)}:out"
@@ -130,6 +133,7 @@ class RoundRecovery:
         states, so a save cut short leaves nothing a restart cannot redo."""
         commands: list[Command] = []
         if self.publishing:
+            commands += self.outputs.write_commands(scored.snapshots, scored.examples)
             for customer_id, key, message in scored.alerts:
                 field = f"{customer_id}{_SEP}{key}"
                 commands.append(("HSET", self.outbox_key(message.partition), field, message.value))
@@ -172,9 +176,16 @@ class RoundRecovery:
         as it was): forget its journal entries and the alerts it confirmed."""
         self._saved = self.marks()
         self._marks = {}
-        confirmed = {id(entry) for entry in self._confirming}
-        self._unconfirmed = [e for e in self._unconfirmed if id(e) not in confirmed]
+        self.confirmed()
+        self.outputs.saved()
+
+    def confirmed(self) -> None:
+        """The commands of :meth:`confirm_commands` ran on their own (no round saved):
+        forget what they confirmed, alerts and outputs."""
+        done = {id(entry) for entry in self._confirming}
+        self._unconfirmed = [e for e in self._unconfirmed if id(e) not in done]
         self._confirming = []
+        self.outputs.confirmed()
 
     # --- profiles as the saved state saw them ----------------------------------------------
     def stale(
@@ -241,7 +252,7 @@ class RoundRecovery:
                     ("HSET", self._alerts_key(customer_id), key, _CONFIRMED),
                     ("HDEL", self.outbox_key(partition), f"{customer_id}{_SEP}{key}"),
                 ]
-        return commands
+        return commands + self.outputs.confirm_commands()
 
     # --- a partition assigned --------------------------------------------------------------
     def restore_commands(self, partition: int) -> list[Command]:

@@ -33,7 +33,8 @@ from streams.api.index import CustomerIndex, RoundIndexer
 from streams.api.layout import Layout
 from streams.cross_sell import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.due_index import DueIndex
-from streams.pipeline import Applied
+from streams.output_outbox import Command
+from streams.pipeline import Applied, OutputMessage
 from streams.recovery import RoundRecovery
 from streams.scoring import CustomerBefore, ScoredRound
 from streams.store import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
@@ -261,10 +262,29 @@ class RoundStore:
             raise StateStoreError(f"Redis refused the partition recovery: {failed[0]}")
         return again
 
+    async def unsent_outputs(
+        self, partitions: Iterable[int]
+    ) -> list[tuple[dict[str, list[OutputMessage]], list[Command]]]:
+        """Per partition, the score snapshots and training examples a dead worker saved but
+        Kafka never acknowledged (by topic name), and the commands that delete them once
+        published again (:meth:`run`)."""
+        outbox, wanted = self.recovery.outputs, sorted(partitions)
+        replies = await self._execute([outbox.read_command(p) for p in wanted])
+        found = [outbox.unsent(p, reply) for p, reply in zip(wanted, replies, strict=True)]
+        return [(messages, drops) for messages, drops in found if drops]
+
+    async def run(self, commands: Sequence[Command]) -> None:
+        """Run ``commands`` on the save connection; StateStoreError if Redis refused one."""
+        failed = [r for r in await self._execute(commands) if isinstance(r, hiredis.ReplyError)]
+        if failed:
+            raise StateStoreError(f"Redis refused a command: {failed[0]}")
+
     async def confirm(self) -> None:
-        """Confirm the alerts acknowledged since the last save (at shutdown)."""
-        await self._execute(self.recovery.confirm_commands())
-        self.recovery.saved()
+        """Confirm the alerts and drop the outputs Kafka acknowledged since the last save
+        (before partitions are given up, and at shutdown), so their next owner does not
+        publish them again."""
+        await self.run(self.recovery.confirm_commands())
+        self.recovery.confirmed()
 
     async def record_alerts(self, alerts: Sequence[tuple[str, str, bytes]]) -> None:
         """Append published alerts ``(customer, type, JSON)`` to the capped stream of recent
