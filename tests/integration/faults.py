@@ -136,6 +136,8 @@ class Outcome:
     alerts: list[tuple[str, bytes]]  # (idempotency key, body) in topic order, repeats kept
     claimed: dict[str, str]  # idempotency key -> its claim in Redis ("1": published)
     where: str = ""
+    scored: frozenset[str] = frozenset()  # event ids with a score snapshot on crm.scores
+    examples: frozenset[str] = frozenset()  # idempotency keys of crm.training examples
 
     @property
     def alert_keys(self) -> set[str]:
@@ -167,11 +169,27 @@ async def read_outcome(settings: Settings, history: History, alerts: bool = True
             due[p] = {_text(pair[0]): float(pair[1]) for pair in members}
     finally:
         await client.aclose()
-    published = []
+    published, scored, examples = [], set(), set()
     if alerts:
         for value in await read_all(settings, "alerts"):
             published.append((orjson.loads(value)["idempotency_key"], value))
-    return Outcome(profiles, states, due, published, claimed, settings.topic_prefix)
+        for value in await read_all(settings, "scores"):
+            snapshot = orjson.loads(value)
+            if snapshot.get("event_id"):
+                scored.add(snapshot["event_id"])
+        examples = {
+            orjson.loads(v)["idempotency_key"] for v in await read_all(settings, "training")
+        }
+    return Outcome(
+        profiles,
+        states,
+        due,
+        published,
+        claimed,
+        settings.topic_prefix,
+        frozenset(scored),
+        frozenset(examples),
+    )
 
 
 async def read_all(settings: Settings, name: str) -> list[bytes]:
@@ -223,6 +241,14 @@ def assert_matches_clean(outcome: Outcome, reference: Outcome, history: History)
         f"alert keys differ from the clean run: {len(missing)} missing, e.g. "
         f"{sorted(missing)[:3]}; {len(extra)} extra, e.g. {sorted(extra)[:3]}"
     )
+    # At-least-once for the other outputs too: every event the clean run scored has a score
+    # snapshot, every training example it published is there (repeats allowed).
+    unscored = reference.scored - outcome.scored
+    assert not unscored, (
+        f"{len(unscored)} events have no score snapshot, e.g. {sorted(unscored)[:3]}"
+    )
+    lost = reference.examples - outcome.examples
+    assert not lost, f"{len(lost)} training examples are missing, e.g. {sorted(lost)[:3]}"
     bodies: dict[str, set[bytes]] = {}
     for key, body in outcome.alerts:
         if key.startswith(_NOT_REPLAYABLE):

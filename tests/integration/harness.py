@@ -43,7 +43,7 @@ class WorkerProcess:
     async def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_score", "worker", "-l", "warn",
+            sys.executable, "-m", "crm_score", "worker", "-l", "info",
             env=settings_env(self.settings, self.web_port),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
