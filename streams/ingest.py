@@ -114,6 +114,10 @@ class IngestService(Service):
         # finishes is neither popped nor saved after the hook ran, so the new owner, which
         # restores parked timers and re-reads the events when assigned, redoes that part.
         self._owning = asyncio.Lock()
+        # Revocations so far, and the count at each partition's last one: a round released
+        # before a partition's revocation is stale there, even once it is assigned back.
+        self._generation = 0
+        self._revoked_at: dict[int, int] = {}
 
     async def on_start(self) -> None:
         s = self.settings
@@ -184,6 +188,8 @@ class IngestService(Service):
         with contextlib.suppress(StateStoreError):
             await self._rounds.confirm()  # else the new owner publishes them again
         partitions = {tp.partition for tp in revoked}
+        self._generation += 1
+        self._revoked_at.update(dict.fromkeys(partitions, self._generation))
         dropped = self._clock.revoke(partitions)
         self._to_pop -= partitions
         for partition in partitions:
@@ -208,7 +214,9 @@ class IngestService(Service):
             messages = [OutputMessage(partition, c.encode(), value) for c, _, value in alerts]
             sent = await publish(self._producer, self.settings.topic("alerts"), messages)
             self._rounds.recovery.published(sent, [(partition, c, k) for c, k, _ in alerts])
-            log.info("published %d unconfirmed alerts of partition %d again", len(sent), partition)
+            log.info(
+                "published %d unconfirmed alerts of partition %d again", len(alerts), partition
+            )
         unsent = await self._retrying(lambda: self._rounds.unsent_outputs(partitions))
         for by_topic, drops in unsent:
             sent = []
@@ -251,6 +259,7 @@ class IngestService(Service):
                 ):
                     late.append(item)
             align(consumer, self._clock, self.settings.reorder_buffer_max)
+            generation = self._generation  # of the release below (the hooks run at awaits)
             moved = set(self._clock.advance(wall))
             released = [x for p in sorted(moved) for x in self._clock.release(p)]
             # Idle partitions' watermarks creep with the wall clock: sweep once a second.
@@ -270,7 +279,7 @@ class IngestService(Service):
                 if previous is not None and self._rounds.was_lost(previous.sent):
                     await self._complete(previous, consumer, producer)
                     previous = None
-                current = await self._submit(parsed, late, released, to_pop)
+                current = await self._submit(parsed, late, released, to_pop, generation)
                 if previous is not None:
                     await self._complete(previous, consumer, producer)
                 previous = current
@@ -288,6 +297,7 @@ class IngestService(Service):
         late: list[Accepted],
         released: list[Accepted],
         to_pop: set[int],
+        generation: int,
     ) -> _Round:
         """Pop what is due and send the round's reads and events to Redis (not awaited)."""
         async with self._owning:
@@ -299,7 +309,10 @@ class IngestService(Service):
             self._swept.update(pop)
             popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
         self.metrics.set_due_backlog({p: len(names) for p, names in popped.items()})
-        items = [(a, True) for a in late] + [(a, False) for a in released]
+        # Events of a partition revoked since their release are not applied: its next owner
+        # reads them again.
+        items = [(a, True) for a in late if a.record.partition in limits]
+        items += [(a, False) for a in released if a.record.partition in limits]
         customers: dict[str, int] = {}
         for a, _ in items:
             customers[a.event.customer_id] = a.record.partition
@@ -311,7 +324,15 @@ class IngestService(Service):
         )
         commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
         return _Round(
-            parsed, items, watermarks, limits, set(pop), sent, commits, time.perf_counter()
+            parsed,
+            items,
+            watermarks,
+            limits,
+            set(pop),
+            sent,
+            commits,
+            time.perf_counter(),
+            generation,
         )
 
     async def _complete(
@@ -342,11 +363,12 @@ class IngestService(Service):
             scored.alerts += cross_sell.alerts()
         used = {known.partition for known in before.values()} | round_.popped
         async with self._owning:  # the revocation hook waits until the outputs are sent
-            owned = used & self._clock.partitions
+            current = {p for p in self._clock.partitions if self._current(round_, p)}
+            owned = used & current
             if owned != used:
                 scored, applied = self._drop_revoked(scored, applied, before, owned)
             await self._save_and_publish(
-                round_, scored, applied, cross_sell, owned, producer, roundtrip
+                round_, scored, applied, cross_sell, owned, current, producer, roundtrip
             )
 
     async def _save_and_publish(
@@ -356,6 +378,7 @@ class IngestService(Service):
         applied: list[Applied],
         cross_sell: CrossSellDecision | None,
         owned: set[int],
+        current: set[int],
         producer: AIOKafkaProducer,
         roundtrip: float,
     ) -> None:
@@ -399,7 +422,14 @@ class IngestService(Service):
         assigned = {p: w for p, w in round_.watermarks.items() if p in self._clock.partitions}
         self.metrics.set_clock(assigned, self._clock.buffered, time.time())  # some may be revoked
         if self._commits is not None:
-            await self._commits.add(deliveries, round_.commits, result, roundtrip)
+            # Never a stale partition's offsets: the events the dropped part applied must be
+            # read again.
+            commits = {tp: o for tp, o in round_.commits.items() if tp.partition in current}
+            await self._commits.add(deliveries, commits, result, roundtrip)
+
+    def _current(self, round_: _Round, partition: int) -> bool:
+        """Whether ``partition`` was not revoked since ``round_``'s events were released."""
+        return round_.generation >= self._revoked_at.get(partition, 0)
 
     def _drop_revoked(
         self,
@@ -490,3 +520,4 @@ class _Round:
     sent: PendingRound
     commits: dict[TopicPartition, int]
     sent_at: float
+    generation: int  # revocations before its events were released
