@@ -1,13 +1,16 @@
 """End-to-end latency at a fixed produce rate: event produced -> its score snapshot published,
 and -> the alert it raised published.
 
-One ``crm-score worker`` in live clock mode with ``--lateness`` (default 0.5 s) of allowed
-lateness, a published probability model and RFM boundaries (so alerts fire), churn learner off.
-Events come from a simulated history, re-timed as they are sent: each event's time is the wall
-clock at its send, so the stream looks live. By design a score trails its event by about the
-allowed lateness (the watermark is the newest event time seen minus the lateness; events wait
-in the reorder buffer until it passes them) plus the time until the next event moves the
-watermark; the latency measured here includes that wait.
+``--workers`` (default 1) ``crm-score worker`` processes in one group, in live clock mode with
+``--lateness`` (default 0.5 s) of allowed lateness and ``--idle-advance`` (default: the
+lateness) before an idle partition's watermark follows the wall clock, a published probability
+model and RFM boundaries (so alerts fire), churn learner off. Events come from a simulated
+history, re-timed as they are sent: each event's time is the wall clock at its send, so the
+stream looks live. By design a score trails its event by about the allowed lateness (the
+watermark is the newest event time seen minus the lateness; events wait in the reorder buffer
+until it passes them); the latency measured here includes that wait. An event that arrives
+after the watermark passed it is *late* (applied at once, no alerts for the past): the report
+gives their share, which a small lateness raises.
 
 Latency = Kafka timestamp of the output record (set by the worker's producer) minus the send
 time of the input event (same machine clock). Scores are matched by event id; an alert by
@@ -17,6 +20,7 @@ reports p50/p99 and the achieved output rate; a rate is *sustained* when the wor
 (output rate >= 95 % of the input rate and p99 under 2 s). Medians over ``--runs``.
 
     python -m bench.latency --rates 1000,5000,7500,10000 --seconds 15 --runs 3
+    python -m bench.latency --rates 1000,5000 --lateness 0.02 --idle-advance 1 --workers 2
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from streams.topics import ensure_topics
 
 
-async def _wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
+async def _wait_ready(port: int, proc: asyncio.subprocess.Process, share_of: int | None) -> None:
+    """Until the worker has partitions (``share_of``: the group's total, of which this
+    worker must hold only a share, so a group of several has settled)."""
     import urllib.request
 
     url = f"http://127.0.0.1:{port}/health"
@@ -56,7 +62,8 @@ async def _wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
             raise RuntimeError("the worker exited")
         try:
             body = await asyncio.to_thread(read)
-            if orjson.loads(body).get("assigned_partitions"):
+            assigned = orjson.loads(body).get("assigned_partitions") or []
+            if assigned and (share_of is None or len(assigned) < share_of):
                 return
         except OSError:
             pass
@@ -127,8 +134,20 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+def _health(port: int) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        return dict(orjson.loads(response.read()))
+
+
 async def one_run(
-    base: Settings, messages: Sequence[SimulatedMessage], rate: float, seconds: float, models: Any
+    base: Settings,
+    messages: Sequence[SimulatedMessage],
+    rate: float,
+    seconds: float,
+    models: Any,
+    workers: int = 1,
 ) -> dict[str, Any]:
     settings = base.model_copy(
         update={
@@ -139,15 +158,19 @@ async def one_run(
     )
     await ensure_topics(settings)
     await _publish(settings, models)
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crm_score", "worker", "-l", "warn",
-        env=settings.subprocess_env(CRM_WEB_PORT=str(port), CRM_LEARNER_ENABLED="false"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    procs = []
     stop = asyncio.Event()
     try:
-        await _wait_ready(port, proc)
+        for _ in range(workers):
+            port = _free_port()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "crm_score", "worker", "-l", "warn",
+                env=settings.subprocess_env(CRM_WEB_PORT=str(port), CRM_LEARNER_ENABLED="false"),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append((port, proc))
+        for port, proc in procs:
+            await _wait_ready(port, proc, None if workers == 1 else 3 * settings.partitions)
         reading = asyncio.create_task(_outputs(settings, stop))
         t0 = time.time()
         sent, firsts, count = await _produce(settings, messages, rate, seconds)
@@ -156,10 +179,12 @@ async def one_run(
         await asyncio.sleep(max(2.0, 3 * settings.allowed_lateness_seconds))
         stop.set()
         out = await reading
+        totals = [await asyncio.to_thread(_health, port) for port, _ in procs]
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
+        for _, proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
     score_lat, alert_lat, last_score = [], [], 0.0
     for ts, value in out["scores"]:
         snap = orjson.loads(value)
@@ -183,6 +208,8 @@ async def one_run(
         "input_rate": round(count / produce_seconds),
         "scored": len(score_lat),
         "output_rate": round(output_rate),
+        "applied": sum(int(t.get("applied", 0)) for t in totals),
+        "late": sum(int(t.get("late", 0)) for t in totals),  # arrived past the watermark
         "score": scores,
         "alert": _percentiles(alert_lat),
         "sustained": bool(
@@ -204,7 +231,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         update={
             "clock_mode": "live",
             "allowed_lateness_seconds": args.lateness,
-            "idle_advance_seconds": args.lateness,
+            "idle_advance_seconds": (
+                args.lateness if args.idle_advance is None else args.idle_advance
+            ),
             "learner_enabled": False,
         }
     )
@@ -213,7 +242,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.runs):
         for rate in rates:
             runs.setdefault(str(int(rate)), []).append(
-                await one_run(base, messages, rate, args.seconds, models)
+                await one_run(base, messages, rate, args.seconds, models, args.workers)
             )
     summary = {}
     for key, results in runs.items():
@@ -230,10 +259,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "alerts_matched": sum(r["alert"]["n"] for r in results),
             "output_rate": round(statistics.median(r["output_rate"] for r in results)),
             "sustained_runs": sum(r["sustained"] for r in results),
+            "late_share": round(
+                sum(r["late"] for r in results) / max(1, sum(r["applied"] for r in results)), 4
+            ),
         }
     sustained = [float(r) for r, s in summary.items() if s["sustained_runs"] * 2 > args.runs]
     return {
         "lateness_seconds": args.lateness,
+        "workers": args.workers,
         "seconds_per_run": args.seconds,
         "runs": runs,
         "median": summary,
@@ -249,6 +282,10 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--lateness", type=float, default=0.5)
+    parser.add_argument(
+        "--idle-advance", type=float, default=None, help="seconds (default: the lateness)"
+    )
     parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1, help="workers in the group")
     result = asyncio.run(main(parser.parse_args()))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
