@@ -26,7 +26,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -39,6 +38,7 @@ from crm_score.settings import Settings
 from scorers.timeline import CustomerState
 from streams._retry import retrying
 from streams.cross_sell import CrossSellDecision
+from streams.handover import PartitionOwnership, drop_revoked, publish_left_over
 from streams.kafka_io import (
     OrderedCommits,
     RebalanceHooks,
@@ -55,14 +55,13 @@ from streams.pipeline import (
     Accepted,
     Applied,
     IngestStats,
-    OutputMessage,
     ParsedBatch,
     PipelineProcessor,
 )
 from streams.refresh import ModelFollower, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
-from streams.scoring import CustomerBefore, ScoredRound, round_scorer
+from streams.scoring import ScoredRound, round_scorer
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
@@ -110,14 +109,7 @@ class IngestService(Service):
         self._commits: OrderedCommits | None = None
         self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
         self._last_states: dict[str, CustomerState] = {}
-        # Held by due-index pops, saves and revocations: a partition revoked while a round
-        # finishes is neither popped nor saved after the hook ran, so the new owner, which
-        # restores parked timers and re-reads the events when assigned, redoes that part.
-        self._owning = asyncio.Lock()
-        # Revocations so far, and the count at each partition's last one: a round released
-        # before a partition's revocation is stale there, even once it is assigned back.
-        self._generation = 0
-        self._revoked_at: dict[int, int] = {}
+        self._ownership = PartitionOwnership()  # streams.handover
 
     async def on_start(self) -> None:
         s = self.settings
@@ -179,7 +171,7 @@ class IngestService(Service):
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Rebalance: commit what is done, drop buffers (the new owner re-reads them)."""
-        async with self._owning:
+        async with self._ownership.lock:
             await self._revoke(revoked)
 
     async def _revoke(self, revoked: set[TopicPartition]) -> None:
@@ -188,8 +180,7 @@ class IngestService(Service):
         with contextlib.suppress(StateStoreError):
             await self._rounds.confirm()  # else the new owner publishes them again
         partitions = {tp.partition for tp in revoked}
-        self._generation += 1
-        self._revoked_at.update(dict.fromkeys(partitions, self._generation))
+        self._ownership.revoked(partitions)
         dropped = self._clock.revoke(partitions)
         self._to_pop -= partitions
         for partition in partitions:
@@ -208,24 +199,10 @@ class IngestService(Service):
             return
         self._rounds.recovery.publishing = self.publishing
         again = await self._retrying(lambda: self._rounds.recover(partitions))
-        if not self.publishing or self._producer is None:
-            return
-        for partition, alerts in again.items():
-            messages = [OutputMessage(partition, c.encode(), value) for c, _, value in alerts]
-            sent = await publish(self._producer, self.settings.topic("alerts"), messages)
-            self._rounds.recovery.published(sent, [(partition, c, k) for c, k, _ in alerts])
-            log.info(
-                "published %d unconfirmed alerts of partition %d again", len(alerts), partition
+        if self.publishing and self._producer is not None:
+            await publish_left_over(
+                self._rounds, self._producer, self.settings, partitions, again, self._retrying
             )
-        unsent = await self._retrying(lambda: self._rounds.unsent_outputs(partitions))
-        for by_topic, drops in unsent:
-            sent = []
-            for name, messages in by_topic.items():
-                sent += await publish(self._producer, self.settings.topic(name), messages)
-            await asyncio.gather(*sent)  # acknowledged: then they may go
-            await self._retrying(partial(self._rounds.run, drops))
-            counts = {name: len(messages) for name, messages in by_topic.items()}
-            log.info("published unacknowledged outputs again: %s", counts)
 
     @Service.task
     async def _consume(self) -> None:
@@ -259,7 +236,9 @@ class IngestService(Service):
                 ):
                     late.append(item)
             align(consumer, self._clock, self.settings.reorder_buffer_max)
-            generation = self._generation  # of the release below (the hooks run at awaits)
+            generation = (
+                self._ownership.generation
+            )  # of the release below (the hooks run at awaits)
             moved = set(self._clock.advance(wall))
             released = [x for p in sorted(moved) for x in self._clock.release(p)]
             # Idle partitions' watermarks creep with the wall clock: sweep once a second.
@@ -300,7 +279,7 @@ class IngestService(Service):
         generation: int,
     ) -> _Round:
         """Pop what is due and send the round's reads and events to Redis (not awaited)."""
-        async with self._owning:
+        async with self._ownership.lock:
             watermarks = {
                 p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
             }
@@ -362,11 +341,12 @@ class IngestService(Service):
         if cross_sell is not None:
             scored.alerts += cross_sell.alerts()
         used = {known.partition for known in before.values()} | round_.popped
-        async with self._owning:  # the revocation hook waits until the outputs are sent
-            current = {p for p in self._clock.partitions if self._current(round_, p)}
+        async with self._ownership.lock:  # the revocation hook waits until outputs are sent
+            current = self._ownership.current(round_.generation, self._clock.partitions)
             owned = used & current
             if owned != used:
-                scored, applied = self._drop_revoked(scored, applied, before, owned)
+                recovery = self._rounds.recovery
+                scored, applied = drop_revoked(scored, applied, before, owned, recovery)
             await self._save_and_publish(
                 round_, scored, applied, cross_sell, owned, current, producer, roundtrip
             )
@@ -426,26 +406,6 @@ class IngestService(Service):
             # read again.
             commits = {tp: o for tp, o in round_.commits.items() if tp.partition in current}
             await self._commits.add(deliveries, commits, result, roundtrip)
-
-    def _current(self, round_: _Round, partition: int) -> bool:
-        """Whether ``partition`` was not revoked since ``round_``'s events were released."""
-        return round_.generation >= self._revoked_at.get(partition, 0)
-
-    def _drop_revoked(
-        self,
-        scored: ScoredRound,
-        applied: list[Applied],
-        before: dict[str, CustomerBefore],
-        owned: set[int],
-    ) -> tuple[ScoredRound, list[Applied]]:
-        """The round without the customers of partitions revoked since it was sent: their
-        events stay journaled and uncommitted, their popped timers parked, their alerts
-        unclaimed, so the new owner walks them again from the last saved state."""
-        partition_of = {c: known.partition for c, known in before.items()}
-        self._rounds.recovery.forget({c for c, p in partition_of.items() if p not in owned})
-        log.info("dropped the part of a finishing round on revoked partitions")
-        kept = [a for a in applied if a.record.partition in owned]
-        return scored.only(owned, partition_of), kept
 
     def _limit(self, partition: int) -> int | None:
         """:func:`_limit` of the partition's watermark, or None before it has one."""

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.due_index import DueIndex
+from streams.kafka_io import AwaitingAcks
 from streams.pipeline import OutputMessage
 
 __all__ = ["Command", "OutputOutbox"]
@@ -40,8 +41,7 @@ class OutputOutbox:
         self._token = uuid.uuid4().hex[:12]
         self._round = 0
         self._written: list[tuple[int, str]] = []  # by the save being built or just run
-        self._unconfirmed: list[tuple[list[asyncio.Future[Any]], list[tuple[int, str]]]] = []
-        self._confirming: list[int] = []  # ids of the entries the save being built confirms
+        self._unconfirmed: AwaitingAcks[list[tuple[int, str]]] = AwaitingAcks()
 
     def key(self, partition: int) -> str:
         return f"{self._due.key(partition)}:outs"
@@ -68,30 +68,22 @@ class OutputOutbox:
 
     def confirmed(self) -> None:
         """The commands of :meth:`confirm_commands` ran: forget what they deleted."""
-        done = set(self._confirming)
-        self._unconfirmed = [e for e in self._unconfirmed if id(e) not in done]
-        self._confirming = []
+        self._unconfirmed.confirmed()
 
     def sent(self, deliveries: list[asyncio.Future[Any]]) -> None:
         """The outputs of the last save were sent; drop them once ``deliveries`` are acked."""
         if self._written:
-            self._unconfirmed.append((deliveries, self._written))
+            self._unconfirmed.add(deliveries, self._written)
             self._written = []
 
     def confirm_commands(self) -> list[Command]:
         """Delete the fields whose outputs Kafka acknowledged (a failed delivery keeps its
         field: the partition's next owner publishes it again)."""
-        commands: list[Command] = []
-        self._confirming = []
-        for entry in self._unconfirmed:
-            deliveries, fields = entry
-            if not all(f.done() for f in deliveries):
-                continue
-            self._confirming.append(id(entry))
-            if any(f.cancelled() or f.exception() is not None for f in deliveries):
-                continue
-            commands += [("HDEL", self.key(p), field) for p, field in fields]
-        return commands
+        return [
+            ("HDEL", self.key(p), field)
+            for fields in self._unconfirmed.acknowledged()
+            for p, field in fields
+        ]
 
     def read_command(self, partition: int) -> Command:
         return ("HGETALL", self.key(partition))

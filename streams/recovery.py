@@ -33,14 +33,13 @@ from typing import Any
 
 from scorers.profile import FIELD_CODES, FIELD_ORDER
 from streams.due_index import DueIndex
+from streams.kafka_io import AwaitingAcks
 from streams.output_outbox import OutputOutbox
 from streams.pipeline import OutputMessage
 from streams.scoring import ScoredRound
 from streams.store import ApplyOutcome, ApplyRequest, ApplyResult
 
 __all__ = ["RoundRecovery"]
-
-_Sent = tuple[list[asyncio.Future[Any]], list[tuple[int, str, str]]]  # (acks, alerts)
 
 Command = tuple[str | bytes | int, ...]
 _PENDING = b"p"
@@ -74,8 +73,7 @@ class RoundRecovery:
         self.publishing = publishing
         self._marks: dict[str, tuple[int, list[str]]] = {}  # customer -> (last seq, entries)
         self._saved: dict[str, int] = {}  # the marks of the last save (it may land after reads)
-        self._unconfirmed: list[_Sent] = []
-        self._confirming: list[_Sent] = []  # entries the save being built confirms
+        self._unconfirmed: AwaitingAcks[list[tuple[int, str, str]]] = AwaitingAcks()
         self.outputs = OutputOutbox(due)  # score snapshots and training examples
 
     def outbox_key(self, partition: int) -> str:
@@ -182,9 +180,7 @@ class RoundRecovery:
     def confirmed(self) -> None:
         """The commands of :meth:`confirm_commands` ran on their own (no round saved):
         forget what they confirmed, alerts and outputs."""
-        done = {id(entry) for entry in self._confirming}
-        self._unconfirmed = [e for e in self._unconfirmed if id(e) not in done]
-        self._confirming = []
+        self._unconfirmed.confirmed()
         self.outputs.confirmed()
 
     # --- profiles as the saved state saw them ----------------------------------------------
@@ -233,20 +229,14 @@ class RoundRecovery:
         """``alerts`` ``(partition, customer, key)`` were sent; confirm them once
         ``deliveries`` are acknowledged."""
         if alerts and self.publishing:
-            self._unconfirmed.append((deliveries, list(alerts)))
+            self._unconfirmed.add(deliveries, list(alerts))
 
     def confirm_commands(self) -> list[Command]:
         """Confirm the claims of acknowledged alerts and drop them from the outbox (they
         are forgotten once :meth:`saved` says the commands ran)."""
         commands: list[Command] = []
-        self._confirming = []
-        for entry in self._unconfirmed:
-            deliveries, alerts = entry
-            if not all(f.done() for f in deliveries):
-                continue
-            self._confirming.append(entry)
-            if any(f.cancelled() or f.exception() is not None for f in deliveries):
-                continue  # not acknowledged: the claim stays pending, the outbox keeps it
+        # An alert not acknowledged keeps its claim pending and its outbox entry.
+        for alerts in self._unconfirmed.acknowledged():
             for partition, customer_id, key in alerts:
                 commands += [
                     ("HSET", self._alerts_key(customer_id), key, _CONFIRMED),

@@ -294,9 +294,7 @@ class RoundStore:
             ("XADD", key, "MAXLEN", "~", cap, "*", "t", kind, "c", customer, "a", value)
             for customer, kind, value in alerts
         ]
-        failed = [r for r in await self._execute(commands) if isinstance(r, hiredis.ReplyError)]
-        if failed:
-            raise StateStoreError(f"Redis refused the recent alerts: {failed[0]}")
+        await self.run(commands)
 
     async def watermarks(self, partitions: Iterable[int]) -> dict[int, float]:
         """Persisted watermarks of ``partitions`` (those never saved are left out)."""

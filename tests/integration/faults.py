@@ -108,6 +108,26 @@ def fault_settings(base: Settings, history: History, **update: Any) -> Settings:
     )
 
 
+async def consumed_at_least(worker: WorkerProcess, count: int, timeout: float = 90) -> None:
+    """Until the worker has consumed ``count`` messages (mid-stream, for a fault to fall)."""
+
+    def consumed(health: dict[str, object]) -> bool:
+        n = health.get("consumed")
+        return isinstance(n, int) and n >= count
+
+    await worker.wait_health(consumed, f"the worker did not consume {count} messages", timeout)
+
+
+async def owns_all(worker: WorkerProcess, settings: Settings, timeout: float = 90) -> None:
+    """Until the worker holds partition p of every input topic, for every p."""
+
+    def every(health: dict[str, object]) -> bool:
+        assigned = health.get("assigned_partitions")
+        return isinstance(assigned, list) and len(assigned) == 3 * settings.partitions
+
+    await worker.wait_health(every, "the worker did not take every partition", timeout)
+
+
 async def publish_models(settings: Settings, history: History) -> None:
     """Publish the history's probability model and RFM boundaries (fixed versions: alerts
     depend on them, so a fault run and the clean run must score with the same ones)."""

@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -70,6 +70,21 @@ class WorkerProcess:
             except OSError:
                 pass
             await asyncio.sleep(0.2)
+
+    async def wait_health(
+        self, condition: Callable[[dict[str, object]], bool], what: str, timeout: float = 90
+    ) -> None:
+        """Poll /health until ``condition`` holds; AssertionError naming ``what`` (with the
+        log's tail) after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition(await asyncio.to_thread(self.health)):
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{what}:\n{self.log_tail()}")
 
     def health(self) -> dict[str, object]:
         """The worker's /health page."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -28,7 +27,9 @@ from tests.integration.faults import (
     History,
     Outcome,
     assert_matches_clean,
+    consumed_at_least,
     fault_settings,
+    owns_all,
     publish_models,
     read_all,
     read_outcome,
@@ -50,36 +51,9 @@ async def _reference(base: Settings, tmp_path: Path) -> Outcome:
     return await standard_reference(base, tmp_path / "clean.log")
 
 
-async def _owns_all(worker: WorkerProcess, settings: Settings, timeout: float = 90) -> None:
-    every = 3 * settings.partitions  # partition p of each input topic
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            assigned = (await asyncio.to_thread(worker.health)).get("assigned_partitions")
-            if isinstance(assigned, list) and len(assigned) == every:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the survivor did not take every partition:\n{worker.log_tail()}")
-
-
 def _chunks(messages: Sequence[T], n: int) -> list[Sequence[T]]:
     size = -(-len(messages) // n)
     return [messages[i : i + size] for i in range(0, len(messages), size)]
-
-
-async def _consumed_at_least(worker: WorkerProcess, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            consumed = (await asyncio.to_thread(worker.health)).get("consumed")
-            if isinstance(consumed, int) and consumed >= count:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the worker did not consume {count} messages:\n{worker.log_tail()}")
 
 
 async def test_sigkill_at_seeded_points_while_producing(
@@ -144,14 +118,14 @@ async def test_second_worker_joins_mid_stream_then_one_is_killed(
     second = WorkerProcess(settings, str(tmp_path / "second.log"))
     try:
         await first.start()
-        await _consumed_at_least(first, total // 5)
+        await consumed_at_least(first, total // 5)
         await second.start()
         await second.wait_ready()  # the group rebalanced: partitions moved to the second
         await asyncio.sleep(random.Random(SEED).uniform(0.3, 1.5))
         await (first if victim == "first" else second).kill()
         # Caught up (lag 0) is not enough: the dead worker may have committed everything and
         # still left timers parked. Its partitions go to the survivor once the group notices.
-        await _owns_all(second if victim == "first" else first, settings)
+        await owns_all(second if victim == "first" else first, settings)
         await wait_caught_up(settings, [first, second], timeout=180)
     finally:
         await first.stop()

@@ -8,10 +8,8 @@ alert idempotency keys equal to a clean run's (see :mod:`tests.integration.fault
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tests.integration.faults import (
     PrivateServices,
     assert_matches_clean,
     assert_state_matches,
+    consumed_at_least,
     fault_settings,
     publish_models,
     read_outcome,
@@ -49,19 +48,6 @@ def private(base_settings: Settings) -> Iterator[PrivateServices]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def _consumed_at_least(worker: WorkerProcess, count: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            consumed = (await asyncio.to_thread(worker.health)).get("consumed")
-            if isinstance(consumed, int) and consumed >= count:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the worker did not consume {count} messages:\n{worker.log_tail()}")
-
-
 async def test_kafka_restart_mid_stream_worker_reconnects(
     base_settings: Settings,
     private: PrivateServices,
@@ -77,7 +63,7 @@ async def test_kafka_restart_mid_stream_worker_reconnects(
     worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
     try:
         await worker.start()
-        await _consumed_at_least(worker, len(history.messages) // 4)
+        await consumed_at_least(worker, len(history.messages) // 4)
         away = await private.restart_kafka()
         assert worker.proc is not None and worker.proc.returncode is None, worker.log_tail()
         await wait_caught_up(settings, [worker], timeout=180)  # no manual action in between
@@ -104,7 +90,7 @@ async def test_redis_restart_mid_stream_then_wipe_and_rebuild(
     worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
     try:
         await worker.start()
-        await _consumed_at_least(worker, len(history.messages) // 4)
+        await consumed_at_least(worker, len(history.messages) // 4)
         away = await private.restart_redis()  # SIGTERM: Redis writes its AOF out and exits
         await wait_caught_up(settings, [worker], timeout=180)
         assert worker.proc is not None and worker.proc.returncode is None, worker.log_tail()
