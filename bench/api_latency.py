@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import PurchaseEvent, example_event_dict
 from scorers.profile import Profile
 from streams.api.auth import KeyStore

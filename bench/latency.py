@@ -42,7 +42,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.pipeline import _free_port, _model_for, _publish
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from streams.topics import ensure_topics
 

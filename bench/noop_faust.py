@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import faust
 
-from crm_score.settings import get_settings
+from crm_core.settings import get_settings
 
 settings = get_settings()
 app = faust.App(

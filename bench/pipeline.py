@@ -38,9 +38,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from crm_score.errors import EventRejected
+from crm_core.errors import EventRejected
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from schemas import EventParser
 from scorers.deltas import delta_for

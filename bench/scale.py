@@ -33,8 +33,8 @@ from typing import Any
 import orjson
 
 from bench.pipeline import _free_port, _model_for, _publish
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import EventParser
 from scorers.deltas import delta_for, epoch_seconds

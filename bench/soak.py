@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from tests.integration.faults import (
     assert_matches_clean,
     clean_reference,

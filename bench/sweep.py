@@ -46,7 +46,7 @@ from typing import Any, TypeVar, cast
 import orjson
 import redis.asyncio as aioredis
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from scorers.bgnbd import BgNbdParams
 from scorers.gamma_gamma import GammaGammaParams
 from scorers.probability import ProbabilityModel

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import typer
 
-from crm_score.errors import CrmScoringError
-from crm_score.settings import get_settings
+from crm_core.errors import CrmScoringError
+from crm_core.settings import get_settings
 
 __all__ = ["app", "main"]
 

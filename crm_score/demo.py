@@ -17,8 +17,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import CustomerTruth, SimulationConfig, simulate
 from scorers.probability import ProbabilityModel
 from scorers.quintiles import RfmBoundaries

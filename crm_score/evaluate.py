@@ -38,9 +38,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
+from crm_core.settings import Settings
 from crm_score.evaluate_replay import ReplayedHistory, replay_history
-from crm_score.settings import Settings
 from schemas import TrainingExample
 from scorers.churn_features import FEATURE_NAMES
 from scorers.learner import OnlineLearner

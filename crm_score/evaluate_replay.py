@@ -34,9 +34,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from crm_score.errors import EventRejected, ModelError
+from crm_core.errors import EventRejected, ModelError
+from crm_core.settings import Settings
 from crm_score.event_files import read_event_file
-from crm_score.settings import Settings
 from schemas import Event, EventParser, TrainingExample
 from scorers.customer_state import CustomerState
 from scorers.deltas import delta_for, epoch_seconds

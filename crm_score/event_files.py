@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from crm_score.errors import CrmScoringError, EventRejected
-from crm_score.settings import INPUT_KINDS
+from crm_core.errors import CrmScoringError, EventRejected
+from crm_core.settings import INPUT_KINDS
 from schemas import EventParser
 from scorers.deltas import delta_for
 from scorers.profile import Profile, apply_delta

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from scorers.rfm import rfm
 from streams.store import RedisProfileStore, connect_redis
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from crm_score.errors import CrmScoringError
+from crm_core.errors import CrmScoringError
+from crm_core.settings import INPUT_KINDS, Settings
 from crm_score.event_files import ProducibleMessage
-from crm_score.settings import INPUT_KINDS, Settings
 
 __all__ = [
     "ProduceError",

@@ -36,8 +36,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from tqdm import tqdm
 
-from crm_score.errors import CrmScoringError
-from crm_score.settings import Settings
+from crm_core.errors import CrmScoringError
+from crm_core.settings import Settings
 from streams.ingest import IngestService
 from streams.lag import group_lag, ingest_group
 from streams.models import PROBABILITY_MODEL, ModelRegistry

@@ -2,7 +2,7 @@
 
 Input events (``crm.purchase``, ``crm.service``, ``crm.marketing``) are :class:`PurchaseEvent`,
 :class:`ServiceEvent` and :class:`MarketingEvent`; :class:`EventParser` turns raw bytes into one
-of them or raises :class:`crm_score.errors.EventRejected` with a :class:`DeadLetterReason`.
+of them or raises :class:`crm_core.errors.EventRejected` with a :class:`DeadLetterReason`.
 Outputs are :class:`DeadLetter`, :class:`ScoreSnapshot` and :class:`Alert`. JSON Schema files
 for all of them are exported to ``schemas/json/`` by ``python -m schemas.export``.
 """

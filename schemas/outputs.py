@@ -24,7 +24,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crm_score.errors import EventRejected
+from crm_core.errors import EventRejected
 from schemas._types import CustomerId, UtcDatetime
 from schemas.reasons import DeadLetterReason
 

@@ -12,7 +12,7 @@ from typing import Annotated, Final
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from crm_score.errors import ConfigError, EventRejected
+from crm_core.errors import ConfigError, EventRejected
 from schemas._classify import classify, shorten
 from schemas.currencies import ISO_4217_CODES
 from schemas.events import Event, MarketingEvent, PurchaseEvent, ServiceEvent
@@ -81,7 +81,7 @@ class EventParser:
         """Validate one message from the ``kind`` topic (``purchase``, ``service``, ``marketing``).
 
         ``now`` is the timezone-aware time that decides what "in the future" means. Returns the
-        event with all timestamps in UTC; raises :class:`~crm_score.errors.EventRejected` whose
+        event with all timestamps in UTC; raises :class:`~crm_core.errors.EventRejected` whose
         ``reason`` is a :class:`~schemas.reasons.DeadLetterReason` value and whose ``message``
         says what was wrong and where. Raises ``ValueError`` for an unknown ``kind`` or a naive
         ``now`` (caller bugs, not bad input).
@@ -102,11 +102,11 @@ class EventParser:
         >>> parser.parse(raw.replace(b"2599", b"-1"), "purchase", now)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        crm_score.errors.EventRejected: negative_amount: payload.amount_minor: Input should be ...
+        crm_core.errors.EventRejected: negative_amount: payload.amount_minor: Input should be ...
         >>> parser.parse(raw, "service", now)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        crm_score.errors.EventRejected: wrong_topic: type: 'order_placed' is a purchase event; ...
+        crm_core.errors.EventRejected: wrong_topic: type: 'order_placed' is a purchase event; ...
         """
         if not raw:
             raise EventRejected(DeadLetterReason.EMPTY_MESSAGE.value, "message has no value")

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 
 __all__ = [
     "FloatArray",

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers._special import (
     FloatArray,
     alive_expected_count,

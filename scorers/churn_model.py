@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from river import linear_model, optim, preprocessing, tree
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 
 __all__ = ["ChurnModel", "ChurnScorer", "ModelKind"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from river import cluster, preprocessing
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers._special import FloatArray
 
 __all__ = ["CLUSTER_FEATURES", "ClusterAssigner", "CustomerClusters"]

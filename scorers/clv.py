@@ -13,7 +13,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers._special import FloatArray, all_scalars, broadcast_floats
 from scorers.bgnbd import BgNbdParams, expected_purchases
 from scorers.gamma_gamma import GammaGammaParams, expected_average_value

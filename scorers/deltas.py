@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 
-from crm_score.errors import EventRejected
+from crm_core.errors import EventRejected
 from schemas import Event, MarketingEvent, PurchaseEvent, ServiceEvent
 from scorers.profile import ProfileDelta
 

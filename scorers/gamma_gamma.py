@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers._special import (
     FloatArray,
     all_scalars,

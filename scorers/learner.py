@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from river import drift
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.churn_model import ChurnModel, ModelKind
 from scorers.clusters import CustomerClusters
 from scorers.prequential import PrequentialMetrics

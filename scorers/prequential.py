@@ -29,7 +29,7 @@ from collections import deque
 import numpy as np
 from sortedcontainers import SortedList
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 
 __all__ = ["PrequentialMetrics"]
 

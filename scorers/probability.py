@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers._special import FloatArray
 from scorers.bgnbd import BgNbdParams, expected_purchases, fit_bgnbd, p_alive
 from scorers.gamma_gamma import GammaGammaParams, expected_average_value, fit_gamma_gamma

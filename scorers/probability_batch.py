@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers._special import FloatArray
 from scorers.bgnbd import expected_purchases, p_alive
 from scorers.gamma_gamma import expected_average_value

@@ -55,7 +55,7 @@ from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.rfm import Rfm
 
 __all__ = ["QUINTILE_RANKS", "QuintileSketch", "RfmBoundaries"]
@@ -218,7 +218,7 @@ class QuintileSketch:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> QuintileSketch:
-        """Decode :meth:`to_bytes`; raises :class:`~crm_score.errors.ModelError` if corrupt."""
+        """Decode :meth:`to_bytes`; raises :class:`~crm_core.errors.ModelError` if corrupt."""
         try:
             magic, fmt, *sizes = _HEADER.unpack_from(data)
         except struct.error as exc:
@@ -246,7 +246,7 @@ class QuintileSketch:
         """The cut points at :data:`QUINTILE_RANKS`, as :class:`RfmBoundaries`.
 
         ``as_of`` must be the time the recency values were measured at. Raises
-        :class:`~crm_score.errors.ModelError` while no customer has ordered.
+        :class:`~crm_core.errors.ModelError` while no customer has ordered.
         """
         if self.n == 0:
             raise ModelError(

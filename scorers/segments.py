@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from crm_score.errors import ConfigError
+from crm_core.errors import ConfigError
 
 __all__ = ["SCORES", "FmRounding", "SegmentMap", "load_segments"]
 
@@ -161,7 +161,7 @@ def _check(**scores: int) -> None:
 def load_segments(path: str | os.PathLike[str] | None = None) -> SegmentMap:
     """Read and validate a segments file; ``None`` reads the one shipped with the package.
 
-    Raises :class:`crm_score.errors.ConfigError` naming the file and the problem (unreadable
+    Raises :class:`crm_core.errors.ConfigError` naming the file and the problem (unreadable
     YAML, a wrong field, or the cells left uncovered or covered twice).
 
     >>> load_segments().names[:3]

@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 
 __all__ = ["create_app", "faust_settings"]
 

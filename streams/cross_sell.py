@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import Alert, AlertType, Event, PurchaseEvent, Severity
 from scorers.cross_sell import (
     CrossSellPolicy,

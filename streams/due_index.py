@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_score.errors import StateStoreError
+from crm_core.errors import StateStoreError
 
 __all__ = ["DueIndex"]
 
@@ -69,7 +69,7 @@ class DueIndex:
     """Next-due times of customers, one Redis sorted set per partition.
 
     ``client`` is shared with the caller (it is not closed here); it may or may not decode
-    responses. Redis failures raise :class:`~crm_score.errors.StateStoreError`.
+    responses. Redis failures raise :class:`~crm_core.errors.StateStoreError`.
     """
 
     def __init__(self, client: aioredis.Redis, key_prefix: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from streams.kafka_io import publish
 from streams.pipeline import Applied, OutputMessage
 from streams.recovery import RoundRecovery

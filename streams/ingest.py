@@ -33,8 +33,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from mode import Service
 from redis.exceptions import RedisError
 
-from crm_score.errors import StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import StateStoreError
+from crm_core.settings import Settings
 from scorers.timeline import CustomerState
 from streams._retry import retrying
 from streams.cross_sell import CrossSellDecision

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 
 __all__ = ["group_lag", "ingest_group", "ingest_lag"]
 

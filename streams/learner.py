@@ -32,8 +32,8 @@ from aiokafka.errors import KafkaError
 from mode import Service
 from redis.exceptions import RedisError
 
-from crm_score.errors import EventRejected, ModelError, StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import EventRejected, ModelError, StateStoreError
+from crm_core.settings import Settings
 from scorers.learner import OnlineLearner
 from streams._retry import retrying
 from streams.learner_messages import DeliveryQueue, dead_letter, drift_alert, parse_example

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from crm_score.errors import EventRejected
+from crm_core.errors import EventRejected
 from schemas import Alert, AlertType, DeadLetter, Severity, TrainingExample
 
 __all__ = ["DeliveryQueue", "dead_letter", "drift_alert", "drift_reasons", "parse_example"]
@@ -34,7 +34,7 @@ def parse_example(value: bytes | None) -> TrainingExample:
     >>> parse_example(b"[1]")
     Traceback (most recent call last):
     ...
-    crm_score.errors.EventRejected: not_an_object: training example: ...
+    crm_core.errors.EventRejected: not_an_object: training example: ...
     """
     if not value or not value.strip():
         raise EventRejected("empty_message", "the training message has no value")

@@ -27,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 
 __all__ = ["Checkpoint", "CheckpointStore", "LeaderLock", "decode_checkpoint", "encode_checkpoint"]
 

@@ -7,7 +7,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from streams.app import create_app
 from streams.learner import LearnerService
 from streams.metrics import LearnerMetrics

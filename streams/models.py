@@ -25,8 +25,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_score.errors import ModelError, StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import ModelError, StateStoreError
+from crm_core.settings import Settings
 from schemas import minor_unit_exponent
 from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.probability_batch import high_value_cut

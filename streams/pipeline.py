@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from crm_score.errors import EventRejected
-from crm_score.settings import Settings
+from crm_core.errors import EventRejected
+from crm_core.settings import Settings
 from schemas import DeadLetter, DeadLetterReason, Event, EventParser
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.profile import Profile

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from crm_score.errors import ModelError
-from crm_score.settings import Settings
+from crm_core.errors import ModelError
+from crm_core.settings import Settings
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
 from scorers.quintiles import QuintileSketch, RfmBoundaries

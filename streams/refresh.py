@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_score.errors import ModelError, StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import ModelError, StateStoreError
+from crm_core.settings import Settings
 from scorers.churn_model import ChurnScorer
 from scorers.churn_scoring import ChurnModelRef, ChurnScoring
 from scorers.clusters import ClusterAssigner

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import hiredis
 import redis.asyncio as aioredis
 
-from crm_score.errors import StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import StateStoreError
+from crm_core.settings import Settings
 from schemas import Event
 from scorers.profile import Profile
 from scorers.timeline import CustomerState

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import Alert, Event, PurchaseEvent
 from schemas.fast import encode_score_snapshot
 from scorers._special import FloatArray

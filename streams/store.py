@@ -17,8 +17,8 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_score.errors import StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import StateStoreError
+from crm_core.settings import Settings
 from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER, Profile, ProfileDelta
 from streams._resp import RespConnection, Sent
 from streams._resp import pack_command as _pack_command

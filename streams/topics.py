@@ -7,8 +7,8 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from crm_score.errors import ConfigError
-from crm_score.settings import INPUT_KINDS, Settings
+from crm_core.errors import ConfigError
+from crm_core.settings import INPUT_KINDS, Settings
 
 __all__ = ["OUTPUT_TOPICS", "all_topics", "ensure_topics"]
 

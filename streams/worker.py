@@ -9,7 +9,7 @@ from typing import Any
 import faust
 from prometheus_client import REGISTRY
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from streams.app import create_app
 from streams.ingest import IngestService
 from streams.learner import LearnerService

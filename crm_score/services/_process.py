@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_score.errors import ServiceError
+from crm_core.errors import ServiceError
 
 __all__ = ["ManagedProcess", "ensure_port_free", "wait_until"]
 

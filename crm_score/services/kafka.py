@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_score.errors import ServiceError
+from crm_core.errors import ServiceError
+from crm_core.settings import Settings
 from crm_score.services._process import ManagedProcess, ensure_port_free, wait_until
-from crm_score.settings import Settings
 
 __all__ = ["KAFKA_VERSION", "LocalKafka"]
 

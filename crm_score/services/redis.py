@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from crm_score.errors import ServiceError
+from crm_core.errors import ServiceError
+from crm_core.settings import Settings
 from crm_score.services._process import ManagedProcess, ensure_port_free, wait_until
-from crm_score.settings import Settings
 
 __all__ = ["LocalRedis"]
 

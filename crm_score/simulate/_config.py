@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crm_score.errors import ConfigError
+from crm_core.errors import ConfigError
 
 __all__ = ["SimulationConfig"]
 

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 
-from crm_score.errors import ConfigError
-from crm_score.settings import Settings
+from crm_core.errors import ConfigError
+from crm_core.settings import Settings
 from streams.api.layout import Layout
 from streams.api.policy import Principal
 from streams.api.queries import text

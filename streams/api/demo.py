@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from streams.api.auth import manage_keys
 from streams.api.policy import Principal
 

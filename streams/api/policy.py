@@ -32,7 +32,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from crm_score.errors import ConfigError
+from crm_core.errors import ConfigError
 
 __all__ = [
     "PERMISSIONS",

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
 from streams.api.auth import KeyStore

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from crm_score.errors import ConfigError
-from crm_score.settings import Settings
+from crm_core.errors import ConfigError
+from crm_core.settings import Settings
 from scorers.segments import load_segments
 from streams.api.layout import Layout
 from streams.api.metrics import ApiMetrics

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import Event, EventParser
 from scorers.profile import Profile
 from streams.lag import ingest_lag

@@ -12,7 +12,7 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 
-from crm_score.settings import get_settings
+from crm_core.settings import get_settings
 from streams.app import faust_settings
 
 settings = get_settings()

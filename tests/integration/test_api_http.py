@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import PurchaseEvent, example_event_dict
 from scorers.cross_sell import OrderUpdate
 from scorers.profile import Profile

@@ -12,8 +12,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import Alert, TrainingExample
 from scorers.churn_model import ChurnScorer

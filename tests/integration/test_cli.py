@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from crm_core.settings import Settings
 from crm_score.event_files import read_event_file
-from crm_score.settings import Settings
 from scorers.probability import fit_from_profiles
 from tests.integration.harness import (
     WorkerProcess,

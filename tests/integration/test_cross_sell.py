@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import redis.asyncio as aioredis
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import PurchaseEvent
 from scorers.cross_sell import CrossSellPolicy, CrossSellStats, apply_order, plan_order

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from crm_score.errors import StateStoreError
-from crm_score.settings import Settings
+from crm_core.errors import StateStoreError
+from crm_core.settings import Settings
 from streams.due_index import DueIndex
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import pytest
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from streams.due_index import DueIndex
 from streams.output_outbox import OutputOutbox
 from streams.pipeline import OutputMessage

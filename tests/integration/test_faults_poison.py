@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import MALFORMATION_REASONS, SimulatedMessage, SimulationConfig, simulate
 from schemas import DeadLetter
 from tests.integration.faults import (

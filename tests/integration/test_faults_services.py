@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
 from crm_score.rebuild import RebuildError, rebuild_state
-from crm_score.settings import Settings
 from tests.integration.faults import (
     PrivateServices,
     assert_matches_clean,

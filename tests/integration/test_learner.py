@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import Alert, AlertType, DeadLetter, TrainingExample
 from scorers.churn_model import ChurnScorer
 from streams.learner import LearnerService
@@ -294,7 +294,7 @@ class LearnerProcess(WorkerProcess):
 
     async def start(self) -> None:
         code = (
-            "from crm_score.settings import Settings\n"
+            "from crm_core.settings import Settings\n"
             "from streams.learner_worker import run_learner\n"
             f"run_learner(Settings(), loglevel='warning', lock_ttl={LOCK_TTL})\n"
         )

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from crm_score.settings import INPUT_KINDS, Settings
+from crm_core.settings import INPUT_KINDS, Settings
 from crm_score.simulate import MALFORMATION_REASONS, SimulationConfig, simulate
 from schemas import EVENT_TYPES, DeadLetter, DeadLetterReason, Event, EventParser
 from schemas.examples import REMOVE, example_json

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from scorers.probability import fit_from_profiles
 from scorers.profile import FIELD_CODES, Profile
 from streams.models import (

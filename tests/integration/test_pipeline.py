@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from tests.integration.harness import (
     WorkerProcess,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from streams.population import RFM_BOUNDARIES, current_rfm_boundaries
 from streams.refresh import lock_key, refresh_once, refresh_periodically

@@ -22,8 +22,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.settings import Settings
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.probability_batch import high_value_cut

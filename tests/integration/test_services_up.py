@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

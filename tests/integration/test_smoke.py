@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

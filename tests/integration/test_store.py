@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import Event, PurchaseEvent, example_event_dict
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.profile import Profile

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import example_json
 from tests.integration.harness import WorkerProcess, wait_caught_up
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import scorers.anomaly as anomaly_module
 from bench.anomaly_precision import _histories, evaluate
-from crm_score.errors import ConfigError
-from crm_score.settings import Settings
+from crm_core.errors import ConfigError
+from crm_core.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import EventParser
 from schemas.outputs import Severity

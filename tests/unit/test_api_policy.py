@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_score.errors import ConfigError
+from crm_core.errors import ConfigError
 from scorers.profile import Profile
 from streams.api.auth import new_key, parse_key
 from streams.api.index import CustomerIndex

@@ -17,8 +17,8 @@ from scipy.integrate import quad
 from scipy.special import betaln
 
 import scorers.bgnbd
+from crm_core.errors import ModelError
 from crm_score.datasets import cdnow_summary, load_cdnow_sample
-from crm_score.errors import ModelError
 from scorers._special import alive_expected_count, bgnbd_neg_ll_and_grad
 from scorers.bgnbd import (
     BgNbdFit,

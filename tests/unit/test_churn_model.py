@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorers.churn_model
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.churn_model import ChurnModel, ChurnScorer, ModelKind
 
 NAMES = ["a", "b", "c", "d", "const"]

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import orjson
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from scorers.churn_features import FEATURE_NAMES
 from scorers.clusters import CLUSTER_FEATURES, ClusterAssigner, CustomerClusters
 from scorers.learner import OnlineLearner

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorers.clv
+from crm_core.errors import ModelError
 from crm_score.datasets import cdnow_summary, load_cdnow_sample
-from crm_score.errors import ModelError
 from scorers.bgnbd import BgNbdParams, expected_purchases
 from scorers.clv import customer_lifetime_value
 from scorers.gamma_gamma import GammaGammaParams, expected_average_value

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorers.cross_sell
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import Alert, AlertType, PurchaseEvent, example_event_dict
 from scorers.cross_sell import (

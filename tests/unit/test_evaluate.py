@@ -15,11 +15,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import crm_score.evaluate as evaluate_module
+from crm_core.settings import Settings
 from crm_score import evaluate_replay
 from crm_score.evaluate import EvaluationReport, evaluate_history, quality, split
 from crm_score.evaluate_replay import replay_history, rfm_boundaries
 from crm_score.event_files import write_jsonl
-from crm_score.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import TrainingExample
 from scorers.profile import Profile, apply_delta

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorers.gamma_gamma
+from crm_core.errors import ModelError
 from crm_score.datasets import cdnow_summary, load_cdnow_sample
-from crm_score.errors import ModelError
 from scorers.gamma_gamma import (
     GammaGammaFit,
     GammaGammaParams,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import scorers.learner
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.churn_model import ModelKind
 from scorers.learner import LearnOutcome, OnlineLearner
 

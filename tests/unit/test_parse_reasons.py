@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from crm_score.errors import ConfigError, EventRejected
+from crm_core.errors import ConfigError, EventRejected
 from schemas import REMOVE, DeadLetterReason, EventParser, PurchaseEvent, example_json
 
 R = DeadLetterReason

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import log_loss, roc_auc_score
 
 import scorers.prequential
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.prequential import PrequentialMetrics
 
 KEYS = {

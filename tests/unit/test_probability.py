@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import scorers.probability
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.bgnbd import BgNbdParams, expected_next_purchase_time, p_alive
 from scorers.clv import customer_lifetime_value
 from scorers.gamma_gamma import GammaGammaParams, expected_average_value

@@ -17,6 +17,7 @@ import pytest
 
 import crm_score.event_files as event_files_module
 import crm_score.produce as produce_module
+from crm_core.settings import Settings
 from crm_score.event_files import (
     EventFileError,
     FileMessage,
@@ -31,7 +32,6 @@ from crm_score.produce import (
     TokenBucket,
     produce_messages,
 )
-from crm_score.settings import Settings
 from crm_score.simulate import MALFORMATIONS, SimulatedMessage, SimulationConfig, simulate
 from schemas import EventParser, PurchaseEvent
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import scorers.quintiles
-from crm_score.errors import ModelError
+from crm_core.errors import ModelError
 from scorers.quintiles import QUINTILE_RANKS, QuintileSketch, RfmBoundaries
 from scorers.rfm import Rfm
 

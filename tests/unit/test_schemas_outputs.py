@@ -10,7 +10,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from crm_score.errors import EventRejected
+from crm_core.errors import EventRejected
 from schemas import Alert, AlertType, DeadLetter, DeadLetterReason, ScoreSnapshot, Severity
 
 AT = datetime(2026, 1, 5, 9, tzinfo=UTC)

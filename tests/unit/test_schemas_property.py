@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_score.errors import EventRejected
+from crm_core.errors import EventRejected
 from schemas import (
     EVENT_TYPES,
     ISO_4217_CODES,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import scorers.segments
-from crm_score.errors import ConfigError
+from crm_core.errors import ConfigError
 from scorers.segments import SCORES, load_segments
 
 EXPECTED = [

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_score.errors import ServiceError
+from crm_core.errors import ServiceError
+from crm_core.settings import Settings
 from crm_score.services import LocalKafka, LocalRedis
 from crm_score.services._process import ManagedProcess, ensure_port_free
-from crm_score.settings import Settings
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from streams.app import faust_settings
 
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crm_score.simulate as simulate_pkg
-from crm_score.errors import ConfigError, EventRejected
+from crm_core.errors import ConfigError, EventRejected
 from crm_score.simulate import (
     DUPLICATE,
     MALFORMATION_REASONS,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from crm_score.settings import Settings
+from crm_core.settings import Settings
 from schemas import ServiceEvent, example_event_dict
 from scorers.churn_features import signal_of
 from scorers.profile import Profile
