@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from crm_core.errors import ConfigError, EventRejected
 from schemas._classify import classify, shorten
+from schemas._duplicates import duplicate_key
 from schemas.currencies import ISO_4217_CODES
 from schemas.events import Event, MarketingEvent, PurchaseEvent, ServiceEvent
 from schemas.reasons import DeadLetterReason
@@ -123,6 +124,12 @@ class EventParser:
             event = adapter.validate_json(raw, strict=True)
         except ValidationError as exc:
             raise _rejection(exc, raw, kind) from exc
+        if (duplicate := duplicate_key(raw)) is not None:
+            raise EventRejected(
+                DeadLetterReason.DUPLICATE_KEY.value,
+                f"key {shorten(duplicate, 60)!r} appears twice in one object; an event must "
+                "say each thing once (JSON parsers would silently keep the last value)",
+            )
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         if event.event_time > now + self._skew:

@@ -57,6 +57,9 @@ class DeadLetterReason(StrEnum):
     """The event is older than the dedup window (relative to the newest event of its kind for
     the customer), so it cannot be told apart from an already-applied copy; it was not applied.
     If it is genuinely new, raise the window or replay the topics into fresh state."""
+    DUPLICATE_KEY = "duplicate_key"
+    """A JSON object names the same key twice (e.g. two ``amount_minor``), so the event could
+    mean either value; parsers would silently keep the last one."""
     KEY_MISMATCH = "key_mismatch"
     """The message key is not the event's ``customer_id`` (or is missing), so the customer's
     events could land on different partitions and lose their order."""

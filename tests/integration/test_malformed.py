@@ -290,6 +290,8 @@ def _malformed(now: datetime) -> list[Message]:
         case("key of another customer", R.KEY_MISMATCH, valid_order, key=b"mal-b"),
         case("key of a customer with no valid event", R.KEY_MISMATCH, valid_order, key=ghost),
         case("no key", R.KEY_MISMATCH, clicked, "marketing", None),
+        case("amount_minor twice (the last one would win)", R.DUPLICATE_KEY,
+             valid_order.replace(b'"amount_minor":', b'"amount_minor":100,"amount_minor":', 1)),
     ]  # fmt: skip
 
 

@@ -32,6 +32,15 @@ def ticket(changes: dict[str, Any]) -> bytes:
     return example_json("ticket_resolved", changes)
 
 
+def twice(raw: bytes, field: bytes, first: bytes) -> bytes:
+    """``raw`` with ``first`` written before ``field`` (``"name":value``), in the same object."""
+    assert raw.count(field) == 1, field
+    return raw.replace(field, first + b"," + field)
+
+
+ORDER = example_json("order_placed")
+
+
 def reject(parser: EventParser, raw: bytes | None, kind: str = "purchase") -> EventRejected:
     with pytest.raises(EventRejected) as caught:
         parser.parse(raw, kind, NOW)
@@ -141,6 +150,18 @@ MALFORMED = [
                  id="empty-source"),
     pytest.param(example_json("message_clicked", {"payload.channel": "fax"}), "marketing",
                  R.SCHEMA_VIOLATION, "payload.channel", id="bad-marketing-channel"),
+    pytest.param(twice(ORDER, b'"amount_minor":2599', b'"amount_minor":100'), "purchase",
+                 R.DUPLICATE_KEY, "'amount_minor' appears twice", id="duplicate-amount"),
+    pytest.param(twice(ORDER, b'"customer_id":"c-42"', b'"customer_id":"c-43"'), "purchase",
+                 R.DUPLICATE_KEY, "'customer_id'", id="duplicate-customer-id"),
+    pytest.param(twice(ORDER, b'"quantity":1', b'"quantity":1'), "purchase", R.DUPLICATE_KEY,
+                 "'quantity'", id="duplicate-in-a-line-item"),
+    pytest.param(twice(ORDER, b'"owner":"agent-7"', b'"note":1,"note":2'), "purchase",
+                 R.DUPLICATE_KEY, "'note'", id="duplicate-ignored-field"),
+    pytest.param(twice(ORDER, b'"amount_minor":2599', b'"amount\\u005fminor":7'), "purchase",
+                 R.DUPLICATE_KEY, "'amount_minor'", id="duplicate-spelt-with-an-escape"),
+    pytest.param(twice(ORDER, b'"owner":"agent-7"', b'"x\\u003a":NaN,"x:":1'), "purchase",
+                 R.DUPLICATE_KEY, "'x:'", id="duplicate-with-escaped-colon-and-nan"),
 ]  # fmt: skip
 
 
@@ -159,6 +180,24 @@ def test_the_table_covers_every_reason_the_parser_gives() -> None:
     # key_mismatch and beyond_dedup_window are decided by the consumer and the store, which see
     # the Kafka key and the customer's history; the parser sees neither.
     assert covered == set(DeadLetterReason) - {R.KEY_MISMATCH, R.BEYOND_DEDUP_WINDOW}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        twice(ORDER, b'"owner":"agent-7"', b'"note":"a\\u003ab"'),  # an escaped colon
+        twice(ORDER, b'"owner":"agent-7"', b'"x":{"a":1},"y":{"a":1}'),  # same key, other objects
+        twice(ORDER, b'"owner":"agent-7"', b'"huge":1e400,"n":NaN'),  # what orjson refuses
+        ORDER.replace(b"},{", b"}").replace(b'"channel":"web"', b'"channel" : "web"'),
+    ],
+    ids=["escaped-colon", "same-key-in-two-objects", "orjson-refuses", "spaces-around-colon"],
+)
+def test_repeated_names_that_are_not_duplicate_keys_are_accepted(
+    parser: EventParser, raw: bytes
+) -> None:
+    event = parser.parse(raw, "purchase", NOW)
+    assert isinstance(event, PurchaseEvent)
+    assert event.payload.amount_minor == 2599
 
 
 def test_the_most_fundamental_error_wins_when_there_are_several(parser: EventParser) -> None:
