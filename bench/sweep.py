@@ -47,13 +47,14 @@ import orjson
 import redis.asyncio as aioredis
 
 from crm_core.settings import Settings
+from scorers.alerts import AlertPolicy
 from scorers.bgnbd import BgNbdParams
 from scorers.gamma_gamma import GammaGammaParams
 from scorers.probability import ProbabilityModel
 from scorers.profile import FIELD_CODES, Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, CustomerState, Timeline
+from scorers.timeline import CustomerState, Timeline
 from streams._resp import RespConnection, pack_command
 from streams.rounds import RoundStore
 from streams.scoring import RoundScorer

@@ -6,6 +6,7 @@ alert rules, and the churn model: features, delayed labels, the online learner a
 prequential metrics.
 """
 
+from scorers.alerts import AlertDraft, AlertPolicy
 from scorers.bgnbd import (
     BgNbdFit,
     BgNbdParams,
@@ -36,7 +37,7 @@ from scorers.profile import Profile, ProfileDelta, apply_delta
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import Rfm, rfm
 from scorers.segments import SegmentMap, load_segments
-from scorers.timeline import AlertDraft, AlertPolicy, Checkpoint, Timeline
+from scorers.timeline import Checkpoint, Timeline
 
 __all__ = [
     "FEATURE_NAMES",

@@ -26,10 +26,10 @@ import numpy as np
 
 from schemas.fast import encode_training_example
 from schemas.outputs import AlertType, Severity
+from scorers.alerts import AlertDraft
 from scorers.churn_features import FEATURE_NAMES, present, reason_text
 from scorers.churn_model import ChurnScorer
 from scorers.clusters import ClusterAssigner
-from scorers.timeline import AlertDraft
 
 __all__ = ["FALLBACK_VERSION", "ChurnModelRef", "ChurnPolicy", "ChurnScore", "ChurnScoring"]
 

@@ -30,9 +30,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 from schemas.outputs import AlertType, Severity
+from scorers.alerts import AlertDraft, AlertPolicy, EscalationPolicy
 from scorers.churn_labels import LabelPolicy
 from scorers.customer_state import CustomerState
 from scorers.probability import ProbabilityModel
@@ -43,37 +44,12 @@ from scorers.segments import SegmentMap
 
 if TYPE_CHECKING:
     from scorers.anomaly import AnomalyScorer
-    from scorers.service_signals import EscalationPolicy
 
-__all__ = ["AlertDraft", "AlertPolicy", "Checkpoint", "CustomerState", "Timeline"]
+__all__ = ["Checkpoint", "CustomerState", "Timeline"]
 
 _DAY = 86_400
 
 Trigger = Literal["event", "timer"]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertPolicy:
-    """Thresholds of the alert rules (from settings)."""
-
-    p_alive_threshold: float = 0.3
-    win_back_after_days: float = 90.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.p_alive_threshold < 1:
-            raise ValueError(f"p_alive_threshold must be in (0, 1), got {self.p_alive_threshold}")
-        if self.win_back_after_days <= 0:
-            raise ValueError(f"win_back_after_days must be > 0, got {self.win_back_after_days}")
-
-
-class AlertDraft(NamedTuple):
-    """An alert decided at a checkpoint; the caller adds the checkpoint's scores."""
-
-    alert_type: AlertType
-    severity: Severity
-    idempotency_key: str
-    reasons: list[str]
-    details: dict[str, object]
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.outputs import AlertType, Severity
-from scorers.timeline import AlertDraft
+from scorers.alerts import AlertDraft
 
 __all__ = ["VALUE_GROUPS", "ValueGroupPolicy"]
 

@@ -22,6 +22,7 @@ from crm_core.settings import Settings
 from schemas import Alert, Event, PurchaseEvent
 from schemas.fast import encode_score_snapshot
 from scorers._special import FloatArray
+from scorers.alerts import AlertPolicy, EscalationPolicy
 from scorers.anomaly import AnomalyPolicy, AnomalyScorer
 from scorers.churn_features import signal_of
 from scorers.churn_labels import LabelPolicy
@@ -33,8 +34,7 @@ from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
-from scorers.service_signals import EscalationPolicy
-from scorers.timeline import AlertPolicy, Checkpoint, CustomerState, Timeline
+from scorers.timeline import Checkpoint, CustomerState, Timeline
 from scorers.value_groups import ValueGroupPolicy
 from streams.pipeline import Applied, OutputMessage
 

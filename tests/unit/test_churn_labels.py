@@ -6,11 +6,12 @@ import orjson
 import pytest
 
 from schemas import TrainingExample
+from scorers.alerts import AlertPolicy
 from scorers.churn_features import FEATURE_NAMES
 from scorers.churn_labels import LabelPolicy
 from scorers.churn_scoring import FALLBACK_VERSION, ChurnPolicy, ChurnScoring
 from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, CustomerState, Timeline
+from scorers.timeline import CustomerState, Timeline
 from streams.pipeline import Applied
 from streams.scoring import CustomerBefore, RoundScorer, ScoredRound
 from tests.unit.test_scoring_round import _profile, _purchase, _Record

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import orjson
 
 from schemas import PurchaseEvent, example_event_dict
+from scorers.alerts import AlertPolicy
 from scorers.profile import Profile
 from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, CustomerState, Timeline
+from scorers.timeline import CustomerState, Timeline
 from streams.pipeline import Applied
 from streams.scoring import CustomerBefore, RoundScorer
 from tests.unit.test_timeline import BOUNDS, DAY, T0

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.outputs import AlertType
+from scorers.alerts import AlertPolicy
 from scorers.bgnbd import BgNbdParams, p_alive_crossing_time
 from scorers.gamma_gamma import GammaGammaParams
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
-from scorers.timeline import AlertPolicy, Checkpoint, CustomerState, Timeline
+from scorers.timeline import Checkpoint, CustomerState, Timeline
 
 DAY = 86_400
 T0 = 1_700_000_000  # 2023-11-14, a whole second

@@ -1,5 +1,8 @@
-"""The ``service_escalation`` rule: complaints or negative ticket sentiment pile up for a
-high-value customer.
+"""What an alert rule decides (:class:`AlertDraft`) and the rules' thresholds.
+
+:class:`AlertPolicy` holds the thresholds of the timeline's rules (:mod:`scorers.timeline`);
+:class:`EscalationPolicy` is the ``service_escalation`` rule: complaints or negative ticket
+sentiment pile up for a high-value customer.
 
 It looks at the customer's recent activity (30-day decayed counts, see
 :class:`scorers.churn_features.RecentActivity`) after each service event. An episode opens when
@@ -19,12 +22,36 @@ are back under it, so one spike raises one alert.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from schemas.outputs import AlertType, Severity
 from scorers.churn_features import RecentActivity
-from scorers.timeline import AlertDraft
 
-__all__ = ["EscalationPolicy"]
+__all__ = ["AlertDraft", "AlertPolicy", "EscalationPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """Thresholds of the alert rules (from settings)."""
+
+    p_alive_threshold: float = 0.3
+    win_back_after_days: float = 90.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.p_alive_threshold < 1:
+            raise ValueError(f"p_alive_threshold must be in (0, 1), got {self.p_alive_threshold}")
+        if self.win_back_after_days <= 0:
+            raise ValueError(f"win_back_after_days must be > 0, got {self.win_back_after_days}")
+
+
+class AlertDraft(NamedTuple):
+    """An alert decided at a checkpoint; the caller adds the checkpoint's scores."""
+
+    alert_type: AlertType
+    severity: Severity
+    idempotency_key: str
+    reasons: list[str]
+    details: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
