@@ -1,10 +1,10 @@
 """Query API latency: GET one customer at a fixed rate against a populated Redis; prints JSON.
 
 Fills a fresh Redis prefix with ``--customers`` customers (written by the round save's own
-code, :class:`streams.api.index.RoundIndexer`), starts ``crm-score api`` in a subprocess, and
-sends ``--rate`` requests per second for ``--seconds`` (open loop: requests are sent on
-schedule whether or not earlier ones have answered, so queueing shows in the latency), each for
-a random customer, with a key of ``--role``. Goal: p99 under 10 ms at 500 req/s.
+code, :class:`streams.state.query_index.RoundIndexer`), starts ``crm-score api`` in a
+subprocess, and sends ``--rate`` requests per second for ``--seconds`` (open loop: requests are
+sent on schedule whether or not earlier ones have answered, so queueing shows in the latency),
+each for a random customer, with a key of ``--role``. Goal: p99 under 10 ms at 500 req/s.
 
     python -m bench.api_latency --customers 5000 --rate 500 --seconds 20
 """
@@ -28,10 +28,10 @@ from crm_core.settings import Settings
 from schemas import PurchaseEvent, example_event_dict
 from scorers.profile import Profile
 from streams.api.auth import KeyStore
-from streams.api.index import RoundIndexer
-from streams.api.layout import Layout
 from streams.api.policy import Principal
 from streams.pipeline import Applied, OutputMessage
+from streams.state.keys import Layout
+from streams.state.query_index import RoundIndexer
 from streams.store import connect_redis
 
 _SEGMENTS = ("Champions", "Loyal", "At Risk", "Hibernating", "Lost")

@@ -29,21 +29,21 @@ from schemas import Event
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
 from streams._resp import RespConnection, pack_command
-from streams.api.index import CustomerIndex, RoundIndexer
-from streams.api.layout import Layout
 from streams.cross_sell import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.due_index import DueIndex
 from streams.output_outbox import Command
 from streams.pipeline import Applied, OutputMessage
 from streams.recovery import RoundRecovery
 from streams.scoring import CustomerBefore, ScoredRound
+from streams.state.keys import Layout
+from streams.state.query_index import CustomerIndex, RoundIndexer
 from streams.store import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 
 __all__ = ["PendingRound", "RoundStore"]
 
 _STATE_FIELD = b"as"
 _JOURNAL_MARK = b"jw"  # the apply number the saved state includes (streams.recovery)
-_INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.api.index)
+_INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.state.query_index)
 _POP_CHUNK = 10_000
 _NO_CROSS_SELL = CrossSellReads()  # a round without orders (or with cross-sell disabled)
 

@@ -17,8 +17,8 @@ from typing import Literal, cast
 
 import redis.asyncio as aioredis
 
-from streams.api.layout import Layout
 from streams.api.policy import Principal
+from streams.state.keys import Layout
 
 __all__ = ["AuditEntry", "AuditLog", "Decision"]
 

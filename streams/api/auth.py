@@ -32,9 +32,9 @@ import redis.asyncio as aioredis
 
 from crm_core.errors import ConfigError
 from crm_core.settings import Settings
-from streams.api.layout import Layout
 from streams.api.policy import Principal
 from streams.api.queries import text
+from streams.state.keys import Layout
 from streams.store import connect_redis
 
 __all__ = ["KeyRecord", "KeyStore", "manage_keys", "new_key", "parse_key"]

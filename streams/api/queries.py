@@ -19,11 +19,11 @@ import redis.asyncio as aioredis
 
 from scorers.profile import Profile
 from scorers.value_groups import VALUE_GROUPS
-from streams.api.index import CustomerIndex
-from streams.api.layout import SORTS, Layout, Sort
 from streams.api.policy import CustomerAccess, Scope
+from streams.state.keys import SORTS, Layout, Sort
+from streams.state.query_index import CustomerIndex
 
-__all__ = ["CustomerRecord", "Page", "Queries", "text"]
+__all__ = ["CustomerRecord", "Page", "Queries", "access_of", "text"]
 
 _CHUNK = 500
 
@@ -42,7 +42,7 @@ class CustomerRecord:
     @property
     def access(self) -> CustomerAccess:
         """The facts a scope decision needs."""
-        return self.index.access(self.shared_with)
+        return access_of(self.index, self.shared_with)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,15 @@ class Page:
 
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+def access_of(index: CustomerIndex, shared_with: frozenset[str] = frozenset()) -> CustomerAccess:
+    """The facts a scope decision needs about a customer with ``index``."""
+    return CustomerAccess(
+        departments=frozenset(index.departments.values()),
+        owner=index.owner,
+        shared_with=shared_with,
+    )
 
 
 def text(value: object) -> str:
@@ -114,7 +123,7 @@ class Queries:
         for i, c in enumerate(customers):
             index = CustomerIndex.from_bytes(replies[2 * i])
             shared = frozenset(text(s) for s in replies[2 * i + 1])
-            if scope.allows(index.access(shared)):
+            if scope.allows(access_of(index, shared)):
                 out[c] = index
         return out
 

@@ -23,7 +23,6 @@ from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
 from streams.api.auth import KeyStore
-from streams.api.layout import SORTS, Layout, Sort
 from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard
 from streams.api.policy import DepartmentTree, Principal, Scope
@@ -32,6 +31,7 @@ from streams.api.views import clusters_view, customer_view, error_body, rule_vie
 from streams.cross_sell import CrossSellRound
 from streams.models import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.population import RFM_BOUNDARIES
+from streams.state.keys import SORTS, Layout, Sort
 
 __all__ = ["ApiHandlers", "json_response"]
 

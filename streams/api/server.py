@@ -16,12 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from crm_core.errors import ConfigError
 from crm_core.settings import Settings
 from scorers.segments import load_segments
-from streams.api.layout import Layout
 from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard, Totals
 from streams.api.policy import DepartmentTree
 from streams.api.routes import ApiHandlers, WorkerHealth
 from streams.pipeline import IngestStats
+from streams.state.keys import Layout
 
 __all__ = [
     "DEFAULT_DEPARTMENTS",

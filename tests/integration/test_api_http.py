@@ -24,14 +24,14 @@ from scorers.cross_sell import OrderUpdate
 from scorers.profile import Profile
 from streams.api.audit import AuditLog
 from streams.api.auth import KeyStore
-from streams.api.index import RoundIndexer
-from streams.api.layout import Layout
 from streams.api.policy import Principal
 from streams.api.server import mount_api
 from streams.cross_sell import CrossSellRound
 from streams.models import CLUSTERS_MODEL, ModelRegistry
 from streams.pipeline import Applied, OutputMessage
 from streams.rounds import RoundStore
+from streams.state.keys import Layout
+from streams.state.query_index import RoundIndexer
 from streams.store import RedisProfileStore
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,10 @@ import orjson
 
 from schemas import PurchaseEvent, example_event_dict
 from scorers.profile import Profile
-from streams.api.index import CustomerIndex, RoundIndexer
-from streams.api.layout import Layout
 from streams.api.openapi import OPENAPI_FILE, openapi_text
 from streams.pipeline import Applied, OutputMessage
+from streams.state.keys import Layout
+from streams.state.query_index import CustomerIndex, RoundIndexer
 from tests.unit.test_scoring_round import _Record
 
 L = Layout("t")

@@ -9,7 +9,6 @@ import pytest
 from crm_core.errors import ConfigError
 from scorers.profile import Profile
 from streams.api.auth import new_key, parse_key
-from streams.api.index import CustomerIndex
 from streams.api.policy import (
     CustomerAccess,
     DepartmentTree,
@@ -23,6 +22,7 @@ from streams.api.policy import (
 from streams.api.queries import CustomerRecord
 from streams.api.server import DEFAULT_DEPARTMENTS
 from streams.api.views import customer_view
+from streams.state.query_index import CustomerIndex
 
 TREE = DepartmentTree.from_mapping({"sales": {"emea": {"uk": None, "de": {}}, "amer": None}})
 ADMIN = Principal("a", "admin")

@@ -9,14 +9,15 @@ from types import ModuleType
 import pytest
 
 from scorers.profile import Profile
-from streams.api import index, policy, views
-from streams.api.index import CustomerIndex
+from streams.api import policy, views
 from streams.api.policy import Principal
 from streams.api.queries import CustomerRecord
 from streams.api.views import customer_view
+from streams.state import query_index
+from streams.state.query_index import CustomerIndex
 
 
-@pytest.mark.parametrize("module", [index, policy, views], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [query_index, policy, views], ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert failures == 0

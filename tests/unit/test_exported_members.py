@@ -11,8 +11,9 @@ import schemas
 import scorers
 import streams
 import streams.api
+import streams.state
 
-PACKAGES = [schemas, scorers, streams, streams.api]
+PACKAGES = [schemas, scorers, streams, streams.api, streams.state]
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)

@@ -3,8 +3,8 @@
 Every key has the deployment's prefix and a hash tag (``{...}``), so the layout works on Redis
 Cluster unchanged: a customer's keys share the customer's slot; the indexes have their own.
 
-- ``{prefix}:{<customer>}:p`` field ``ix``: :class:`~streams.api.index.CustomerIndex`, what the
-  indexes hold for the customer (segment, departments, owner) and when it was learned;
+- ``{prefix}:{<customer>}:p`` field ``ix``: :class:`~streams.state.query_index.CustomerIndex`,
+  what the indexes hold for the customer (segment, departments, owner) and when it was learned;
 - ``{prefix}:{<customer>}:sc``: the customer's latest score snapshot (JSON, as on ``crm.scores``);
 - ``{prefix}:{<customer>}:id``: the latest contact details (JSON; PII);
 - ``{prefix}:{<customer>}:sh``: set of agent identities the customer is shared with;

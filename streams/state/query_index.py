@@ -31,9 +31,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
-from streams.api.layout import SORTS, Layout
-from streams.api.policy import CustomerAccess
 from streams.pipeline import Applied, OutputMessage
+from streams.state.keys import SORTS, Layout
 
 __all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]
 
@@ -72,14 +71,6 @@ class CustomerIndex(NamedTuple):
         if owner is not None and owner != self.owner:
             index = index._replace(owner=owner)
         return index
-
-    def access(self, shared_with: frozenset[str] = frozenset()) -> CustomerAccess:
-        """The facts a scope decision needs."""
-        return CustomerAccess(
-            departments=frozenset(self.departments.values()),
-            owner=self.owner,
-            shared_with=shared_with,
-        )
 
     def to_bytes(self) -> bytes:
         """Compact JSON, as stored."""

@@ -1,0 +1,9 @@
+"""Everything the workers keep in Redis, and the one place its keys are spelled.
+
+Import what you need from its module; this package re-exports the pieces a deployment uses.
+"""
+
+from streams.state.keys import Layout
+from streams.state.query_index import CustomerIndex, RoundIndexer
+
+__all__ = ["CustomerIndex", "Layout", "RoundIndexer"]
