@@ -50,8 +50,8 @@ from scorers.profile import Profile, apply_delta
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
 from streams.lag import group_lag
-from streams.models import PROBABILITY_MODEL, ModelRegistry
-from streams.population import RFM_BOUNDARIES
+from streams.models.population import RFM_BOUNDARIES
+from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 

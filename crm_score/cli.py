@@ -101,7 +101,7 @@ def worker(
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="crit, error, warn, info, debug"),
 ) -> None:
     """Run the pipeline worker: consume, validate, apply to Redis, score, publish."""
-    from streams.worker import run_worker
+    from streams.runtime.worker import run_worker
 
     run_worker(get_settings(), loglevel=loglevel)
 
@@ -112,7 +112,7 @@ def learner(
 ) -> None:
     """Run only the churn learner: the lock holder learns crm.training and publishes churn
     model versions (workers run one too unless CRM_LEARNER_ENABLED=false)."""
-    from streams.learner_worker import run_learner
+    from streams.runtime.learner_worker import run_learner
 
     run_learner(get_settings(), loglevel=loglevel)
 
@@ -243,7 +243,7 @@ def fit_command(
     from scorers.probability import ProbabilityModel
     from scorers.profile import Profile
     from scorers.quintiles import RfmBoundaries
-    from streams.population import fit_population
+    from streams.models.population import fit_population
     from streams.store import connect_redis
 
     settings = get_settings()

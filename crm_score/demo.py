@@ -27,7 +27,7 @@ from scorers.segments import load_segments
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.demo import demo_access, stop_previous_demo
 from streams.lag import ingest_lag
-from streams.population import fit_population
+from streams.models.population import fit_population
 from streams.state.keys import Layout
 from streams.store import RedisProfileStore, connect_redis
 from streams.topics import all_topics, ensure_topics

@@ -8,16 +8,16 @@ package re-exports the pieces a deployment or an embedding application uses.
 
 from streams.due_index import DueIndex
 from streams.ingest import IngestService
-from streams.learner import LearnerService
-from streams.learner_worker import build_learner_worker, run_learner
-from streams.models import ModelRegistry, fit_and_publish
+from streams.learner.service import LearnerService
+from streams.models.population import refresh_rfm_boundaries
+from streams.models.registry import ModelRegistry, fit_and_publish
 from streams.pipeline import PipelineProcessor
-from streams.population import refresh_rfm_boundaries
 from streams.reorder import EventClock
 from streams.rounds import RoundStore
+from streams.runtime.learner_worker import build_learner_worker, run_learner
+from streams.runtime.worker import build_worker, run_worker
 from streams.scoring import RoundScorer
 from streams.store import RedisProfileStore, connect_redis
-from streams.worker import build_worker, run_worker
 
 __all__ = [
     "DueIndex",

@@ -50,7 +50,8 @@ from streams.kafka_io import (
 )
 from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
-from streams.models import ModelRegistry
+from streams.models.refresh import ModelFollower, refresh_periodically
+from streams.models.registry import ModelRegistry
 from streams.pipeline import (
     Accepted,
     Applied,
@@ -58,7 +59,6 @@ from streams.pipeline import (
     ParsedBatch,
     PipelineProcessor,
 )
-from streams.refresh import ModelFollower, refresh_periodically
 from streams.reorder import EventClock
 from streams.rounds import PendingRound, RoundStore
 from streams.scoring import ScoredRound, round_scorer

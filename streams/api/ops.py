@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.metrics import ApiMetrics
 from streams.api.queries import text
-from streams.models import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry, ModelVersion
+from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry, ModelVersion
 from streams.state.keys import Layout
 
 __all__ = ["OpsBoard", "Totals"]

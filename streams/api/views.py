@@ -7,7 +7,7 @@ from typing import Any
 from scorers.cross_sell import CrossSellRule
 from streams.api.policy import Principal, mask_contact
 from streams.api.queries import CustomerRecord
-from streams.models import ModelVersion
+from streams.models.registry import ModelVersion
 
 __all__ = ["clusters_view", "customer_view", "error_body", "rule_view"]
 

@@ -34,8 +34,8 @@ from scorers.profile import Profile
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
 from scorers.timeline import CustomerState
-from streams.models import PROBABILITY_MODEL, ModelRegistry
-from streams.population import RFM_BOUNDARIES
+from streams.models.population import RFM_BOUNDARIES
+from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.store import connect_redis
 from tests.integration.harness import (
     WorkerProcess,

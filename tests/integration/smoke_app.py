@@ -13,7 +13,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from crm_core.settings import get_settings
-from streams.app import faust_settings
+from streams.runtime.app import faust_settings
 
 settings = get_settings()
 app = faust.App(**faust_settings(settings, app_id=f"{settings.app_id}-smoke"))

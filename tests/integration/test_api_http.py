@@ -27,7 +27,7 @@ from streams.api.auth import KeyStore
 from streams.api.policy import Principal
 from streams.api.server import mount_api
 from streams.cross_sell import CrossSellRound
-from streams.models import CLUSTERS_MODEL, ModelRegistry
+from streams.models.registry import CLUSTERS_MODEL, ModelRegistry
 from streams.pipeline import Applied, OutputMessage
 from streams.rounds import RoundStore
 from streams.state.keys import Layout

@@ -23,8 +23,8 @@ from crm_score.produce import produce_messages
 from crm_score.simulate import SimulationConfig, simulate
 from streams.api.auth import KeyStore
 from streams.api.policy import Principal
-from streams.models import fit_and_publish
-from streams.population import refresh_rfm_boundaries
+from streams.models.population import refresh_rfm_boundaries
+from streams.models.registry import fit_and_publish
 from streams.state.keys import Layout
 from tests.integration.harness import WorkerProcess, wait_caught_up
 from tests.integration.test_churn_pipeline import _wait_for_churn_model

@@ -17,7 +17,7 @@ from crm_score.produce import produce_messages
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import Alert, TrainingExample
 from scorers.churn_model import ChurnScorer
-from streams.models import CHURN_MODEL, ModelRegistry
+from streams.models.registry import CHURN_MODEL, ModelRegistry
 from tests.integration.harness import WorkerProcess, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration

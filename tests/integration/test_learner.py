@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 from crm_core.settings import Settings
 from schemas import Alert, AlertType, DeadLetter, TrainingExample
 from scorers.churn_model import ChurnScorer
-from streams.learner import LearnerService
-from streams.learner_state import Checkpoint, CheckpointStore
+from streams.learner.service import LearnerService
+from streams.learner.state import Checkpoint, CheckpointStore
 from streams.metrics import LearnerMetrics
-from streams.models import CHURN_MODEL, ModelRegistry
+from streams.models.registry import CHURN_MODEL, ModelRegistry
 from streams.topics import ensure_topics
 from tests.integration.harness import WorkerProcess, read_topic
 
@@ -295,7 +295,7 @@ class LearnerProcess(WorkerProcess):
     async def start(self) -> None:
         code = (
             "from crm_core.settings import Settings\n"
-            "from streams.learner_worker import run_learner\n"
+            "from streams.runtime.learner_worker import run_learner\n"
             f"run_learner(Settings(), loglevel='warning', lock_ttl={LOCK_TTL})\n"
         )
         env = self.settings.subprocess_env(

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from crm_core.settings import Settings
 from scorers.probability import fit_from_profiles
 from scorers.profile import FIELD_CODES, Profile
-from streams.models import (
+from streams.models.registry import (
     PROBABILITY_MODEL,
     ModelRegistry,
     current_probability_model,

@@ -15,8 +15,8 @@ from crm_core.settings import Settings
 from crm_score.produce import produce_messages
 from crm_score.simulate import SimulationConfig, simulate
 from scorers.segments import load_segments
-from streams.models import fit_and_publish
-from streams.population import refresh_rfm_boundaries
+from streams.models.population import refresh_rfm_boundaries
+from streams.models.registry import fit_and_publish
 from tests.integration.harness import WorkerProcess, read_topic, wait_caught_up
 from tests.integration.test_worker_web import _get
 

@@ -8,9 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from crm_core.settings import Settings
-from streams.models import PROBABILITY_MODEL, ModelRegistry, current_probability_model
-from streams.population import RFM_BOUNDARIES, current_rfm_boundaries
-from streams.refresh import lock_key, refresh_once, refresh_periodically
+from streams.models.population import RFM_BOUNDARIES, current_rfm_boundaries
+from streams.models.refresh import lock_key, refresh_once, refresh_periodically
+from streams.models.registry import PROBABILITY_MODEL, ModelRegistry, current_probability_model
 from tests.integration.test_models import prefix, write_profiles
 from tests.unit.test_probability import AS_OF, simulate
 

@@ -30,8 +30,8 @@ from scorers.probability_batch import high_value_cut
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
 from scorers.timeline import CustomerState
-from streams.models import PROBABILITY_MODEL, ModelRegistry
-from streams.population import RFM_BOUNDARIES
+from streams.models.population import RFM_BOUNDARIES
+from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.store import connect_redis
 from tests.integration.harness import (
     WorkerProcess,

@@ -11,9 +11,21 @@ import schemas
 import scorers
 import streams
 import streams.api
+import streams.learner
+import streams.models
+import streams.runtime
 import streams.state
 
-PACKAGES = [schemas, scorers, streams, streams.api, streams.state]
+PACKAGES = [
+    schemas,
+    scorers,
+    streams,
+    streams.api,
+    streams.learner,
+    streams.models,
+    streams.runtime,
+    streams.state,
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)

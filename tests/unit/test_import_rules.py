@@ -20,7 +20,9 @@ LAYERS: tuple[str, ...] = ("crm_core", "schemas", "scorers", "streams", "crm_sco
 #: The subpackages of ``streams``, lowest first; those on one line may not import each other.
 STREAMS_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"state"}),
-    frozenset({"api"}),
+    frozenset({"models"}),
+    frozenset({"api", "learner"}),
+    frozenset({"runtime"}),
 )
 
 #: Third-party packages that do I/O, which the pure layers never import.

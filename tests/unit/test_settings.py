@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm_core.settings import Settings
-from streams.app import faust_settings
+from streams.runtime.app import faust_settings
 
 
 def test_env_vars_configure_and_secrets_stay_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

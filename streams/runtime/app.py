@@ -54,5 +54,5 @@ def faust_settings(settings: Settings, *, app_id: str | None = None) -> dict[str
 
 
 def create_app(settings: Settings) -> faust.App:
-    """The crm-scoring Faust app (the ingest pipeline is attached by :mod:`streams.worker`)."""
+    """The crm-scoring Faust app (:mod:`streams.runtime.worker` attaches the ingest pipeline)."""
     return faust.App(**faust_settings(settings))

@@ -2,7 +2,7 @@
 publishes numbered churn-model versions to the registry.
 
 Every worker runs a :class:`LearnerService`; only the holder of the Redis lock
-(:class:`streams.learner_state.LeaderLock`) learns, the others wait and take over when its lease
+(:class:`streams.learner.state.LeaderLock`) learns, the others wait and take over when its lease
 expires. The leader assigns itself every partition of the training topic (no consumer group, no
 Kafka commits) and seeks each to the offset in the checkpoint: the checkpoint, one blob with the
 learner and the next offset per partition, is the only truth about what was learned. So after a
@@ -36,10 +36,10 @@ from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
 from scorers.learner import OnlineLearner
 from streams._retry import retrying
-from streams.learner_messages import DeliveryQueue, dead_letter, drift_alert, parse_example
-from streams.learner_state import Checkpoint, CheckpointStore, LeaderLock
+from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
+from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
-from streams.models import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
+from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
 from streams.store import connect_redis
 from streams.topics import ensure_topics
 

@@ -7,7 +7,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.ingest import IngestService
-from streams.learner import LearnerService
+from streams.learner.service import LearnerService
 
 __all__ = ["register_pages"]
 

@@ -19,7 +19,7 @@ from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
-from streams.models import ModelRegistry, fit_and_publish, scan_profiles
+from streams.models.registry import ModelRegistry, fit_and_publish, scan_profiles
 
 __all__ = [
     "RFM_BOUNDARIES",

@@ -10,11 +10,11 @@ import faust
 from prometheus_client import REGISTRY
 
 from crm_core.settings import Settings
-from streams.app import create_app
 from streams.ingest import IngestService
-from streams.learner import LearnerService
+from streams.learner.service import LearnerService
 from streams.metrics import LearnerMetrics, PipelineMetrics
-from streams.web import register_pages
+from streams.runtime.app import create_app
+from streams.runtime.web import register_pages
 
 __all__ = ["build_worker", "run_worker"]
 

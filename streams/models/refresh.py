@@ -23,14 +23,14 @@ from scorers.churn_model import ChurnScorer
 from scorers.churn_scoring import ChurnModelRef, ChurnScoring
 from scorers.clusters import ClusterAssigner
 from scorers.timeline import Timeline
-from streams.models import (
+from streams.models.population import RFM_BOUNDARIES, current_rfm_boundaries, fit_population
+from streams.models.registry import (
     CHURN_MODEL,
     CLUSTERS_MODEL,
     PROBABILITY_MODEL,
     ModelRegistry,
     current_probability_model,
 )
-from streams.population import RFM_BOUNDARIES, current_rfm_boundaries, fit_population
 
 __all__ = ["ModelFollower", "lock_key", "refresh_once", "refresh_periodically"]
 
