@@ -91,7 +91,8 @@ def _classify(event: object, fallback: str | None, where: str) -> tuple[str, byt
         if fallback is None:
             raise EventFileError(
                 f"{where}: no known event type (order_*, ticket_*, message_*), so its topic is "
-                "unknown; pass a fallback kind (--kind) to send such lines for dead-lettering"
+                "unknown; fix or remove the line, or send such lines for dead-lettering with "
+                "`crm-score produce --kind KIND`"
             )
         kind = fallback
     return kind, key
@@ -228,7 +229,8 @@ def profiles_from_file(
     seen: set[str] = set()
     newest: datetime | None = None
     rejected = 0
-    for message in read_event_file(path):
+    # A line of no known type is rejected, as the worker dead-letters it.
+    for message in read_event_file(path, fallback_kind=INPUT_KINDS[0]):
         try:
             event = parser.parse(message.value, message.kind, now)
             delta = delta_for(event, fx_rates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import doctest
+import re
 import socket
 import time
 from collections.abc import Awaitable
@@ -14,10 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
+import typer
 
 import crm_score.event_files as event_files_module
 import crm_score.produce as produce_module
 from crm_core.settings import Settings
+from crm_score.cli import app
 from crm_score.event_files import (
     EventFileError,
     FileMessage,
@@ -371,3 +374,17 @@ def test_public_names_are_exported() -> None:
         and getattr(value, "__module__", None) == event_files_module.__name__
     }
     assert public_files == set(event_files_module.__all__) - {"CSV_COLUMNS"}
+
+
+def test_an_unknown_type_names_an_option_that_exists(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"type": "nope", "customer_id": "c1"}\n')
+    with pytest.raises(EventFileError) as caught:
+        list(read_event_file(path))
+    options = re.findall(r"crm-score (\w+) (--[a-z-]+)", str(caught.value))
+    assert options
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    for command, option in options:
+        params = group.commands[command].params
+        assert option in {name for param in params for name in param.opts}
