@@ -35,9 +35,10 @@ from typing import NamedTuple
 import numpy as np
 
 from crm_core.errors import EventRejected, ModelError
-from crm_core.settings import Settings
+from crm_core.settings import INPUT_KINDS, Settings
 from crm_score.event_files import read_event_file
 from schemas import Event, EventParser, TrainingExample
+from scorers.churn_scoring import ChurnModelRef
 from scorers.customer_state import CustomerState
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.probability import ProbabilityModel, fit_from_profiles
@@ -50,6 +51,7 @@ from streams.scoring import CustomerBefore, round_scorer
 
 __all__ = [
     "ParsedEvents",
+    "Replayed",
     "ReplayedHistory",
     "fit_population_at",
     "read_events",
@@ -121,7 +123,8 @@ def read_events(path: Path, settings: Settings, *, now: datetime) -> ParsedEvent
     parser = EventParser(accepted_currencies=frozenset(settings.fx_rates))
     parsed = ParsedEvents([])
     seen: set[str] = set()
-    for offset, message in enumerate(read_event_file(path)):
+    # A line of no known type goes to a fallback topic and is rejected there, as in the worker.
+    for offset, message in enumerate(read_event_file(path, fallback_kind=INPUT_KINDS[0])):
         try:
             event = parser.parse(message.value, message.kind, now)
             delta = delta_for(event, settings.fx_rates)
@@ -182,6 +185,19 @@ def fit_population_at(
     return model, rfm_boundaries(population, as_of)
 
 
+@dataclass(slots=True)
+class Replayed:
+    """What :func:`replay_events` produced: the training examples in emission order, every
+    customer's final profile and state, and (when asked for) each round's score snapshots and
+    alerts as the worker publishes them (JSON bytes, in publishing order)."""
+
+    examples: list[TrainingExample]
+    profiles: dict[str, Profile]
+    states: dict[str, CustomerState]
+    snapshots: list[bytes] = field(default_factory=list)
+    alerts: list[bytes] = field(default_factory=list)
+
+
 def replay_events(
     parsed: ParsedEvents,
     settings: Settings,
@@ -189,16 +205,23 @@ def replay_events(
     boundaries: RfmBoundaries,
     *,
     until: int,
-) -> tuple[list[TrainingExample], dict[str, CustomerState]]:
-    """Score every event and timer up to epoch second ``until`` (inclusive) in daily rounds;
-    the training examples in emission order and every customer's final state."""
+    churn_model: ChurnModelRef | None = None,
+    outputs: bool = False,
+) -> Replayed:
+    """Score every event and timer up to epoch second ``until`` (inclusive) in daily rounds,
+    with ``churn_model`` published from the start (None: the cold-start fallback); keep the
+    snapshots and alerts too when ``outputs``."""
     scorer = round_scorer(settings, boundaries=boundaries, model=model)
+    if scorer.churn is not None:
+        scorer.churn.model = churn_model
     items = parsed.items
     profiles: dict[str, Profile] = {}
     stored: dict[str, bytes] = {}  # alert states as Redis holds them between rounds
     due_of: dict[str, int] = {}
     heap: list[tuple[int, str]] = []  # (due, customer); stale entries are skipped
     examples: list[TrainingExample] = []
+    snapshots: list[bytes] = []
+    alerts: list[bytes] = []
     i = 0
     edge = parsed.first_at // _DAY * _DAY + _DAY  # the round's watermark
     while True:
@@ -238,11 +261,14 @@ def replay_events(
                     due_of[customer] = math.ceil(next_due)
                     heapq.heappush(heap, (due_of[customer], customer))
             examples += [TrainingExample.from_json_bytes(m.value) for m in out.examples]
+            if outputs:
+                snapshots += [m.value for m in out.snapshots]
+                alerts += [m.value for _, _, m in out.alerts]
         if edge > until:
             break
         edge += _DAY
     states = {c: CustomerState.from_bytes(raw) for c, raw in stored.items()}
-    return examples, states
+    return Replayed(examples, profiles, states, snapshots, alerts)
 
 
 def replay_history(
@@ -270,7 +296,8 @@ def replay_history(
     seconds["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    examples, states = replay_events(parsed, settings, model, boundaries, until=last)
+    replayed = replay_events(parsed, settings, model, boundaries, until=last)
+    examples, states = replayed.examples, replayed.states
     seconds["replay"] = time.perf_counter() - start
     return ReplayedHistory(
         parsed=parsed,

@@ -188,6 +188,18 @@ def test_file_order_does_not_matter(
     assert [e.features for e in again.examples] == [e.features for e in report.examples]
 
 
+def test_lines_of_unknown_type_are_rejected_as_the_worker_dead_letters_them(
+    history: Path, report: EvaluationReport, tmp_path: Path
+) -> None:
+    lines = history.read_bytes().splitlines()
+    odd = [b'{"type": "refund_issued", "customer_id": "c1"}', b"not json at all"]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join(lines[:10] + odd + lines[10:]) + b"\n")
+    again = replay_history(mixed, _settings(), now=NOW)
+    assert again.parsed.rejected == report.history.parsed.rejected + len(odd)
+    assert _rows(again.examples) == _rows(report.examples)
+
+
 def test_exact_boundaries_equal_the_sketch_in_exact_mode(report: EvaluationReport) -> None:
     parsed = report.history.parsed
     profiles: dict[str, Profile] = {}
