@@ -128,13 +128,18 @@ class ChurnPass:
         self, n: int, customer_id: str, point: Checkpoint, churn: float | None
     ) -> str | None:
         assert self._groups is not None
-        profile = point.profile
+        profile, state, fields = point.profile, point.state, self._fields[n]
+        # The tier decided at the last purchase, as the high_value_at_risk alert sees it.
+        tier = None if state is None or state.value_minor is None else state.high_value
+        alerted = state is not None and state.at_risk_episode == profile.last_purchase_at
         group = self._groups.group(
             orders=profile.orders,
             net_minor=profile.monetary_minor,
-            clv=self._fields[n].get("clv"),
+            clv=fields.get("clv"),
             churn=churn,
             high_value_clv=self._high_value_clv,
+            tier=tier,
+            alerted=alerted and profile.last_purchase_at is not None,
         )
         previous = self._group[customer_id]
         if group is None:

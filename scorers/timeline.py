@@ -71,7 +71,10 @@ class Checkpoint:
 
 
 class Timeline:
-    """Checkpoints and alert rules for one scoring configuration (model, boundaries, policy)."""
+    """Checkpoints and alert rules for one scoring configuration (model, boundaries, policy).
+
+    ``high_value_clv`` overrides the model's top-tier CLV cut (the value groups use the same).
+    """
 
     def __init__(
         self,
@@ -82,8 +85,10 @@ class Timeline:
         labels: LabelPolicy | None = None,
         escalation: EscalationPolicy | None = None,
         anomaly: AnomalyScorer | None = None,
+        high_value_clv: float | None = None,
     ) -> None:
         self.policy = policy
+        self.high_value_clv = high_value_clv
         self.labels = labels
         self.escalation = escalation
         self.anomaly = anomaly
@@ -195,6 +200,13 @@ class Timeline:
         point.event_index = event_index
         return state, point
 
+    def checkpoint(
+        self, customer_id: str, state: CustomerState, profile: Profile, at: int
+    ) -> tuple[CustomerState, Checkpoint]:
+        """A timer checkpoint at ``at`` whether or not one is due (scoring every customer at one
+        moment, as ``crm-score score`` does); ``profile`` must hold at ``at``."""
+        return self._checkpoint(customer_id, state, profile, at, "timer")
+
     def next_due(self, state: CustomerState, profile: Profile, after: int) -> int | None:
         """The first checkpoint strictly after ``after`` if nothing else happens, or None."""
         candidates = []
@@ -285,9 +297,14 @@ class Timeline:
         last = at if state.last_purchase_at is None else max(state.last_purchase_at, at)
         if last != at:  # an older purchase (late): the value tier stays with the newest one
             return {"last_purchase_at": last}
-        cut = None if self.model is None else self.model.high_value_clv
+        cut = self._value_cut()
         high = clv is not None and cut is not None and clv >= cut
         return {"last_purchase_at": last, "high_value": high, "value_minor": clv}
+
+    def _value_cut(self) -> float | None:
+        if self.high_value_clv is not None:
+            return self.high_value_clv
+        return None if self.model is None else self.model.high_value_clv
 
     def _p_alive_crossing(self, state: CustomerState, profile: Profile) -> float | None:
         """Epoch second P(alive) falls under the threshold, for a high-value customer not yet
@@ -346,8 +363,7 @@ class Timeline:
     def _high_value_at_risk(
         self, customer_id: str, state: CustomerState, profile: Profile, at: int
     ) -> AlertDraft:
-        model = self.model
-        cut = None if model is None else model.high_value_clv
+        cut = self._value_cut()
         reasons = [
             _silence_reason(profile, at),
             f"P(alive) fell below {self.policy.p_alive_threshold:.0%}",

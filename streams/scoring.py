@@ -101,12 +101,15 @@ class RoundScorer:
         applied: Sequence[Applied],
         before: dict[str, CustomerBefore],
         watermarks: dict[int, int],
+        *,
+        at_watermark: bool = False,
     ) -> ScoredRound:
         """Checkpoints of every customer in ``before`` up to its partition's watermark.
 
         ``applied`` are the round's applied events in the order they were applied (late ones
         first, then by event time); ``before`` holds every customer with an applied event or a
-        due time passed by the watermark.
+        due time passed by the watermark. ``at_watermark``: every customer also gets a
+        checkpoint at the watermark itself (``crm-score score``; a worker never asks for it).
         """
         timeline = self.timeline
         model = timeline.model
@@ -150,6 +153,9 @@ class RoundScorer:
                     state = state._replace(evaluated_at=watermark)
             state, silent = timeline.silence(customer_id, state, profile, watermark, upto=True)
             walked += silent
+            if at_watermark and not (walked and walked[-1].at == watermark):
+                state, point = timeline.checkpoint(customer_id, state, profile, watermark)
+                walked.append(point)
             after = max(watermark, state.evaluated_at or watermark)
             due = timeline.next_due(state, profile, after)
             out.due.setdefault(known.partition, []).append((customer_id, due))
@@ -264,6 +270,7 @@ def round_scorer(
         )
         if s.anomaly_enabled
         else None,
+        s.value_group_high_clv,
     )
     churn = ChurnScoring(
         ChurnPolicy(
