@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
+from crm_core.settings import Settings
 from crm_score.evaluate_replay import Replayed, fit_population_at, read_events, replay_events
 from crm_score.event_files import write_jsonl
-from crm_score.settings import Settings
 from crm_score.simulate import SimulationConfig, simulate
 from scorers.churn_scoring import ChurnModelRef
 from scorers.learner import OnlineLearner
