@@ -29,10 +29,10 @@ from schemas import PurchaseEvent, example_event_dict
 from scorers.profile import Profile
 from streams.api.auth import KeyStore
 from streams.api.policy import Principal
-from streams.pipeline import Applied, OutputMessage
+from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import Layout
+from streams.state.profiles import connect_redis
 from streams.state.query_index import RoundIndexer
-from streams.store import connect_redis
 
 _SEGMENTS = ("Champions", "Loyal", "At Risk", "Hibernating", "Lost")
 

@@ -52,7 +52,7 @@ from scorers.rfm import rfm
 from streams.lag import group_lag
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
 

@@ -41,7 +41,7 @@ from scorers.deltas import delta_for, epoch_seconds
 from scorers.timeline import CustomerState
 from streams.lag import group_lag
 from streams.rounds import RoundStore
-from streams.store import ApplyRequest, RedisProfileStore, connect_redis
+from streams.state.profiles import ApplyRequest, RedisProfileStore, connect_redis
 from streams.topics import ensure_topics
 
 

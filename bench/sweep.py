@@ -55,10 +55,10 @@ from scorers.profile import FIELD_CODES, Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
-from streams._resp import RespConnection, pack_command
 from streams.rounds import RoundStore
 from streams.scoring import RoundScorer
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.profiles import RedisProfileStore, connect_redis
+from streams.state.resp import RespConnection, pack_command
 
 WATERMARK = 1_767_225_600  # 2026-01-01T00:00:00Z: the event time the sweep runs at
 DAY = 86_400

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     learner_publish_seconds: float = Field(default=30.0, gt=0)
     learner_metrics_window: int = Field(default=2000, ge=10)
 
-    # --- cross-sell rules (scorers/cross_sell.py, streams/cross_sell.py) ----------------------
+    # --- cross-sell rules (scorers/cross_sell.py, streams/state/cross_sell_counts.py) ------
     cross_sell_enabled: bool = True
     cross_sell_min_confidence: float = Field(default=0.5, gt=0, le=1)
     cross_sell_min_lift: float = Field(default=1.1, gt=0)

@@ -244,7 +244,7 @@ def fit_command(
     from scorers.profile import Profile
     from scorers.quintiles import RfmBoundaries
     from streams.models.population import fit_population
-    from streams.store import connect_redis
+    from streams.state.profiles import connect_redis
 
     settings = get_settings()
     profiles: list[Profile] | None = None

@@ -29,7 +29,7 @@ from streams.api.demo import demo_access, stop_previous_demo
 from streams.lag import ingest_lag
 from streams.models.population import fit_population
 from streams.state.keys import Layout
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.topics import all_topics, ensure_topics
 
 __all__ = ["DemoOptions", "run_demo"]

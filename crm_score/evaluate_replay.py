@@ -46,7 +46,7 @@ from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile, ProfileDelta, apply_delta
 from scorers.quintiles import QUINTILE_RANKS, RfmBoundaries
 from scorers.rfm import rfm
-from streams.pipeline import Applied
+from streams.round.messages import Applied
 from streams.scoring import CustomerBefore, round_scorer
 
 __all__ = [
@@ -66,7 +66,7 @@ _PARTITION = 0
 
 @dataclass(frozen=True, slots=True)
 class _Record:
-    """What :class:`streams.pipeline.Applied` keeps of the consumed message."""
+    """What :class:`streams.round.messages.Applied` keeps of the consumed message."""
 
     topic: str
     partition: int

@@ -7,7 +7,7 @@ from typing import Any
 
 from crm_core.settings import Settings
 from scorers.rfm import rfm
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.profiles import RedisProfileStore, connect_redis
 
 __all__ = ["profile_report"]
 

@@ -41,7 +41,7 @@ from crm_core.settings import Settings
 from streams.ingest import IngestService
 from streams.lag import group_lag, ingest_group
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
-from streams.store import connect_redis
+from streams.state.profiles import connect_redis
 
 __all__ = ["RebuildError", "RebuildReport", "rebuild_state"]
 

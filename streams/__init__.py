@@ -1,12 +1,9 @@
-"""The streaming side: the Faust app and worker, the ingest service, the Redis state store,
-event clock, round scoring, model registry, due-index, the churn learner, topics, metrics and
-web pages.
+"""The streaming side, one subpackage per concern (``docs/ARCHITECTURE.md`` draws the tree).
 
-Import what you need from its module (``from streams.store import RedisProfileStore``); this
-package re-exports the pieces a deployment or an embedding application uses.
+Import what you need from its module (``from streams.state.profiles import RedisProfileStore``);
+this package re-exports the pieces a deployment or an embedding application uses.
 """
 
-from streams.due_index import DueIndex
 from streams.ingest import IngestService
 from streams.learner.service import LearnerService
 from streams.models.population import refresh_rfm_boundaries
@@ -17,7 +14,8 @@ from streams.rounds import RoundStore
 from streams.runtime.learner_worker import build_learner_worker, run_learner
 from streams.runtime.worker import build_worker, run_worker
 from streams.scoring import RoundScorer
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.due_index import DueIndex
+from streams.state.profiles import RedisProfileStore, connect_redis
 
 __all__ = [
     "DueIndex",

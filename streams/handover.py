@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaProducer
 
 from crm_core.settings import Settings
 from streams.kafka_io import publish
-from streams.pipeline import Applied, OutputMessage
 from streams.recovery import RoundRecovery
+from streams.round.messages import Applied, OutputMessage
 from streams.rounds import RoundStore
 from streams.scoring import CustomerBefore, ScoredRound
 

@@ -36,8 +36,6 @@ from redis.exceptions import RedisError
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.timeline import CustomerState
-from streams._retry import retrying
-from streams.cross_sell import CrossSellDecision
 from streams.handover import PartitionOwnership, drop_revoked, publish_left_over
 from streams.kafka_io import (
     OrderedCommits,
@@ -52,17 +50,14 @@ from streams.lag import ingest_group
 from streams.metrics import PipelineMetrics
 from streams.models.refresh import ModelFollower, refresh_periodically
 from streams.models.registry import ModelRegistry
-from streams.pipeline import (
-    Accepted,
-    Applied,
-    IngestStats,
-    ParsedBatch,
-    PipelineProcessor,
-)
+from streams.pipeline import Accepted, IngestStats, ParsedBatch, PipelineProcessor
 from streams.reorder import EventClock
+from streams.round.messages import Applied
 from streams.rounds import PendingRound, RoundStore
 from streams.scoring import ScoredRound, round_scorer
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.cross_sell_counts import CrossSellDecision
+from streams.state.profiles import RedisProfileStore, connect_redis
+from streams.state.retry import retrying
 from streams.topics import ensure_topics
 
 __all__ = ["IngestService"]

@@ -16,8 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.metrics import PipelineMetrics
-from streams.pipeline import BatchResult, OutputMessage
+from streams.pipeline import BatchResult
 from streams.reorder import EventClock
+from streams.round.messages import OutputMessage
 
 __all__ = [
     "AwaitingAcks",

@@ -22,9 +22,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from streams.due_index import DueIndex
 from streams.kafka_io import AwaitingAcks
-from streams.pipeline import OutputMessage
+from streams.round.messages import OutputMessage
+from streams.state.due_index import DueIndex
 
 __all__ = ["Command", "OutputOutbox"]
 

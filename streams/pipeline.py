@@ -12,50 +12,22 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from crm_core.errors import EventRejected
 from crm_core.settings import Settings
 from schemas import DeadLetter, DeadLetterReason, Event, EventParser
 from scorers.deltas import delta_for, epoch_seconds
-from scorers.profile import Profile
-from streams.store import ApplyOutcome, ApplyRequest, ApplyResult
+from streams.round.messages import Applied, OutputMessage, Record
+from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
 
 __all__ = [
     "Accepted",
-    "Applied",
     "BatchResult",
     "IngestStats",
-    "OutputMessage",
     "ParsedBatch",
     "PipelineProcessor",
-    "Record",
 ]
-
-
-class Record(Protocol):
-    """What the pipeline reads of a consumed message (aiokafka's ConsumerRecord has it)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def timestamp(self) -> int | None: ...
-
-
-class OutputMessage(NamedTuple):
-    """A message to publish, to the same partition number as the record it came from."""
-
-    partition: int
-    key: bytes | None
-    value: bytes
 
 
 @dataclass(slots=True)
@@ -98,16 +70,6 @@ class Accepted(NamedTuple):
     def sort_key(self) -> tuple[float, str, str]:
         """Order within a second: exact time, then kind and event id (never arrival order)."""
         return (self.event.event_time.timestamp(), self.event.kind, self.event.event_id)
-
-
-class Applied(NamedTuple):
-    """An event the store applied, with the customer's profile right after it."""
-
-    record: Record
-    event: Event
-    profile: Profile
-    event_time: float
-    late: bool
 
 
 @dataclass(slots=True)

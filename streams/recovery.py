@@ -32,12 +32,12 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from scorers.profile import FIELD_CODES, FIELD_ORDER
-from streams.due_index import DueIndex
 from streams.kafka_io import AwaitingAcks
 from streams.output_outbox import OutputOutbox
-from streams.pipeline import OutputMessage
+from streams.round.messages import OutputMessage
 from streams.scoring import ScoredRound
-from streams.store import ApplyOutcome, ApplyRequest, ApplyResult
+from streams.state.due_index import DueIndex
+from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
 
 __all__ = ["RoundRecovery"]
 

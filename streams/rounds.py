@@ -6,7 +6,7 @@ Keys (all hash-tagged, so the layout works on Redis Cluster):
   beside the profile it describes;
 - ``{prefix}:{<customer>}:al``: hash of idempotency keys of alerts already published (value: the
   alert's event time), so an episode is never published twice, across restarts and replays;
-- ``{prefix}:{due:<partition>}``: the due-index (:class:`streams.due_index.DueIndex`);
+- ``{prefix}:{due:<partition>}``: the due-index (:class:`streams.state.due_index.DueIndex`);
 - ``{prefix}:{due:<partition>}:wm``: the partition's last watermark (epoch seconds), restored as
   a floor when the partition is assigned again.
 
@@ -28,16 +28,16 @@ from crm_core.settings import Settings
 from schemas import Event
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
-from streams._resp import RespConnection, pack_command
-from streams.cross_sell import CrossSellDecision, CrossSellReads, CrossSellRound
-from streams.due_index import DueIndex
 from streams.output_outbox import Command
-from streams.pipeline import Applied, OutputMessage
 from streams.recovery import RoundRecovery
+from streams.round.messages import Applied, OutputMessage
 from streams.scoring import CustomerBefore, ScoredRound
+from streams.state.cross_sell_counts import CrossSellDecision, CrossSellReads, CrossSellRound
+from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
+from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 from streams.state.query_index import CustomerIndex, RoundIndexer
-from streams.store import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
+from streams.state.resp import RespConnection, pack_command
 
 __all__ = ["PendingRound", "RoundStore"]
 

@@ -36,7 +36,7 @@ from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
 from scorers.timeline import Checkpoint, CustomerState, Timeline
 from scorers.value_groups import ValueGroupPolicy
-from streams.pipeline import Applied, OutputMessage
+from streams.round.messages import Applied, OutputMessage
 
 __all__ = ["CustomerBefore", "RoundScorer", "ScoredRound", "round_scorer"]
 

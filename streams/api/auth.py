@@ -35,7 +35,7 @@ from crm_core.settings import Settings
 from streams.api.policy import Principal
 from streams.api.queries import text
 from streams.state.keys import Layout
-from streams.store import connect_redis
+from streams.state.profiles import connect_redis
 
 __all__ = ["KeyRecord", "KeyStore", "manage_keys", "new_key", "parse_key"]
 

@@ -28,9 +28,9 @@ from streams.api.ops import OpsBoard
 from streams.api.policy import DepartmentTree, Principal, Scope
 from streams.api.queries import Queries
 from streams.api.views import clusters_view, customer_view, error_body, rule_view
-from streams.cross_sell import CrossSellRound
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MODEL, ModelRegistry
+from streams.state.cross_sell_counts import CrossSellRound
 from streams.state.keys import SORTS, Layout, Sort
 
 __all__ = ["ApiHandlers", "json_response"]

@@ -35,12 +35,12 @@ from redis.exceptions import RedisError
 from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
 from scorers.learner import OnlineLearner
-from streams._retry import retrying
 from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
-from streams.store import connect_redis
+from streams.state.profiles import connect_redis
+from streams.state.retry import retrying
 from streams.topics import ensure_topics
 
 __all__ = ["LearnerService"]

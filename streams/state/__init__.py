@@ -3,7 +3,16 @@
 Import what you need from its module; this package re-exports the pieces a deployment uses.
 """
 
+from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
+from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.state.query_index import CustomerIndex, RoundIndexer
 
-__all__ = ["CustomerIndex", "Layout", "RoundIndexer"]
+__all__ = [
+    "CustomerIndex",
+    "DueIndex",
+    "Layout",
+    "RedisProfileStore",
+    "RoundIndexer",
+    "connect_redis",
+]

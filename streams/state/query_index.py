@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
-from streams.pipeline import Applied, OutputMessage
+from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import SORTS, Layout
 
 __all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]

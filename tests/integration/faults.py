@@ -36,7 +36,7 @@ from scorers.rfm import rfm
 from scorers.timeline import CustomerState
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
-from streams.store import connect_redis
+from streams.state.profiles import connect_redis
 from tests.integration.harness import (
     WorkerProcess,
     free_port,

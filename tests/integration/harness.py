@@ -17,7 +17,7 @@ from crm_core.settings import Settings
 from schemas import Event, EventParser
 from scorers.profile import Profile
 from streams.lag import ingest_lag
-from streams.store import RedisProfileStore, connect_redis
+from streams.state.profiles import RedisProfileStore, connect_redis
 
 
 def free_port() -> int:

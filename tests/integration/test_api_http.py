@@ -26,13 +26,13 @@ from streams.api.audit import AuditLog
 from streams.api.auth import KeyStore
 from streams.api.policy import Principal
 from streams.api.server import mount_api
-from streams.cross_sell import CrossSellRound
 from streams.models.registry import CLUSTERS_MODEL, ModelRegistry
-from streams.pipeline import Applied, OutputMessage
+from streams.round.messages import Applied, OutputMessage
 from streams.rounds import RoundStore
+from streams.state.cross_sell_counts import CrossSellRound
 from streams.state.keys import Layout
+from streams.state.profiles import RedisProfileStore
 from streams.state.query_index import RoundIndexer
-from streams.store import RedisProfileStore
 
 pytestmark = pytest.mark.integration
 

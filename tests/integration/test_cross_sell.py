@@ -15,9 +15,9 @@ from crm_score.simulate import SimulationConfig, simulate
 from schemas import PurchaseEvent
 from scorers.cross_sell import CrossSellPolicy, CrossSellStats, apply_order, plan_order
 from scorers.profile import Profile
-from streams._resp import RespConnection, pack_command
-from streams.cross_sell import CrossSellDecision, CrossSellRound
-from streams.pipeline import Applied
+from streams.round.messages import Applied
+from streams.state.cross_sell_counts import CrossSellDecision, CrossSellRound
+from streams.state.resp import RespConnection, pack_command
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
-from streams.due_index import DueIndex
+from streams.state.due_index import DueIndex
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from crm_core.settings import Settings
 from schemas import Event, PurchaseEvent, example_event_dict
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.profile import Profile
-from streams.store import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
+from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
 from tests.oracle import recompute_profiles
 from tests.strategies import delivery_histories
 

@@ -11,7 +11,7 @@ import orjson
 from schemas import PurchaseEvent, example_event_dict
 from scorers.profile import Profile
 from streams.api.openapi import OPENAPI_FILE, openapi_text
-from streams.pipeline import Applied, OutputMessage
+from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import Layout
 from streams.state.query_index import CustomerIndex, RoundIndexer
 from tests.unit.test_scoring_round import _Record

@@ -29,8 +29,8 @@ from scorers.cross_sell import (
     top_rules,
 )
 from scorers.profile import Profile
-from streams.cross_sell import CrossSellRound
-from streams.pipeline import Applied
+from streams.round.messages import Applied
+from streams.state.cross_sell_counts import CrossSellRound
 
 Order = tuple[str, float, frozenset[str]]  # customer, epoch seconds, categories
 EXACT = CrossSellPolicy(half_life_days=math.inf, max_items_per_customer=10_000, max_partners=10_000)

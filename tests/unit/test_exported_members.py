@@ -13,6 +13,7 @@ import streams
 import streams.api
 import streams.learner
 import streams.models
+import streams.round
 import streams.runtime
 import streams.state
 
@@ -23,6 +24,7 @@ PACKAGES = [
     streams.api,
     streams.learner,
     streams.models,
+    streams.round,
     streams.runtime,
     streams.state,
 ]

@@ -9,9 +9,9 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.due_index import DueIndex
 from streams.output_outbox import OutputOutbox
-from streams.pipeline import OutputMessage
+from streams.round.messages import OutputMessage
+from streams.state.due_index import DueIndex
 
 
 def _outbox() -> OutputOutbox:

@@ -12,7 +12,7 @@ from scorers.alerts import AlertPolicy
 from scorers.profile import Profile
 from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
-from streams.pipeline import Applied
+from streams.round.messages import Applied
 from streams.scoring import CustomerBefore, RoundScorer
 from tests.unit.test_timeline import BOUNDS, DAY, T0
 

@@ -55,7 +55,7 @@ from scorers.cross_sell import (
     recommend,
     top_rules,
 )
-from streams.pipeline import Applied, OutputMessage
+from streams.round.messages import Applied, OutputMessage
 
 __all__ = ["CrossSellDecision", "CrossSellDraft", "CrossSellReads", "CrossSellRound"]
 

@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER, Profile, ProfileDelta
-from streams._resp import RespConnection, Sent
-from streams._resp import pack_command as _pack_command
+from streams.state.resp import RespConnection, Sent
+from streams.state.resp import pack_command as _pack_command
 
 __all__ = [
     "ApplyOutcome",
@@ -34,8 +34,8 @@ __all__ = [
 
 
 _SCRIPT = (
-    resources.files("streams")
-    .joinpath("apply_event.lua")
+    resources.files("streams.state")
+    .joinpath("scripts", "apply_event.lua")
     .read_text()
     .replace("__FIELDS__", ", ".join(f"'{FIELD_CODES[name]}'" for name in FIELD_ORDER))
     .replace("__DEFAULTS__", ", ".join("false" if d is None else str(d) for d in FIELD_DEFAULTS))

@@ -1,0 +1,8 @@
+"""One round of scoring, pure: the round's messages and its logic, no I/O.
+
+Nothing here imports Redis, Kafka, Faust or aiohttp (``tests/unit/test_import_rules.py``).
+"""
+
+from streams.round.messages import Applied, OutputMessage, Record
+
+__all__ = ["Applied", "OutputMessage", "Record"]
