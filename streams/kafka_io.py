@@ -10,7 +10,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -21,7 +21,6 @@ from streams.reorder import EventClock
 from streams.round.messages import OutputMessage
 
 __all__ = [
-    "AwaitingAcks",
     "OrderedCommits",
     "RebalanceHooks",
     "align",
@@ -34,42 +33,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Hook = Callable[[set[TopicPartition]], Awaitable[None]]
-
-
-T = TypeVar("T")
-
-
-class AwaitingAcks(Generic[T]):
-    """Items sent to Kafka, each waiting for its deliveries to be acknowledged.
-
-    :meth:`acknowledged` takes the items whose deliveries are all done and succeeded (an item
-    with a failed delivery is taken too, and returned never: its outbox entry stays for the
-    partition's next owner); they are forgotten only once :meth:`confirmed` says the commands
-    built from them ran, so a save that failed confirms them again.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: list[tuple[list[asyncio.Future[Any]], T]] = []
-        self._taken: set[int] = set()
-
-    def add(self, deliveries: list[asyncio.Future[Any]], item: T) -> None:
-        self._waiting.append((deliveries, item))
-
-    def acknowledged(self) -> list[T]:
-        self._taken = set()
-        items = []
-        for entry in self._waiting:
-            deliveries, item = entry
-            if not all(f.done() for f in deliveries):
-                continue
-            self._taken.add(id(entry))
-            if not any(f.cancelled() or f.exception() is not None for f in deliveries):
-                items.append(item)
-        return items
-
-    def confirmed(self) -> None:
-        self._waiting = [e for e in self._waiting if id(e) not in self._taken]
-        self._taken = set()
 
 
 async def publish(

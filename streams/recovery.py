@@ -22,7 +22,7 @@ Three pieces close those gaps, each keyed so the layout works on Redis Cluster:
   outbox entry dropped only after Kafka acknowledged the alert. A claim still pending is
   published again (same key: consumers drop repeats), and when a partition is assigned its
   outbox is published again, so an alert is never lost, only possibly repeated. The round's
-  score snapshots and training examples have their own outbox (:mod:`streams.output_outbox`).
+  score snapshots and training examples have their own outbox (:mod:`streams.state.outbox`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from scorers.profile import FIELD_CODES, FIELD_ORDER
-from streams.kafka_io import AwaitingAcks
-from streams.output_outbox import OutputOutbox
 from streams.round.messages import OutputMessage
 from streams.scoring import ScoredRound
+from streams.state.acks import AwaitingAcks
 from streams.state.due_index import DueIndex
+from streams.state.outbox import OutputOutbox
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
 
 __all__ = ["RoundRecovery"]

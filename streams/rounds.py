@@ -28,13 +28,13 @@ from crm_core.settings import Settings
 from schemas import Event
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
-from streams.output_outbox import Command
 from streams.recovery import RoundRecovery
 from streams.round.messages import Applied, OutputMessage
 from streams.scoring import CustomerBefore, ScoredRound
 from streams.state.cross_sell_counts import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
+from streams.state.outbox import Command
 from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 from streams.state.query_index import CustomerIndex, RoundIndexer
 from streams.state.resp import RespConnection, pack_command

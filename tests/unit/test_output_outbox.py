@@ -1,4 +1,4 @@
-"""The outbox of score snapshots and training examples (streams.output_outbox): what a save
+"""The outbox of score snapshots and training examples (streams.state.outbox): what a save
 writes, what it deletes once Kafka acknowledged, and what a new owner publishes again."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.output_outbox import OutputOutbox
 from streams.round.messages import OutputMessage
 from streams.state.due_index import DueIndex
+from streams.state.outbox import OutputOutbox
 
 
 def _outbox() -> OutputOutbox:

@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from streams.kafka_io import AwaitingAcks
 from streams.round.messages import OutputMessage
+from streams.state.acks import AwaitingAcks
 from streams.state.due_index import DueIndex
 
 __all__ = ["Command", "OutputOutbox"]
