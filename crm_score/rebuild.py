@@ -1,11 +1,11 @@
 """``crm-score rebuild``: rebuild every customer's state in Redis by replaying the input topics.
 
-Redis is the state of record, but the topics keep the whole history (DESIGN decision 1), so the
-state can always be derived again. A rebuild runs the worker's own ingest pipeline over the
-input topics from their first offsets, in a consumer group of its own (the live group's
-committed offsets are left alone), in replay clock mode up to ``until``: the same reorder
-buffer, the same apply script, the same walk of every customer's events and silences. So it
-reaches what a worker that had read the same history reaches:
+Redis is the state of record, but the topics keep the whole history (docs/ARCHITECTURE.md,
+decision 1), so the state can always be derived again. A rebuild runs the worker's own ingest
+pipeline over the input topics from their first offsets, in a consumer group of its own (the
+live group's committed offsets are left alone), in replay clock mode up to ``until``: the same
+reorder buffer, the same apply script, the same walk of every customer's events and silences.
+So it reaches what a worker that had read the same history reaches:
 
 - profiles and dedup records (every aggregate commutes; offsets and ids are recorded again);
 - alert states and the alert idempotency keys already fired (claimed as published: a rebuild

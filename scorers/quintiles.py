@@ -120,8 +120,9 @@ class RfmBoundaries(BaseModel):
         """The recency (days) after which R next drops; ``None`` when R is already 1.
 
         Without a new order recency grows with time, and R drops as soon as recency *exceeds*
-        the returned value, so a re-score timer (DESIGN decision 4) belongs strictly after
-        ``last purchase + that many days``; at exactly that time R has not changed yet.
+        the returned value, so a re-score timer (docs/ARCHITECTURE.md, decision 4) belongs
+        strictly after ``last purchase + that many days``; at exactly that time R has not
+        changed yet.
 
         >>> b = RfmBoundaries(version=1, as_of=datetime(2026, 1, 1, tzinfo=UTC),
         ...     recency_days=(7, 30, 90, 180), frequency=(1, 1, 2, 4),

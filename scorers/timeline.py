@@ -2,10 +2,11 @@
 
 Between two events a customer's scores still move: recency grows, so R drops when it passes a
 quintile boundary, and P(alive) decays, crossing the alert threshold at a time that can be
-solved for. Those moments are *checkpoints* (DESIGN decision 4). :class:`Timeline` walks a
-customer's history in event-time order: :meth:`Timeline.silence` yields the checkpoints of a
-quiet stretch, :meth:`Timeline.event` handles one event, and both apply the alert rules to a
-small :class:`CustomerState` that the caller persists with the profile. Everything is a function
+solved for. Those moments are *checkpoints* (docs/ARCHITECTURE.md, decision 4).
+:class:`Timeline` walks a customer's history in event-time order: :meth:`Timeline.silence`
+yields the checkpoints of a quiet stretch, :meth:`Timeline.event` handles one event, and both
+apply the alert rules to a small :class:`CustomerState` that the caller persists with the
+profile. Everything is a function
 of (profile, state, time), so walking the same history in any number of pieces, with restarts
 between them, gives the same checkpoints and the same alerts; the streaming caller only has to
 feed events in event-time order (the reorder buffer does) and stop silences at its watermark.

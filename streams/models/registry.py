@@ -1,9 +1,9 @@
 """Versioned model parameters in Redis, and fitting the probability model on stored profiles.
 
 A learner publishes; scoring workers poll :meth:`ModelRegistry.current_version` (one ``GET``)
-and load the new payload only when it changed, so they hot-swap without a restart (DESIGN
-decision 5). All keys of one model share the hash tag ``{model:<name>}``, so the registry works
-unchanged on Redis Cluster::
+and load the new payload only when it changed, so they hot-swap without a restart
+(docs/ARCHITECTURE.md, decision 5). All keys of one model share the hash tag
+``{model:<name>}``, so the registry works unchanged on Redis Cluster::
 
     <prefix>:{model:<name>}:seq        INCR counter that hands out version numbers
     <prefix>:{model:<name>}:current    the published version workers should use

@@ -1,4 +1,6 @@
-"""The due-index: per-partition timers in event time, so silence is an event (DESIGN decision 4).
+"""The due-index: per-partition timers in event time, so silence is an event.
+
+(docs/ARCHITECTURE.md, decision 4.)
 
 Every customer has at most one *next due time* per partition: the event time at which its scores
 change without any new event (recency crosses an RFM boundary, P(alive) falls under the alert
