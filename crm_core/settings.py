@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(default=50, ge=1)
     dedup_window_days: float = Field(default=30.0, gt=0)
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    deadletter_quarantine_maxlen: int = Field(default=1000, ge=1)  # refused dead letters kept
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     base_currency: str = "USD"
     fx_rates: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})

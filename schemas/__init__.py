@@ -27,6 +27,7 @@ from schemas.events import (
 )
 from schemas.examples import REMOVE, example_event, example_event_dict, example_json
 from schemas.outputs import (
+    DEAD_LETTER_MAX_BYTES,
     Alert,
     AlertType,
     DeadLetter,
@@ -34,11 +35,13 @@ from schemas.outputs import (
     ScoreSnapshot,
     Severity,
     TrainingExample,
+    dead_letter_key,
 )
 from schemas.parse import EventParser
 from schemas.reasons import DeadLetterReason
 
 __all__ = [
+    "DEAD_LETTER_MAX_BYTES",
     "EVENT_MODELS",
     "EVENT_TYPES",
     "ISO_4217_CODES",
@@ -67,6 +70,7 @@ __all__ = [
     "ServiceType",
     "Severity",
     "TrainingExample",
+    "dead_letter_key",
     "event_to_json_bytes",
     "example_event",
     "example_event_dict",

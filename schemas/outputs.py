@@ -29,6 +29,10 @@ from schemas._types import CustomerId, UtcDatetime
 from schemas.reasons import DeadLetterReason
 
 __all__ = [
+    "DEAD_LETTER_KEY_BYTES",
+    "DEAD_LETTER_MAX_BYTES",
+    "DEAD_LETTER_MESSAGE_CHARS",
+    "DEAD_LETTER_VALUE_BYTES",
     "Alert",
     "AlertType",
     "DeadLetter",
@@ -36,6 +40,7 @@ __all__ = [
     "ScoreSnapshot",
     "Severity",
     "TrainingExample",
+    "dead_letter_key",
 ]
 
 
@@ -61,24 +66,75 @@ class OutputModel(BaseModel):
 
 
 # --- dead letters -------------------------------------------------------------------------------
-class DeadLetter(OutputModel):
-    """An input message that could not be used, with where it came from and why."""
+#: The most of an original key a dead letter keeps (raw bytes; customer ids are <= 128).
+DEAD_LETTER_KEY_BYTES = 1024
+#: The most of an original value a dead letter keeps (raw bytes, before base64).
+DEAD_LETTER_VALUE_BYTES = 256 * 1024
+#: The most characters of the rejection message a dead letter keeps.
+DEAD_LETTER_MESSAGE_CHARS = 1000
+#: An upper bound on a dead letter's Kafka key plus value, in bytes, whatever the original:
+#: both prefixes in base64, the message with every character escaped (``\\u00XX``), a topic name
+#: of Kafka's 249 characters and the fixed fields. Under the broker's default limit of
+#: 1,048,588 bytes (``message.max.bytes``) with room to spare; a topic configured below it
+#: sends dead letters to the quarantine instead (``streams/quarantine.py``).
+DEAD_LETTER_MAX_BYTES = (
+    DEAD_LETTER_KEY_BYTES
+    + 4 * (DEAD_LETTER_KEY_BYTES + 2) // 3
+    + 4 * (DEAD_LETTER_VALUE_BYTES + 2) // 3
+    + 6 * DEAD_LETTER_MESSAGE_CHARS
+    + 249
+    + 1024
+)
 
-    schema_version: Literal[1] = 1
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The Kafka key of the dead letter of a message keyed ``key``: its first
+    :data:`DEAD_LETTER_KEY_BYTES` (the customer id, for a well-formed message)."""
+    return None if key is None else key[:DEAD_LETTER_KEY_BYTES]
+
+
+class DeadLetter(OutputModel):
+    """An input message that could not be used, with where it came from and why.
+
+    Schema version 2: key and value are kept as bounded prefixes with their full sizes and the
+    SHA-256 of each whole original, so a dead letter always fits in a Kafka message
+    (:data:`DEAD_LETTER_MAX_BYTES`); version 1 kept the whole key, twice.
+    """
+
+    schema_version: Literal[2] = 2
     reason: DeadLetterReason
-    message: str = Field(description="What was wrong and where (field path).")
+    message: str = Field(
+        description="What was wrong and where (field path); at most "
+        f"{DEAD_LETTER_MESSAGE_CHARS} characters."
+    )
     source_topic: str = Field(min_length=1)
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
-    key_b64: str | None = Field(default=None, description="Original key, base64; null if none.")
-    value_b64: str = Field(default="", description="Original value bytes, base64; '' if none.")
+    key_b64: str | None = Field(
+        default=None,
+        description=f"Original key, base64: its first {DEAD_LETTER_KEY_BYTES} bytes; null if none.",
+    )
+    key_size: int | None = Field(
+        default=None, ge=0, description="Length of the original key, bytes; null if none."
+    )
+    key_truncated: bool = Field(
+        default=False, description="True when key_b64 holds only the first bytes of the key."
+    )
+    key_sha256: str | None = Field(
+        default=None, description="SHA-256 (hex) of the whole original key; null if none."
+    )
+    value_b64: str = Field(
+        default="",
+        description=f"Original value, base64: its first {DEAD_LETTER_VALUE_BYTES} bytes; '' if "
+        "none.",
+    )
     value_size: int = Field(default=0, ge=0, description="Length of the original value, bytes.")
     value_truncated: bool = Field(
-        default=False,
-        description="True when value_b64 holds only the first bytes (the original was too big "
-        "to fit in a Kafka message once encoded); value_sha256 identifies the whole value.",
+        default=False, description="True when value_b64 holds only the first bytes of the value."
     )
-    value_sha256: str | None = Field(default=None, description="SHA-256 of the whole value.")
+    value_sha256: str | None = Field(
+        default=None, description="SHA-256 (hex) of the whole original value."
+    )
     broker_timestamp_ms: int | None = None
     detected_at: UtcDatetime
 
@@ -94,23 +150,30 @@ class DeadLetter(OutputModel):
         value: bytes | None,
         detected_at: datetime,
         broker_timestamp_ms: int | None = None,
-        max_value_bytes: int = 256 * 1024,
     ) -> DeadLetter:
         """Build the dead letter for a message that parsing rejected with ``error``.
 
-        Values over ``max_value_bytes`` keep only their first bytes (base64 grows them by a
-        third, and a dead letter must still fit in one Kafka message).
+        Keeps at most :data:`DEAD_LETTER_KEY_BYTES` of the key, :data:`DEAD_LETTER_VALUE_BYTES`
+        of the value and :data:`DEAD_LETTER_MESSAGE_CHARS` of the message, so that, with
+        :func:`dead_letter_key` as its Kafka key, it is never larger than
+        :data:`DEAD_LETTER_MAX_BYTES`.
         """
         original = value or b""
-        kept = original[:max_value_bytes]
+        kept = original[:DEAD_LETTER_VALUE_BYTES]
+        message = error.message
+        if len(message) > DEAD_LETTER_MESSAGE_CHARS:
+            message = message[: DEAD_LETTER_MESSAGE_CHARS - 3] + "..."
         return cls(
             reason=DeadLetterReason(error.reason),
-            message=error.message,
+            message=message,
             source_topic=source_topic,
             partition=partition,
             offset=offset,
-            key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
-            value_b64=base64.b64encode(kept).decode("ascii"),
+            key_b64=None if key is None else _b64(dead_letter_key(key) or b""),
+            key_size=None if key is None else len(key),
+            key_truncated=key is not None and len(key) > DEAD_LETTER_KEY_BYTES,
+            key_sha256=None if key is None else hashlib.sha256(key).hexdigest(),
+            value_b64=_b64(kept),
             value_size=len(original),
             value_truncated=len(kept) < len(original),
             value_sha256=hashlib.sha256(original).hexdigest(),
@@ -119,12 +182,16 @@ class DeadLetter(OutputModel):
         )
 
     def original_key(self) -> bytes | None:
-        """The original message key, decoded from base64."""
+        """The original message key (its first bytes when ``key_truncated``), from base64."""
         return None if self.key_b64 is None else base64.b64decode(self.key_b64)
 
     def original_value(self) -> bytes:
-        """The original message value bytes (``b""`` for a missing value)."""
+        """The original value bytes (its first bytes when ``value_truncated``; ``b""`` if none)."""
         return base64.b64decode(self.value_b64)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 # --- scores -------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from streams.kafka_io import (
     assignment_status,
     consumer_lags,
     publish,
+    publish_dead_letters,
     track_positions,
 )
 from streams.lag import ingest_group
@@ -51,6 +52,7 @@ from streams.metrics import PipelineMetrics
 from streams.models.refresh import ModelFollower, refresh_periodically
 from streams.models.registry import ModelRegistry
 from streams.pipeline import Accepted, IngestStats, ParsedBatch, PipelineProcessor
+from streams.quarantine import Quarantine
 from streams.reorder import EventClock
 from streams.round.messages import Applied
 from streams.rounds import PendingRound, RoundStore
@@ -99,6 +101,13 @@ class IngestService(Service):
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._dead_letter_producer: AIOKafkaProducer | None = None  # not idempotent: quarantine
+        self._quarantine = Quarantine(
+            self._redis,
+            settings.redis_key_prefix,
+            settings.deadletter_quarantine_maxlen,
+            self.metrics,
+        )
         self._stopping = asyncio.Event()
         self._loop_exited = asyncio.Event()
         self._commits: OrderedCommits | None = None
@@ -114,6 +123,9 @@ class IngestService(Service):
         common = {"bootstrap_servers": s.kafka_bootstrap, **s.kafka_client_options()}
         self._producer = AIOKafkaProducer(
             **common, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
+        )
+        self._dead_letter_producer = AIOKafkaProducer(
+            **common, acks="all", linger_ms=5, max_batch_size=1 << 20
         )
         self._consumer = AIOKafkaConsumer(
             **common,
@@ -135,6 +147,7 @@ class IngestService(Service):
         )
         self._commits = OrderedCommits(self._consumer, self.metrics)
         await self._producer.start()
+        await self._dead_letter_producer.start()
         await self._consumer.start()
         await self._follower.follow()
 
@@ -148,8 +161,9 @@ class IngestService(Service):
             await self._rounds.confirm()  # else the next start publishes them again
         if self._consumer is not None:
             await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        for producer in (self._producer, self._dead_letter_producer):
+            if producer is not None:
+                await producer.stop()
         await self._store.close()
         await self._rounds.close()
         await self._redis.aclose()
@@ -390,8 +404,12 @@ class IngestService(Service):
             acks = await publish(producer, self.settings.topic("alerts"), alerts)
             self._rounds.recovery.published(acks, claimed)  # confirmed once acknowledged
             deliveries = outputs + acks
-            deliveries += await publish(
-                producer, self.settings.topic("deadletter"), result.dead_letters
+            assert self._dead_letter_producer is not None
+            deliveries += await publish_dead_letters(
+                self._dead_letter_producer,
+                self.settings.topic("deadletter"),
+                result.dead_letters,
+                self._quarantine,
             )
         self.stats.examples += len(scored.examples)
         assigned = {p: w for p, w in round_.watermarks.items() if p in self._clock.partitions}

@@ -17,6 +17,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.metrics import PipelineMetrics
 from streams.pipeline import BatchResult
+from streams.quarantine import Quarantine
 from streams.reorder import EventClock
 from streams.round.messages import OutputMessage
 
@@ -27,6 +28,7 @@ __all__ = [
     "assignment_status",
     "consumer_lags",
     "publish",
+    "publish_dead_letters",
     "track_positions",
 ]
 
@@ -43,20 +45,61 @@ async def publish(
     Outputs keep the input's partition number: the topics have the same partition count and
     key (customer id), so that is the partition Kafka's default partitioner would choose.
     """
-    batches: dict[int, Any] = {}
-    futures: list[asyncio.Future[Any]] = []
+    return [future for future, _ in await _send_batches(producer, topic, messages)]
+
+
+async def publish_dead_letters(
+    producer: AIOKafkaProducer,
+    topic: str,
+    messages: Iterable[OutputMessage],
+    quarantine: Quarantine,
+) -> list[asyncio.Future[Any]]:
+    """:func:`publish`, but a batch Kafka refuses goes to ``quarantine`` and counts as done, so
+    no dead letter can hold a round's commit back.
+
+    ``producer`` must not be idempotent: once a batch fails, an idempotent producer's sequence
+    numbers for the partition have a gap and it refuses every later batch to it
+    (``OutOfOrderSequenceNumber``).
+    """
+    return [
+        asyncio.ensure_future(_delivered_or_quarantined(future, topic, batch, quarantine))
+        for future, batch in await _send_batches(producer, topic, messages)
+    ]
+
+
+async def _delivered_or_quarantined(
+    delivery: asyncio.Future[Any],
+    topic: str,
+    messages: list[OutputMessage],
+    quarantine: Quarantine,
+) -> None:
+    try:
+        await delivery
+    except KafkaError as exc:
+        await quarantine.put(topic, messages, exc)
+
+
+async def _send_batches(
+    producer: AIOKafkaProducer, topic: str, messages: Iterable[OutputMessage]
+) -> list[tuple[asyncio.Future[Any], list[OutputMessage]]]:
+    """Send per-partition record batches; each batch's delivery future and its messages."""
+    batches: dict[int, tuple[Any, list[OutputMessage]]] = {}
+    sent: list[tuple[asyncio.Future[Any], list[OutputMessage]]] = []
     for message in messages:
-        batch = batches.get(message.partition)
-        if batch is None:
-            batch = batches[message.partition] = producer.create_batch()
+        if message.partition not in batches:
+            batches[message.partition] = (producer.create_batch(), [])
+        batch, held = batches[message.partition]
         if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-            futures.append(await producer.send_batch(batch, topic, partition=message.partition))
-            batch = batches[message.partition] = producer.create_batch()
+            sent.append(
+                (await producer.send_batch(batch, topic, partition=message.partition), held)
+            )
+            batch, held = batches[message.partition] = (producer.create_batch(), [])
             batch.append(key=message.key, value=message.value, timestamp=None)
-    for partition, batch in batches.items():
+        held.append(message)
+    for partition, (batch, held) in batches.items():
         if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
+            sent.append((await producer.send_batch(batch, topic, partition=partition), held))
+    return sent
 
 
 class RebalanceHooks(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base class

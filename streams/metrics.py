@@ -45,6 +45,11 @@ class PipelineMetrics:
         self.dead_letters = Counter(
             "crm_deadletters", "Messages dead-lettered, by reason", ["reason"], registry=r
         )
+        self.quarantined = Counter(
+            "crm_deadletters_quarantined",
+            "Dead letters the dead-letter topic refused, kept in the Redis quarantine instead",
+            registry=r,
+        )
         self.duplicates = Counter(
             "crm_duplicates_skipped", "Redelivered or re-sent events skipped", registry=r
         )

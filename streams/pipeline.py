@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from crm_core.errors import EventRejected
 from crm_core.settings import Settings
-from schemas import DeadLetter, DeadLetterReason, Event, EventParser
+from schemas import DeadLetter, DeadLetterReason, Event, EventParser, dead_letter_key
 from scorers.deltas import delta_for, epoch_seconds
 from streams.round.messages import Applied, OutputMessage, Record
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
@@ -173,7 +173,7 @@ def _dead_letter(record: Record, rejected: EventRejected, now: datetime) -> Outp
         detected_at=now.astimezone(UTC),
         broker_timestamp_ms=record.timestamp,
     )
-    return OutputMessage(record.partition, record.key, letter.to_json_bytes())
+    return OutputMessage(record.partition, dead_letter_key(record.key), letter.to_json_bytes())
 
 
 class IngestStats:

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 
 from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
+from schemas import dead_letter_key
 from scorers.learner import OnlineLearner
 from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
@@ -304,7 +305,8 @@ class LearnerService(Service):
             now=datetime.now(UTC),
         )
         topic = self.settings.topic("deadletter")
-        await self._require(self._outputs).send(topic, message.partition, message.key, value)
+        key = dead_letter_key(message.key)
+        await self._require(self._outputs).send(topic, message.partition, key, value)
 
     def _observe(self, learner: OnlineLearner, counts: dict[str, int]) -> None:
         """Counters every batch; the prequential gauges at most once a second (a snapshot

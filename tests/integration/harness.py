@@ -143,6 +143,14 @@ async def read_topic(
     settings: Settings, name: str, expected: int, timeout: float = 30
 ) -> list[bytes]:
     """All values of a topic, reading until ``expected`` arrived or ``timeout`` passed."""
+    return [value for _, value in await read_records(settings, name, expected, timeout)]
+
+
+async def read_records(
+    settings: Settings, name: str, expected: int, timeout: float = 30
+) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of every record of a topic that has a value, reading until ``expected``
+    arrived or ``timeout`` passed."""
     consumer = AIOKafkaConsumer(
         settings.topic(name),
         bootstrap_servers=settings.kafka_bootstrap,
@@ -150,15 +158,16 @@ async def read_topic(
         enable_auto_commit=False,
     )
     await consumer.start()
-    values: list[bytes] = []
+    records: list[tuple[bytes | None, bytes]] = []
     try:
         deadline = time.monotonic() + timeout
-        while len(values) < expected and time.monotonic() < deadline:
+        while len(records) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
-            values += [m.value for msgs in batch.values() for m in msgs if m.value is not None]
+            fetched = [m for ms in batch.values() for m in ms]
+            records += [(m.key, m.value) for m in fetched if m.value is not None]
     finally:
         await consumer.stop()
-    return values
+    return records
 
 
 def valid_events(values: Iterable[tuple[str, bytes | None, bytes]]) -> list[Event]:

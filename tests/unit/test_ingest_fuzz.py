@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm_core.settings import Settings
-from schemas import EVENT_TYPES, DeadLetter, DeadLetterReason, example_json
+from schemas import DEAD_LETTER_MAX_BYTES, EVENT_TYPES, DeadLetter, DeadLetterReason, example_json
 from streams.pipeline import PipelineProcessor
 
 NOW = datetime(2026, 1, 6, tzinfo=UTC)  # a day after the examples' event time
@@ -133,7 +133,11 @@ values = (
     | changed_events()
     | duplicated_events()
 )
-keys = st.none() | st.binary(max_size=40) | st.sampled_from([b"c-42", b"c-42\x00", b"\xff"])
+keys = (
+    st.none()
+    | st.binary(max_size=40)
+    | st.sampled_from([b"c-42", b"c-42\x00", b"\xff", b"k" * 700_000])  # the last: over 1 MB in v1
+)
 
 
 @st.composite
@@ -151,6 +155,8 @@ def assert_each_record_accepted_or_dead_lettered(batch: list[FuzzRecord]) -> Non
     """The pipeline decides every record exactly once and its dead letters are complete."""
     parsed = PROCESSOR.parse(batch, NOW)
     accepted = [item.record.offset for item in parsed.accepted]
+    for message in parsed.result.dead_letters:
+        assert len(message.key or b"") + len(message.value) <= DEAD_LETTER_MAX_BYTES
     letters = [DeadLetter.from_json_bytes(m.value) for m in parsed.result.dead_letters]
     assert sorted(accepted + [letter.offset for letter in letters]) == [r.offset for r in batch]
     assert parsed.result.consumed == len(batch)

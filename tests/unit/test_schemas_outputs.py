@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -11,7 +12,21 @@ import pytest
 from pydantic import ValidationError
 
 from crm_core.errors import EventRejected
-from schemas import Alert, AlertType, DeadLetter, DeadLetterReason, ScoreSnapshot, Severity
+from schemas import (
+    DEAD_LETTER_MAX_BYTES,
+    Alert,
+    AlertType,
+    DeadLetter,
+    DeadLetterReason,
+    ScoreSnapshot,
+    Severity,
+    dead_letter_key,
+)
+from schemas.outputs import (
+    DEAD_LETTER_KEY_BYTES,
+    DEAD_LETTER_MESSAGE_CHARS,
+    DEAD_LETTER_VALUE_BYTES,
+)
 
 AT = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
@@ -47,8 +62,10 @@ def test_dead_letter_keeps_the_original_bytes() -> None:
     assert letter.detected_at == AT
     assert letter.detected_at.tzinfo is UTC
     document = orjson.loads(letter.to_json_bytes())
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["reason"] == "not_json"
+    assert (letter.key_size, letter.key_truncated, letter.value_truncated) == (4, False, False)
+    assert letter.key_sha256 == hashlib.sha256(b"c-42").hexdigest()
     assert document["detected_at"] == "2026-01-05T09:00:00Z"
     assert DeadLetter.from_json_bytes(letter.to_json_bytes()) == letter
 
@@ -64,7 +81,33 @@ def test_dead_letter_of_a_tombstone_without_key() -> None:
         detected_at=AT,
     )
     assert (letter.key_b64, letter.value_b64, letter.broker_timestamp_ms) == (None, "", None)
+    assert (letter.key_size, letter.key_sha256, letter.key_truncated) == (None, None, False)
     assert (letter.original_key(), letter.original_value()) == (None, b"")
+
+
+def test_a_dead_letter_fits_in_a_kafka_message_whatever_the_original() -> None:
+    key, value = b"k" * 1_000_000, bytes(range(256)) * 4096  # both past the broker's 1 MB
+    letter = DeadLetter.from_rejection(
+        EventRejected("key_mismatch", "\x01" * 50_000),  # each escaped to six bytes
+        source_topic="t" * 249,  # Kafka's longest topic name
+        partition=2**31 - 1,
+        offset=2**63 - 1,
+        key=key,
+        value=value,
+        detected_at=AT,
+        broker_timestamp_ms=2**63 - 1,
+    )
+    kafka_key, kafka_value = dead_letter_key(key), letter.to_json_bytes()
+    assert kafka_key is not None
+    assert len(kafka_key) + len(kafka_value) <= DEAD_LETTER_MAX_BYTES < 1_048_588 - 1024
+    assert kafka_key == key[:DEAD_LETTER_KEY_BYTES] == letter.original_key()
+    assert letter.original_value() == value[:DEAD_LETTER_VALUE_BYTES]
+    assert (letter.key_size, letter.value_size) == (len(key), len(value))
+    assert letter.key_truncated and letter.value_truncated
+    assert letter.key_sha256 == hashlib.sha256(key).hexdigest()
+    assert letter.value_sha256 == hashlib.sha256(value).hexdigest()
+    assert len(letter.message) == DEAD_LETTER_MESSAGE_CHARS
+    assert DeadLetter.from_json_bytes(kafka_value) == letter
 
 
 def test_snapshot_round_trips_and_has_optional_scores_unset() -> None:
