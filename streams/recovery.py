@@ -38,10 +38,10 @@ from streams.state.acks import AwaitingAcks
 from streams.state.due_index import DueIndex
 from streams.state.outbox import OutputOutbox
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
+from streams.state.resp import Command
 
 __all__ = ["RoundRecovery"]
 
-Command = tuple[str | bytes | int, ...]
 _PENDING = b"p"
 _CONFIRMED = b"1"
 _OFFSET_FIELDS = {"purchase": "op", "service": "os", "marketing": "om"}

@@ -34,10 +34,9 @@ from streams.scoring import CustomerBefore, ScoredRound
 from streams.state.cross_sell_counts import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
-from streams.state.outbox import Command
 from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 from streams.state.query_index import CustomerIndex, RoundIndexer
-from streams.state.resp import RespConnection, pack_command
+from streams.state.resp import Command, RespConnection, pack_command
 
 __all__ = ["PendingRound", "RoundStore"]
 

@@ -25,10 +25,10 @@ from typing import Any
 from streams.round.messages import OutputMessage
 from streams.state.acks import AwaitingAcks
 from streams.state.due_index import DueIndex
+from streams.state.resp import Command
 
 __all__ = ["Command", "OutputOutbox"]
 
-Command = tuple[str | bytes | int, ...]
 _TOPICS = {b"s": "scores", b"t": "training"}
 _LENGTH = struct.Struct(">I")
 

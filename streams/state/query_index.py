@@ -33,10 +33,10 @@ import orjson
 
 from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import SORTS, Layout
+from streams.state.resp import Command
 
 __all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]
 
-Command = tuple[str | bytes | int, ...]
 _Member = TypeVar("_Member", str, int)
 _NO_DEPARTMENTS: Mapping[str, str] = MappingProxyType({})
 _LAST_OF_KIND = {

@@ -19,9 +19,11 @@ from urllib.parse import unquote, urlparse
 import hiredis
 
 # hiredis' stub types the argument as a 1-tuple; it takes any tuple of str/bytes/int/float.
-pack_command = cast(Callable[[tuple[str | bytes | int, ...]], bytes], hiredis.pack_command)
+#: One Redis command as its arguments, as the round's packed writes carry it.
+Command = tuple[str | bytes | int, ...]
+pack_command = cast(Callable[[Command], bytes], hiredis.pack_command)
 
-__all__ = ["RespConnection", "Sent", "pack_command"]
+__all__ = ["Command", "RespConnection", "Sent", "pack_command"]
 
 
 @dataclass(frozen=True, slots=True)
