@@ -9,7 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
@@ -22,6 +21,7 @@ from streams.api.policy import DepartmentTree
 from streams.api.routes import ApiHandlers, WorkerHealth
 from streams.pipeline import IngestStats
 from streams.state.keys import Layout
+from streams.state.profiles import connect_redis
 
 __all__ = [
     "DEFAULT_DEPARTMENTS",
@@ -59,22 +59,6 @@ def worker_totals(stats: IngestStats) -> Callable[[], Totals]:
     return totals
 
 
-def _api_redis(settings: Settings) -> aioredis.Redis:
-    """A client whose requests wait for one of a bounded set of connections when Redis is
-    slow, instead of opening more and more of them (or failing)."""
-    password = settings.redis_password
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        password=password.get_secret_value() if password else None,
-        max_connections=_REDIS_CONNECTIONS,
-        timeout=5,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
 def build_api(
     settings: Settings,
     *,
@@ -84,7 +68,7 @@ def build_api(
 ) -> web.Application:
     """The API as an aiohttp application to mount at ``/api``; its Redis client and the ops
     sampler start and stop with it."""
-    client = _api_redis(settings)
+    client = connect_redis(settings, max_connections=_REDIS_CONNECTIONS)
     metrics = ApiMetrics(registry)
     segments = list(load_segments().names)
     layout = Layout(settings.redis_key_prefix)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import hiredis
 import redis.asyncio as aioredis
@@ -83,16 +83,25 @@ class ApplyResult:
     seq: int = 0
 
 
-def connect_redis(settings: Settings) -> aioredis.Redis:
-    """An asyncio Redis client from settings (password passed through, never logged)."""
+def connect_redis(settings: Settings, *, max_connections: int | None = None) -> aioredis.Redis:
+    """An asyncio Redis client from settings (password passed through, never logged).
+
+    With ``max_connections`` its requests wait (up to 5 s) for one of that many connections when
+    Redis is slow, instead of opening more and more of them.
+    """
     password = settings.redis_password
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        password=password.get_secret_value() if password else None,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=30,
+    options: dict[str, Any] = {
+        "password": password.get_secret_value() if password else None,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+    }
+    if max_connections is None:
+        return aioredis.Redis.from_url(settings.redis_url, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=max_connections, timeout=5, **options
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def event_id_hash(event_id: str) -> bytes:
