@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     api_recent_alerts: int = Field(default=10_000, ge=100)  # recent alerts kept in Redis
     api_audit_maxlen: int = Field(default=1_000_000, ge=0)  # audit entries kept; 0: all
     api_key_cache_seconds: float = Field(default=5.0, ge=0)  # a revoked key works this long
+    api_auth_failures_per_minute: int = Field(default=60, ge=1)  # per address, then 429
 
     # --- Faust tuning (defaults that bite are set safely) -------------------------------------
     broker_session_timeout: float = 10.0

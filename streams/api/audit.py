@@ -17,6 +17,7 @@ from typing import Literal, cast
 
 import redis.asyncio as aioredis
 
+from streams.api.guard import clip
 from streams.api.policy import Principal
 from streams.state.keys import Layout
 
@@ -93,14 +94,15 @@ class AuditLog:
         decision: Decision,
         status: int,
     ) -> None:
-        """Append one entry (awaited: a read is not answered before it is audited)."""
+        """Append one entry (awaited: a read is not answered before it is audited). The
+        client's strings (method, path, customer) are cut to 16, 256 and 128 characters."""
         entry = AuditEntry(
             datetime.now(UTC),
             principal.key_id if principal else "-",
             principal.role if principal else "-",
-            method,
-            path,
-            customer,
+            clip(method, 16),
+            clip(path),
+            None if customer is None else clip(customer, 128),
             decision,
             status,
         )

@@ -31,6 +31,12 @@ class ApiMetrics:
         self.audited = Counter(
             "crm_api_audit_entries", "Audit entries written, by decision", ["decision"], registry=r
         )
+        self.refused = Counter(
+            "crm_api_refused_requests",
+            "Requests refused: request line or headers too large, no valid key, rate-limited",
+            ["reason"],
+            registry=r,
+        )
         self.segment_customers = Gauge(
             "crm_segment_customers",
             "Customers per RFM segment (all scopes)",

@@ -39,6 +39,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "404": {"$ref": "#/components/responses/NotFound"},
+    "414": {"$ref": "#/components/responses/RequestLineTooLong"},
+    "429": {"$ref": "#/components/responses/TooManyRequests"},
+    "431": {"$ref": "#/components/responses/HeadersTooLarge"},
 }
 
 _SCHEMAS: dict[str, Any] = {
@@ -407,6 +410,16 @@ def openapi_document() -> dict[str, Any]:
                     ("NotFound", "No such customer or segment in the caller's scope."),
                     ("Forbidden", "The key lacks a permission."),
                     ("BadRequest", "Invalid parameters."),
+                    ("RequestLineTooLong", "The request line is over 8 KiB (any path)."),
+                    (
+                        "TooManyRequests",
+                        "Too many requests without a valid key from this address this minute "
+                        "(CRM_API_AUTH_FAILURES_PER_MINUTE); see the Retry-After header.",
+                    ),
+                    (
+                        "HeadersTooLarge",
+                        "A header is over 8 KiB, or all headers over 32 KiB (any path).",
+                    ),
                 )
             },
             "schemas": _SCHEMAS,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
 from streams.api.auth import KeyStore
+from streams.api.guard import AuthFailures, clip
 from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard
 from streams.api.policy import DepartmentTree, Principal, Scope
@@ -78,6 +80,7 @@ class ApiHandlers:
         self.tree = tree
         self.segments = segments
         self.keys = KeyStore(client, layout, settings.api_key_cache_seconds)
+        self.failures = AuthFailures(settings.api_auth_failures_per_minute)
         self.audit = AuditLog(client, layout, settings.api_audit_maxlen)
         self.queries = Queries(client, layout, segments)
         self.ops = ops
@@ -118,7 +121,7 @@ class ApiHandlers:
             raise
         except RedisError as exc:
             status = 503
-            log.warning("%s %s: Redis failed (%r)", request.method, route, exc)
+            log.warning("%s %s: Redis failed (%r)", clip(request.method, 16), route, exc)
             raise _Error(503, "Redis is unavailable; try again") from None
         finally:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
@@ -136,11 +139,22 @@ class ApiHandlers:
         self.metrics.audited.labels(decision).inc()
 
     async def _principal(self, request: web.Request, customer: str | None = None) -> Principal:
+        address = request.remote or "-"
+        wait = self.failures.blocked(address)
+        if wait is not None:  # guard.py: not looked up, not audited, counted
+            self.metrics.refused.labels("rate_limited").inc()
+            raise _Error(
+                429,
+                "too many requests without a valid API key from this address; retry later",
+                **{"Retry-After": str(math.ceil(wait))},
+            )
         header = request.headers.get("Authorization", "")
         presented = header[7:].strip() if header[:7].lower() == "bearer " else None
         principal = await self.keys.authenticate(presented or request.headers.get("X-API-Key"))
         if principal is None:
-            await self._audit(None, request, customer, "unauthenticated", 401)
+            self.metrics.refused.labels("unauthenticated").inc()
+            if self.failures.failed(address):  # the first of the address's minute is audited
+                await self._audit(None, request, customer, "unauthenticated", 401)
             raise _Error(401, "a valid API key is required", **{"WWW-Authenticate": "Bearer"})
         return principal
 
@@ -155,7 +169,7 @@ class ApiHandlers:
         status = 200 if decision == "allowed" else 404
         await self._audit(principal, request, customer_id, decision, status)
         if record is None or decision != "allowed":
-            raise _Error(404, f"no customer {customer_id!r}")
+            raise _Error(404, f"no customer {clip(customer_id, 128)!r}")
         return json_response(customer_view(record, principal))
 
     async def share(self, request: web.Request) -> web.Response:
@@ -176,7 +190,7 @@ class ApiHandlers:
         record = await self.queries.customer(customer_id)
         if record is None:
             await self._audit(principal, request, customer_id, "not_found", 404)
-            raise _Error(404, f"no customer {customer_id!r}")
+            raise _Error(404, f"no customer {clip(customer_id, 128)!r}")
         await self.queries.share(customer_id, identity)
         await self._audit(principal, request, customer_id, "allowed", 200)
         return json_response({"customer_id": customer_id, "shared_with": identity})
@@ -196,7 +210,7 @@ class ApiHandlers:
         sort, cursor, limit = self._paging(request)
         if name not in self.segments:
             await self._audit(principal, request, None, "not_found", 404)
-            raise _Error(404, f"no segment {name!r}; GET /api/segments lists them")
+            raise _Error(404, f"no segment {clip(name, 128)!r}; GET /api/segments lists them")
         page = await self.queries.segment_members(
             Scope(principal, self.tree), name, sort, cursor, limit
         )

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from crm_core.errors import ConfigError
 from crm_core.settings import Settings
 from scorers.segments import load_segments
+from streams.api.guard import harden
 from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard, Totals
 from streams.api.policy import DepartmentTree
@@ -37,7 +38,11 @@ __all__ = [
 DEFAULT_DEPARTMENTS = Path(str(resources.files("streams.api").joinpath("departments.yaml")))
 _STATIC = Path(str(resources.files("streams.api").joinpath("static")))
 _REDIS_CONNECTIONS = 32
-_PAGES = {"chart.umd.min.js": "application/javascript"}
+_PAGES = {
+    "chart.umd.min.js": "application/javascript",
+    "ops.js": "application/javascript",
+    "ops.css": "text/css",
+}
 #: The API sub-application's handlers (for tests and embedding).
 HANDLERS = web.AppKey("handlers", ApiHandlers)
 
@@ -110,8 +115,10 @@ def mount_api(
     worker_health: WorkerHealth | None = None,
     registry: CollectorRegistry | None = None,
 ) -> web.Application:
-    """Add ``/api/...`` and the ops page (``/ops``) to ``root``; returns the API sub-app."""
+    """Add ``/api/...`` and the ops page (``/ops``) to ``root``, with the request limits and
+    security headers of :mod:`streams.api.guard` on all of ``root``; returns the API sub-app."""
     api = build_api(settings, totals=totals, worker_health=worker_health, registry=registry)
+    harden(root, api[HANDLERS].metrics)
     root.add_subapp("/api/", api)
     root.router.add_get("/ops", _ops_page)
     root.router.add_get("/ops/{name}", _static)
