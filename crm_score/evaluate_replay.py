@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,12 +47,14 @@ from scorers.profile import Profile, ProfileDelta, apply_delta
 from scorers.quintiles import QUINTILE_RANKS, RfmBoundaries
 from scorers.rfm import rfm
 from streams.round.messages import Applied
-from streams.scoring import CustomerBefore, round_scorer
+from streams.scoring import CustomerBefore, RoundScorer, ScoredRound, round_scorer
 
 __all__ = [
     "ParsedEvents",
     "Replayed",
     "ReplayedHistory",
+    "ReplayedRound",
+    "RoundReplay",
     "fit_population_at",
     "read_events",
     "replay_events",
@@ -198,6 +200,86 @@ class Replayed:
     alerts: list[bytes] = field(default_factory=list)
 
 
+class ReplayedRound(NamedTuple):
+    """One round of a replay: its limit (the last second walked), the events it applied, and
+    what the scorer made of them."""
+
+    limit: int
+    applied: list[Applied]
+    scored: ScoredRound
+
+
+class RoundReplay:
+    """Drives a :class:`~streams.scoring.RoundScorer` over parsed events in daily rounds, the
+    way a worker with one partition would: profiles folded per event, alert states kept as the
+    bytes Redis holds between rounds, due times in a heap standing in for the due-index.
+
+    The scorer is the caller's: it may swap its models between two rounds, as a worker's
+    :class:`~streams.refresh.ModelFollower` does.
+    """
+
+    def __init__(self, parsed: ParsedEvents, scorer: RoundScorer) -> None:
+        self.parsed = parsed
+        self.scorer = scorer
+        #: Every customer's profile after the rounds replayed so far.
+        self.profiles: dict[str, Profile] = {}
+        #: Alert states as Redis holds them between rounds, by customer.
+        self.stored: dict[str, bytes] = {}
+
+    def states(self) -> dict[str, CustomerState]:
+        """Every customer's alert state after the rounds replayed so far."""
+        return {c: CustomerState.from_bytes(raw) for c, raw in self.stored.items()}
+
+    def rounds(self, *, until: int) -> Iterator[ReplayedRound]:
+        """Score every event and timer up to epoch second ``until`` (inclusive), one round per
+        day of event time; each round is yielded once its states and due times are kept."""
+        items, profiles, stored = self.parsed.items, self.profiles, self.stored
+        due_of: dict[str, int] = {}
+        heap: list[tuple[int, str]] = []  # (due, customer); stale entries are skipped
+        i = 0
+        edge = self.parsed.first_at // _DAY * _DAY + _DAY  # the round's watermark
+        while True:
+            edge = min(edge, until + 1)
+            limit = edge - 1
+            applied: list[Applied] = []
+            before: dict[str, CustomerBefore] = {}
+            while i < len(items) and items[i].order[0] < edge:
+                item = items[i]
+                customer = item.event.customer_id
+                known = profiles.get(customer)
+                if customer not in before:
+                    before[customer] = CustomerBefore(
+                        known, CustomerState.from_bytes(stored.get(customer)), _PARTITION
+                    )
+                profile = apply_delta(known or Profile(), item.delta)
+                profiles[customer] = profile
+                at = float(epoch_seconds(item.event.event_time))
+                applied.append(Applied(item.record, item.event, profile, at, False))
+                i += 1
+            while heap and heap[0][0] <= limit:
+                due, customer = heapq.heappop(heap)
+                if due_of.get(customer) != due:
+                    continue
+                del due_of[customer]
+                if customer not in before:
+                    state = CustomerState.from_bytes(stored.get(customer))
+                    before[customer] = CustomerBefore(profiles.get(customer), state, _PARTITION)
+            if before:
+                out = self.scorer.score(applied, before, {_PARTITION: limit})
+                for customer, state in out.states.items():
+                    stored[customer] = state.to_bytes()
+                for customer, next_due in out.due.get(_PARTITION, []):
+                    if next_due is None:
+                        due_of.pop(customer, None)
+                    else:
+                        due_of[customer] = math.ceil(next_due)
+                        heapq.heappush(heap, (due_of[customer], customer))
+                yield ReplayedRound(limit, applied, out)
+            if edge > until:
+                break
+            edge += _DAY
+
+
 def replay_events(
     parsed: ParsedEvents,
     settings: Settings,
@@ -214,61 +296,17 @@ def replay_events(
     scorer = round_scorer(settings, boundaries=boundaries, model=model)
     if scorer.churn is not None:
         scorer.churn.model = churn_model
-    items = parsed.items
-    profiles: dict[str, Profile] = {}
-    stored: dict[str, bytes] = {}  # alert states as Redis holds them between rounds
-    due_of: dict[str, int] = {}
-    heap: list[tuple[int, str]] = []  # (due, customer); stale entries are skipped
+    replay = RoundReplay(parsed, scorer)
     examples: list[TrainingExample] = []
     snapshots: list[bytes] = []
     alerts: list[bytes] = []
-    i = 0
-    edge = parsed.first_at // _DAY * _DAY + _DAY  # the round's watermark
-    while True:
-        edge = min(edge, until + 1)
-        limit = edge - 1
-        applied: list[Applied] = []
-        before: dict[str, CustomerBefore] = {}
-        while i < len(items) and items[i].order[0] < edge:
-            item = items[i]
-            customer = item.event.customer_id
-            known = profiles.get(customer)
-            if customer not in before:
-                before[customer] = CustomerBefore(
-                    known, CustomerState.from_bytes(stored.get(customer)), _PARTITION
-                )
-            profile = apply_delta(known or Profile(), item.delta)
-            profiles[customer] = profile
-            at = float(epoch_seconds(item.event.event_time))
-            applied.append(Applied(item.record, item.event, profile, at, False))
-            i += 1
-        while heap and heap[0][0] <= limit:
-            due, customer = heapq.heappop(heap)
-            if due_of.get(customer) != due:
-                continue
-            del due_of[customer]
-            if customer not in before:
-                state = CustomerState.from_bytes(stored.get(customer))
-                before[customer] = CustomerBefore(profiles.get(customer), state, _PARTITION)
-        if before:
-            out = scorer.score(applied, before, {_PARTITION: limit})
-            for customer, state in out.states.items():
-                stored[customer] = state.to_bytes()
-            for customer, next_due in out.due.get(_PARTITION, []):
-                if next_due is None:
-                    due_of.pop(customer, None)
-                else:
-                    due_of[customer] = math.ceil(next_due)
-                    heapq.heappush(heap, (due_of[customer], customer))
-            examples += [TrainingExample.from_json_bytes(m.value) for m in out.examples]
-            if outputs:
-                snapshots += [m.value for m in out.snapshots]
-                alerts += [m.value for _, _, m in out.alerts]
-        if edge > until:
-            break
-        edge += _DAY
-    states = {c: CustomerState.from_bytes(raw) for c, raw in stored.items()}
-    return Replayed(examples, profiles, states, snapshots, alerts)
+    for round_ in replay.rounds(until=until):
+        out = round_.scored
+        examples += [TrainingExample.from_json_bytes(m.value) for m in out.examples]
+        if outputs:
+            snapshots += [m.value for m in out.snapshots]
+            alerts += [m.value for _, _, m in out.alerts]
+    return Replayed(examples, replay.profiles, replay.states(), snapshots, alerts)
 
 
 def replay_history(
