@@ -41,6 +41,7 @@ from crm_core.settings import Settings
 from streams.ingest import IngestService
 from streams.lag import group_lag, ingest_group
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
+from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 
 __all__ = ["RebuildError", "RebuildReport", "rebuild_state"]
@@ -139,7 +140,7 @@ async def _check_redis(settings: Settings) -> list[str]:
     client = connect_redis(settings)
     prefix = settings.redis_key_prefix
     try:
-        async for _ in client.scan_iter(match=f"{prefix}:{{*}}:p", count=10_000):
+        async for _ in client.scan_iter(match=Layout(prefix).profile_pattern(), count=10_000):
             raise RebuildError(
                 f"profiles exist under the key prefix {prefix!r}: a rebuild replays into empty "
                 "state (events already applied would be skipped). Delete the prefix's keys, "

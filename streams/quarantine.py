@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from schemas import DeadLetter
 from streams.metrics import PipelineMetrics
 from streams.round.messages import OutputMessage
+from streams.state.keys import Layout
 
 __all__ = ["KEPT_VALUE_BYTES", "Quarantine"]
 
@@ -43,7 +44,7 @@ class Quarantine:
     def __init__(
         self, redis: Redis, prefix: str, maxlen: int, metrics: PipelineMetrics | None = None
     ) -> None:
-        self.key = f"{prefix}:{{quarantine}}"
+        self.key = Layout(prefix).quarantine()
         self._redis = redis
         self._maxlen = maxlen
         self._metrics = metrics

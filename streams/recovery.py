@@ -36,6 +36,7 @@ from streams.round.messages import OutputMessage
 from streams.scoring import ScoredRound
 from streams.state.acks import AwaitingAcks
 from streams.state.due_index import DueIndex
+from streams.state.keys import OFFSET_FIELDS
 from streams.state.outbox import OutputOutbox
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
 from streams.state.resp import Command
@@ -44,7 +45,6 @@ __all__ = ["RoundRecovery"]
 
 _PENDING = b"p"
 _CONFIRMED = b"1"
-_OFFSET_FIELDS = {"purchase": "op", "service": "os", "marketing": "om"}
 _SEP = "\x00"
 _REDELIVERED = ApplyResult(ApplyOutcome.REDELIVERED, None)
 _CODES_IN_ORDER = [FIELD_CODES[name].encode() for name in FIELD_ORDER]
@@ -77,13 +77,13 @@ class RoundRecovery:
         self.outputs = OutputOutbox(due)  # score snapshots and training examples
 
     def outbox_key(self, partition: int) -> str:
-        return f"{self._due.key(partition)}:out"
+        return self._due.keys.alert_outbox(partition)
 
     def _alerts_key(self, customer_id: str) -> str:
-        return f"{self._prefix}:{{{customer_id}}}:al"
+        return self._due.keys.alert_claims(customer_id)
 
     def _journal_key(self, customer_id: str) -> str:
-        return f"{self._prefix}:{{{customer_id}}}:j"
+        return self._due.keys.journal(customer_id)
 
     # --- a round -------------------------------------------------------------------------------
     def note_applied(
@@ -95,7 +95,7 @@ class RoundRecovery:
             if outcome.profile is None:
                 continue
             seq, entries = marks.get(request.customer_id, (0, []))
-            entries.append(f"{_OFFSET_FIELDS[request.kind]}{request.offset}")
+            entries.append(f"{OFFSET_FIELDS[request.kind]}{request.offset}")
             marks[request.customer_id] = (max(seq, outcome.seq), entries)
         self._marks = marks
 

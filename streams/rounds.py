@@ -88,15 +88,15 @@ class RoundStore:
 
     def profile_key(self, customer_id: str) -> str:
         """The customer's profile hash (it also holds the alert state)."""
-        return f"{self._prefix}:{{{customer_id}}}:p"
+        return self._layout.profile(customer_id)
 
     def alerts_key(self, customer_id: str) -> str:
         """Idempotency keys of the customer's published alerts."""
-        return f"{self._prefix}:{{{customer_id}}}:al"
+        return self._layout.alert_claims(customer_id)
 
     def watermark_key(self, partition: int) -> str:
         """The last watermark of ``partition``."""
-        return f"{self.due.key(partition)}:wm"
+        return self._layout.watermark(partition)
 
     async def pop_due(self, limits: Mapping[int, int]) -> dict[int, list[str]]:
         """Every customer whose due time is at or before its partition's limit (removed from

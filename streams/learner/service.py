@@ -40,6 +40,7 @@ from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, pa
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
+from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.retry import retrying
 from streams.topics import ensure_topics
@@ -70,7 +71,7 @@ class LearnerService(Service):
         self._redis = connect_redis(settings)
         self._registry = ModelRegistry(self._redis, settings.redis_key_prefix)
         self._lock = LeaderLock(
-            self._redis, f"{settings.redis_key_prefix}:{{lock:learner}}", lock_ttl
+            self._redis, Layout(settings.redis_key_prefix).lock("learner"), lock_ttl
         )
         self._store = CheckpointStore(
             self._redis,

@@ -31,6 +31,7 @@ from streams.models.registry import (
     ModelRegistry,
     current_probability_model,
 )
+from streams.state.keys import Layout
 
 __all__ = ["ModelFollower", "lock_key", "refresh_once", "refresh_periodically"]
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def lock_key(settings: Settings) -> str:
     """The lock that makes one worker per interval do the refresh."""
-    return f"{settings.redis_key_prefix}:{{lock:population}}"
+    return Layout(settings.redis_key_prefix).lock("population")
 
 
 async def refresh_once(

@@ -31,6 +31,7 @@ from schemas import minor_unit_exponent
 from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile
+from streams.state.keys import Layout
 
 __all__ = [
     "CHURN_MODEL",
@@ -111,7 +112,7 @@ class ModelRegistry:
         """The key ``suffix`` (``seq``, ``current``, ``versions``, ``v<n>``) of model ``name``."""
         if not _NAME.fullmatch(name):
             raise ValueError(f"model name {name!r} must match {_NAME.pattern}")
-        return f"{self._prefix}:{{model:{name}}}:{suffix}"
+        return Layout(self._prefix).model(name, suffix)
 
     async def reserve_version(self, name: str) -> int:
         """A new version number, for a payload that must carry its own version."""
@@ -186,7 +187,7 @@ async def scan_profiles(
 
     A profile written during the scan may or may not be included (SCAN's guarantee).
     """
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", key_prefix) + ":{*}:p"
+    pattern = Layout(key_prefix).profile_pattern()
     keys: list[bytes] = []
     async for key in client.scan_iter(match=pattern, count=batch):
         keys.append(key)

@@ -57,6 +57,7 @@ from scorers.cross_sell import (
     top_rules,
 )
 from streams.round.messages import Applied, OutputMessage
+from streams.state.keys import Layout
 from streams.state.resp import Command
 
 __all__ = ["CrossSellDecision", "CrossSellDraft", "CrossSellReads", "CrossSellRound"]
@@ -160,7 +161,8 @@ class CrossSellRound:
     def __init__(self, prefix: str, policy: CrossSellPolicy, dedup_keep: int = 20_000) -> None:
         self.policy = policy
         self._prefix = prefix
-        self._tag = f"{prefix}:{{xsell}}"
+        self._keys = Layout(prefix)
+        self._tag = self._keys.cross_sell_counters()
         self._dedup_keep = dedup_keep
         self._last: dict[str, _Customer] = {}  # customers of the last round decided
 
@@ -199,7 +201,7 @@ class CrossSellRound:
 
     def customer_key(self, customer_id: str) -> str:
         """The customer's items and suggestions."""
-        return f"{self._prefix}:{{{customer_id}}}:xc"
+        return self._keys.cross_sell(customer_id)
 
     # --- a round -------------------------------------------------------------------------------
     def read_keys(self, events: Iterable[Event]) -> CrossSellReads:

@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from crm_core.errors import StateStoreError
+from streams.state.keys import Layout
 
 __all__ = ["DueIndex"]
 
@@ -77,15 +78,16 @@ class DueIndex:
     def __init__(self, client: aioredis.Redis, key_prefix: str) -> None:
         self._client = client
         self._prefix = key_prefix
+        self.keys = Layout(key_prefix)
         self._pop = client.register_script(_POP_SCRIPT)  # EVALSHA, reloaded on NOSCRIPT
 
     def key(self, partition: int) -> str:
         """The sorted set of ``partition``: ``{prefix}:{due:<partition>}``."""
-        return f"{self._prefix}:{{due:{partition}}}"
+        return self.keys.due(partition)
 
     def inflight_key(self, partition: int) -> str:
         """Where popped customers wait (with their due time) until re-scheduled."""
-        return f"{self.key(partition)}:inflight"
+        return self.keys.due_inflight(partition)
 
     def schedule_commands(
         self, partition: int, items: Sequence[tuple[str, float | None]]

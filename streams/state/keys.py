@@ -1,32 +1,45 @@
-"""The Redis keys the query API reads and the round writes for it.
+"""Every Redis key of a deployment, spelled here and nowhere else.
 
 Every key has the deployment's prefix and a hash tag (``{...}``), so the layout works on Redis
-Cluster unchanged: a customer's keys share the customer's slot; the indexes have their own.
+Cluster unchanged: a customer's keys share the customer's slot; per-partition keys share the
+partition's (``{due:<p>}``); the indexes and registries have their own.
 
-- ``{prefix}:{<customer>}:p`` field ``ix``: :class:`~streams.state.query_index.CustomerIndex`,
-  what the indexes hold for the customer (segment, departments, owner) and when it was learned;
-- ``{prefix}:{<customer>}:sc``: the customer's latest score snapshot (JSON, as on ``crm.scores``);
-- ``{prefix}:{<customer>}:id``: the latest contact details (JSON; PII);
-- ``{prefix}:{<customer>}:sh``: set of agent identities the customer is shared with;
-- ``{prefix}:{seg:<segment>}:clv`` / ``:churn``: sorted sets of the segment's customers by CLV
-  and by churn probability (``-inf``: not scored yet);
-- ``{prefix}:{vg:<group>}`` / ``{prefix}:{cluster:<k>}``: sorted sets of the customers whose
-  latest snapshot is in the value group / cluster (scored by when they joined it, epoch s);
-- ``{prefix}:{agent:<identity>}:owned`` / ``:shared``: customers an agent owns / was given;
-- ``{prefix}:{alerts}``: stream of recent alerts (capped); ``{prefix}:{audit}``: the audit
-  trail; ``{prefix}:{apikeys}``: API keys by key id (hashes only); ``{prefix}:{ops}:auc``:
-  the churn model's published AUC over time.
+Per customer (``{prefix}:{<customer>}:...``):
+
+- ``:p``: the profile hash (:mod:`streams.state.profiles`); besides the profile it holds the
+  alert state (field ``as``), the journal mark (``jw``) and the query API's
+  :class:`~streams.state.query_index.CustomerIndex` (``ix``);
+- ``:seen``: recently seen event ids (dedup); ``:j``: the recovery journal
+  (:mod:`streams.recovery`); ``:al``: idempotency keys of alerts claimed or published;
+  ``:xc``: the customer's cross-sell items and suggestions;
+- ``:sc``: the latest score snapshot (JSON, as on ``crm.scores``); ``:id``: the latest contact
+  details (JSON; PII); ``:sh``: agents the customer is shared with.
+
+Per partition (``{prefix}:{due:<p>}...``): the due-index sorted set itself; ``:inflight``
+(popped timers until saved); ``:wm`` (last watermark); ``:out`` (alert outbox); ``:outs``
+(snapshot and example outbox).
+
+Shared: ``{seg:<segment>}:clv`` / ``:churn`` (a segment's customers by CLV / churn
+probability, ``-inf``: not scored yet); ``{vg:<group>}`` / ``{cluster:<k>}`` (customers by when
+they joined the value group / cluster); ``{agent:<identity>}:owned`` / ``:shared``;
+``{alerts}`` (recent alerts, capped); ``{audit}``; ``{apikeys}`` (hashes only); ``{ops}:auc``
+(the churn model's AUC over time); ``{model:<name>}:<suffix>`` (the model registry);
+``{lock:<name>}`` (the learner's and the population refresh's locks); ``{xsell}:...`` (the
+cross-sell counters); ``{quarantine}`` (dead letters the dead-letter topic refused).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-__all__ = ["SORTS", "Layout", "Sort"]
+__all__ = ["OFFSET_FIELDS", "SORTS", "Layout", "Sort"]
 
 Sort = Literal["clv", "churn"]
 #: The orders a segment listing supports (each is a sorted set per segment).
 SORTS: tuple[Sort, ...] = ("clv", "churn")
+#: The profile field holding the customer's last applied offset, per input kind.
+OFFSET_FIELDS = {"purchase": "op", "service": "os", "marketing": "om"}
 
 
 class Layout:
@@ -42,6 +55,26 @@ class Layout:
     def profile(self, customer_id: str) -> str:
         """The profile hash (the ``ix`` field is the API's)."""
         return f"{self.prefix}:{{{customer_id}}}:p"
+
+    def profile_pattern(self) -> str:
+        """A ``SCAN`` pattern that matches every profile hash (and only those)."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":{*}:p"
+
+    def seen(self, customer_id: str) -> str:
+        """The customer's recently seen event ids."""
+        return f"{self.prefix}:{{{customer_id}}}:seen"
+
+    def journal(self, customer_id: str) -> str:
+        """Profiles after the customer's applied events whose round is not saved yet."""
+        return f"{self.prefix}:{{{customer_id}}}:j"
+
+    def alert_claims(self, customer_id: str) -> str:
+        """Idempotency keys of the customer's alerts, claimed or published."""
+        return f"{self.prefix}:{{{customer_id}}}:al"
+
+    def cross_sell(self, customer_id: str) -> str:
+        """The customer's cross-sell items and suggestions."""
+        return f"{self.prefix}:{{{customer_id}}}:xc"
 
     def snapshot(self, customer_id: str) -> str:
         """The latest score snapshot."""
@@ -71,6 +104,38 @@ class Layout:
         """Customers an agent owns, or that were shared with it."""
         return f"{self.prefix}:{{agent:{identity}}}:{relation}"
 
+    def due(self, partition: int) -> str:
+        """The partition's due-index (sorted set of customers by due time)."""
+        return f"{self.prefix}:{{due:{partition}}}"
+
+    def due_inflight(self, partition: int) -> str:
+        """Customers popped from the partition's due-index until their round is saved."""
+        return f"{self.due(partition)}:inflight"
+
     def watermark(self, partition: int) -> str:
         """A partition's last watermark (written by the round, see streams.rounds)."""
-        return f"{self.prefix}:{{due:{partition}}}:wm"
+        return f"{self.due(partition)}:wm"
+
+    def alert_outbox(self, partition: int) -> str:
+        """The partition's alerts written before their claims were confirmed."""
+        return f"{self.due(partition)}:out"
+
+    def output_outbox(self, partition: int) -> str:
+        """The partition's score snapshots and training examples not yet acknowledged."""
+        return f"{self.due(partition)}:outs"
+
+    def cross_sell_counters(self) -> str:
+        """The cross-sell counters' key stem (all share the hash tag ``{xsell}``)."""
+        return f"{self.prefix}:{{xsell}}"
+
+    def model(self, name: str, suffix: str) -> str:
+        """The key ``suffix`` of registry model ``name``."""
+        return f"{self.prefix}:{{model:{name}}}:{suffix}"
+
+    def lock(self, name: str) -> str:
+        """A lock one worker of a deployment holds (``learner``, ``population``)."""
+        return f"{self.prefix}:{{lock:{name}}}"
+
+    def quarantine(self) -> str:
+        """Dead letters the dead-letter topic refused."""
+        return f"{self.prefix}:{{quarantine}}"

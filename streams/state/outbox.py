@@ -44,7 +44,7 @@ class OutputOutbox:
         self._unconfirmed: AwaitingAcks[list[tuple[int, str]]] = AwaitingAcks()
 
     def key(self, partition: int) -> str:
-        return f"{self._due.key(partition)}:outs"
+        return self._due.keys.output_outbox(partition)
 
     def write_commands(
         self, snapshots: Sequence[OutputMessage], examples: Sequence[OutputMessage]

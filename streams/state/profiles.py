@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER, Profile, ProfileDelta
+from streams.state.keys import OFFSET_FIELDS, Layout
 from streams.state.resp import RespConnection, Sent
 from streams.state.resp import pack_command as _pack_command
 
@@ -40,7 +41,6 @@ _SCRIPT = (
     .replace("__FIELDS__", ", ".join(f"'{FIELD_CODES[name]}'" for name in FIELD_ORDER))
     .replace("__DEFAULTS__", ", ".join("false" if d is None else str(d) for d in FIELD_DEFAULTS))
 )
-_OFFSET_FIELDS = {"purchase": "op", "service": "os", "marketing": "om"}
 
 
 class ApplyOutcome(IntEnum):
@@ -115,6 +115,7 @@ class RedisProfileStore:
     def __init__(self, client: aioredis.Redis, settings: Settings, key_prefix: str | None = None):
         self._client = client
         self._prefix = key_prefix if key_prefix is not None else settings.redis_key_prefix
+        self._keys = Layout(self._prefix)
         self._window = int(settings.dedup_window_days * 86400)
         self._sha: str | None = None
         password = settings.redis_password
@@ -124,15 +125,15 @@ class RedisProfileStore:
 
     def profile_key(self, customer_id: str) -> str:
         """The profile hash of one customer."""
-        return f"{self._prefix}:{{{customer_id}}}:p"
+        return self._keys.profile(customer_id)
 
     def seen_key(self, customer_id: str) -> str:
         """The recently-seen event ids of one customer."""
-        return f"{self._prefix}:{{{customer_id}}}:seen"
+        return self._keys.seen(customer_id)
 
     def journal_key(self, customer_id: str) -> str:
         """Profiles after the customer's applied events whose round is not saved yet."""
-        return f"{self._prefix}:{{{customer_id}}}:j"
+        return self._keys.journal(customer_id)
 
     async def _load_script(self) -> str:
         if self._sha is None:
@@ -235,7 +236,7 @@ class RedisProfileStore:
                 self.profile_key(req.customer_id),
                 self.seen_key(req.customer_id),
                 self.journal_key(req.customer_id),
-                _OFFSET_FIELDS[req.kind],
+                OFFSET_FIELDS[req.kind],
                 req.offset,
                 event_id_hash(req.event_id),
                 req.event_time,
