@@ -318,19 +318,78 @@ def evaluate_command(
         help="drop training examples whose horizon had not ended at the first test snapshot "
         "(horizon), or only those resolved after it (resolved: biased against churn)",
     ),
+    truth: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="also judge every customer's score at three cutoffs against what happened; this "
+        "ground-truth file (crm-score simulate --truth) adds the latent dropout label",
+    ),
+    cutoff: list[str] | None = typer.Option(
+        None, help="judge against the truth at this ISO time (repeat; default: three cutoffs)"
+    ),
 ) -> None:
     """Replay an event file through the scoring code (no Kafka, no Redis); print the online
-    churn model's quality next to a batch baseline on the same examples, as JSON."""
+    churn model's quality next to a batch baseline on the same examples, as JSON; with --truth
+    or --cutoff, also every customer's score at each cutoff against the truth."""
     from crm_score.evaluate import Purge, evaluate_history
+    from crm_score.evaluate_truth import evaluate_truth
 
     if purge not in ("horizon", "resolved"):
         raise typer.BadParameter(f"{purge!r}: use horizon or resolved", param_hint="--purge")
     mode: Purge = "resolved" if purge == "resolved" else "horizon"
+    cutoffs = None if not cutoff else [_utc(value, "--cutoff") for value in cutoff]
+    settings = get_settings()
     try:
-        report = evaluate_history(events, get_settings(), fit_at=fit_at, seed=seed, purge=mode)
+        report = evaluate_history(events, settings, fit_at=fit_at, seed=seed, purge=mode)
+        result = report.to_dict()
+        if truth is not None or cutoffs is not None:
+            judged = evaluate_truth(events, settings, truth_path=truth, cutoffs=cutoffs, seed=seed)
+            result["truth"] = [cut.to_dict() for cut in judged]
     except CrmScoringError as exc:
         raise _fail(exc) from None
-    typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+def _utc(value: str, option: str) -> datetime:
+    """An ISO 8601 option value as an aware UTC time (no offset means UTC)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not ISO 8601", param_hint=option) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@app.command("score")
+def score_command(
+    events: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="JSONL or CSV event history to replay"
+    ),
+    as_of: str = typer.Option(
+        ..., help="score every customer as of this ISO time (no offset means UTC)"
+    ),
+    out: Path | None = typer.Option(None, help="write the JSON lines here (default: stdout)"),
+) -> None:
+    """Replay an event file through the worker's scoring (no Kafka, no Redis) up to --as-of and
+    write one JSON line per customer: their score snapshot at --as-of (churn from a learner fed
+    only labels resolved before it)."""
+    from crm_score.score_file import score_file
+
+    moment = _utc(as_of, "--as-of")
+    try:
+        scored = score_file(events, get_settings(), moment, now=datetime.now(UTC))
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
+    data = b"".join(orjson.dumps(line) + b"\n" for line in scored.lines)
+    if out is None:
+        typer.echo(data.decode(), nl=False)
+    else:
+        out.write_bytes(data)
+        typer.echo(
+            f"scored {len(scored.lines)} customers as of {moment.isoformat()} "
+            f"({scored.learner.n_examples} labelled examples learned) into {out}",
+            err=True,
+        )
 
 
 @app.command("api")
