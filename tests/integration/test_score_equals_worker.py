@@ -30,7 +30,7 @@ from scorers.customer_state import CustomerState
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.state.keys import Layout
-from streams.store import connect_redis
+from streams.state.profiles import connect_redis
 from tests.integration.harness import WorkerProcess, read_profiles, wait_caught_up
 
 pytestmark = pytest.mark.integration
