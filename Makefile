@@ -13,10 +13,10 @@ help:  ## list the targets
 $(BIN)/crm-score: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $@
 
-install: $(BIN)/crm-score  ## create .venv and install crm-scoring with its dev tools
+install: $(BIN)/crm-score  ## create .venv and install crm-scoring with its dev and bench tools
 
 services-up: install  ## start Kafka (KRaft, from Maven Central jars) and Redis on 127.0.0.1
 	$(BIN)/crm-score services up

@@ -8,14 +8,21 @@ times (each ``--runs`` times, fresh consumer group and Redis prefix per run):
 - ``pipeline``: ``crm-score worker`` (parse, validate, reorder by event time, Redis, RFM
   snapshot to crm.scores, due-index, commit), in replay mode;
 - ``pipeline_with_models`` (``--probability``): the same with a published model and RFM
-  boundaries, so P(alive)/CLV, segments, silence timers and alerts are all on.
+  boundaries, so P(alive)/CLV, segments, silence timers and alerts are all on;
+- ``quix_peer``: the peer a Python user would pick, a quix-streams app updating per-customer
+  state in its RocksDB store on every event (bench/quix_peer.py; ``pip install -e '.[bench]'``;
+  ``--no-quix`` leaves it out). It times itself from its first event to its last.
 
 Churn labelling and scoring are always on; the worker's churn learner runs too (it learns the
 run's labelled examples and publishes versions the worker hot-swaps to) unless
 ``--no-learner``.
 
 Rates count from the first committed progress to fully caught up, so group-join time is left out.
-Prints JSON with every run and the medians, plus Redis bytes per customer (MEMORY USAGE).
+Prints JSON with every run and the medians, the ratios of the pipeline to the no-op Faust agent
+and to the quix-streams peer, the load average before and after (the machine may be shared), and
+Redis bytes per customer (MEMORY USAGE, bench/redis_memory.py): ``all_keys`` over every key the
+last pipeline run left (customers' keys, and shared keys shared out; ``all_keys_by_key`` splits
+it), beside the first count of the profile hash and seen ids alone (500 customers).
 
     python -m bench.pipeline --customers 5000 --days 365 --runs 3
 """
@@ -24,12 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +47,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from bench.redis_memory import all_keys_per_customer, profile_and_seen_per_customer
 from crm_core.errors import EventRejected
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
@@ -52,7 +62,7 @@ from scorers.rfm import rfm
 from streams.lag import group_lag
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
-from streams.state.profiles import RedisProfileStore, connect_redis
+from streams.state.profiles import connect_redis
 from streams.topics import ensure_topics
 
 
@@ -125,21 +135,19 @@ async def raw_consume(settings: Settings, total: int) -> float:
         await consumer.stop()
 
 
-async def redis_bytes_per_customer(settings: Settings, customer_ids: list[str]) -> dict[str, float]:
-    client = connect_redis(settings)
-    store = RedisProfileStore(client, settings)
-    profile, seen = [], []
-    try:
-        for cid in customer_ids:
-            profile.append(await client.memory_usage(store.profile_key(cid)) or 0)
-            seen.append(await client.memory_usage(store.seen_key(cid)) or 0)
-    finally:
-        await client.aclose()
-    return {
-        "profile_hash": statistics.mean(profile),
-        "recent_event_ids": statistics.mean(seen),
-        "total": statistics.mean(p + s for p, s in zip(profile, seen, strict=True)),
-    }
+async def quix_peer(settings: Settings, total: int) -> float:
+    """Events/s of the quix-streams peer (bench/quix_peer.py), its state in a temp dir."""
+    with tempfile.TemporaryDirectory(prefix="quix-state-") as state_dir:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.quix_peer", f"quix{uuid.uuid4().hex[:8]}",
+            str(total), state_dir,
+            env=settings.subprocess_env(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+    if proc.returncode != 0 or not out.strip():
+        raise RuntimeError(f"bench.quix_peer exited with {proc.returncode}; is the bench extra in?")
+    return float(orjson.loads(out.splitlines()[-1])["events_per_second"])
 
 
 def _model_for(
@@ -192,6 +200,7 @@ async def _empty_training_topic(settings: Settings) -> None:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
     tag = uuid.uuid4().hex[:8]
     config = SimulationConfig.ending_at(
         datetime.now(UTC), days=args.days, customers=args.customers, seed=args.seed
@@ -213,6 +222,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     await produce_messages(base, simulation)
 
     runs: dict[str, list[float]] = {"raw_aiokafka": [], "faust_noop": [], "pipeline": []}
+    if not args.no_quix:
+        runs["quix_peer"] = []
     if args.probability:
         runs["pipeline_with_models"] = []
         model = _model_for(simulation, config.end)
@@ -224,6 +235,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await _run_process(noop, ["bench.noop_faust", "worker", "-l", "warn"],
                                f"{noop.app_id}-noop", total)
         )  # fmt: skip
+        if not args.no_quix:
+            runs["quix_peer"].append(await quix_peer(base, total))
         last_pipeline = base.model_copy(
             update={
                 "app_id": f"pipe{uuid.uuid4().hex[:8]}",
@@ -250,7 +263,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
     medians = {name: round(statistics.median(values)) for name, values in runs.items()}
     assert last_pipeline is not None
-    memory = await redis_bytes_per_customer(last_pipeline, sorted(simulation.truth)[:500])
+    memory: dict[str, Any] = dict(
+        await profile_and_seen_per_customer(last_pipeline, sorted(simulation.truth)[:500])
+    )
+    counted = await all_keys_per_customer(last_pipeline, simulation.truth)
+    memory["all_keys"] = counted.pop("all_keys")
     return {
         "events": total,
         "customers": args.customers,
@@ -258,9 +275,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "learner": not args.no_learner,
         "runs": {name: [round(v) for v in values] for name, values in runs.items()},
         "median_events_per_second": medians,
-        "pipeline_vs_faust_noop": round(medians["pipeline"] / medians["faust_noop"], 2),
+        "ratios": _ratios(medians),
         "redis_bytes_per_customer": {k: round(v, 1) for k, v in memory.items()},
+        "redis_all_keys": counted,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
     }
+
+
+def _ratios(medians: Mapping[str, float]) -> dict[str, float]:
+    """Each pipeline's median rate over the no-op Faust agent's and the quix peer's."""
+    out = {}
+    for ours in ("pipeline", "pipeline_with_models"):
+        for peer in ("faust_noop", "quix_peer"):
+            if ours in medians and peer in medians:
+                out[f"{ours}_vs_{peer}"] = round(medians[ours] / medians[peer], 3)
+    return out
 
 
 if __name__ == "__main__":
@@ -282,4 +311,5 @@ if __name__ == "__main__":
         action="store_true",
         help="run the workers without the churn learner (CRM_LEARNER_ENABLED=false)",
     )
+    parser.add_argument("--no-quix", action="store_true", help="leave out the quix-streams peer")
     print(orjson.dumps(asyncio.run(main(parser.parse_args())), option=orjson.OPT_INDENT_2).decode())
