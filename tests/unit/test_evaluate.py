@@ -166,7 +166,24 @@ def test_the_report_is_json(report: EvaluationReport) -> None:
     payload = orjson.loads(orjson.dumps(report.to_dict()))
     assert payload["examples"] == len(report.examples)
     assert payload["test"] == len(report.split.test)
-    assert set(payload["seconds"]) == {"read", "fit", "replay", "online", "batch"}
+    assert set(payload["seconds"]) == {"read", "fit", "replay", "online", "batch", "total"}
+
+
+def test_the_report_gives_microseconds_per_event_and_wall_time(report: EvaluationReport) -> None:
+    payload = orjson.loads(orjson.dumps(report.to_dict()))
+    seconds, per_event = payload["seconds"], payload["microseconds_per_event"]
+    assert set(per_event) == {"parse", "round"}
+    parsed = report.history.parsed
+    lines = len(parsed.items) + parsed.rejected + parsed.duplicates
+    # The same measurement in other units (to the rounding of both), not a speed.
+    assert per_event["parse"] == pytest.approx(
+        seconds["read"] / lines * 1e6, abs=1e-3 / lines * 1e6
+    )
+    assert per_event["round"] == pytest.approx(
+        seconds["replay"] / len(parsed.items) * 1e6, abs=1e-3 / len(parsed.items) * 1e6
+    )
+    stages = sum(v for k, v in seconds.items() if k != "total")
+    assert payload["wall_seconds"] == seconds["total"] >= stages - 0.005
 
 
 def test_the_replay_is_deterministic(history: Path, report: EvaluationReport) -> None:
