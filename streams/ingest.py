@@ -106,7 +106,7 @@ class IngestService(Service):
             self._redis,
             settings.redis_key_prefix,
             settings.deadletter_quarantine_maxlen,
-            self.metrics,
+            self.metrics.quarantined,
         )
         self._stopping = asyncio.Event()
         self._loop_exited = asyncio.Event()

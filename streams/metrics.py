@@ -213,6 +213,11 @@ class LearnerMetrics:
         self.dead_letters = Counter(
             "crm_training_deadletters", "Training messages dead-lettered", registry=r
         )
+        self.quarantined = Counter(
+            "crm_training_deadletters_quarantined",
+            "Dead letters the dead-letter topic refused, kept in the Redis quarantine instead",
+            registry=r,
+        )
 
     def count_batch(self, *, learned: int, duplicates: int, drifts: int, dead_letters: int) -> None:
         """What one batch did."""

@@ -5,7 +5,8 @@ A dead letter fits the broker's default message limit by construction
 ``max.message.bytes``, a deleted topic or a missing ACL can still refuse it. The round must not
 fail then: its offsets would never be committed and every restart would read the same message
 again. So each refused dead letter is logged at ERROR with where its message came from,
-counted (``crm_deadletters_quarantined``) and pushed onto the Redis list
+counted (``crm_deadletters_quarantined``, the learner's ``crm_training_deadletters_quarantined``)
+and pushed onto the Redis list
 ``{prefix}:{quarantine}``, newest first, trimmed to ``CRM_DEADLETTER_QUARANTINE_MAXLEN``
 entries. An entry is JSON: when, why Kafka refused, and the dead letter with at most
 :data:`KEPT_VALUE_BYTES` of the original value (its size and SHA-256 stay, and the original
@@ -21,12 +22,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
+from prometheus_client import Counter
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from schemas import DeadLetter
-from streams.metrics import PipelineMetrics
 from streams.round.messages import OutputMessage
 from streams.state.keys import Layout
 
@@ -42,12 +43,12 @@ class Quarantine:
     """Where dead letters go that the dead-letter topic refused (see the module docstring)."""
 
     def __init__(
-        self, redis: Redis, prefix: str, maxlen: int, metrics: PipelineMetrics | None = None
+        self, redis: Redis, prefix: str, maxlen: int, counter: Counter | None = None
     ) -> None:
         self.key = Layout(prefix).quarantine()
         self._redis = redis
         self._maxlen = maxlen
-        self._metrics = metrics
+        self._counter = counter
 
     async def put(
         self, topic: str, messages: Sequence[OutputMessage], error: BaseException
@@ -77,8 +78,8 @@ class Quarantine:
                     }
                 )
             )
-        if self._metrics is not None:
-            self._metrics.quarantined.inc(len(entries))
+        if self._counter is not None:
+            self._counter.inc(len(entries))
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.lpush(self.key, *entries)

@@ -36,10 +36,13 @@ from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
 from schemas import dead_letter_key
 from scorers.learner import OnlineLearner
+from streams.kafka_io import publish_dead_letters
 from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
 from streams.metrics import LearnerMetrics
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
+from streams.quarantine import Quarantine
+from streams.round.messages import OutputMessage
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.retry import retrying
@@ -91,6 +94,14 @@ class LearnerService(Service):
         self._last_checkpoint = time.monotonic()
         self._gauges_at = 0.0
         self._outputs: DeliveryQueue | None = None
+        self._dead_letter_producer: AIOKafkaProducer | None = None
+        self._dead_letters: list[asyncio.Future[Any]] = []
+        self._quarantine = Quarantine(
+            self._redis,
+            settings.redis_key_prefix,
+            settings.deadletter_quarantine_maxlen,
+            self.metrics.quarantined,
+        )
         self._version: int | None = None
         self._reference: dict[str, Any] | None = None  # metrics when that version was published
         self.error: str | None = None  # why this process cannot lead, if it cannot
@@ -105,6 +116,9 @@ class LearnerService(Service):
         await ensure_topics(s)
         common = {"bootstrap_servers": s.kafka_bootstrap, **s.kafka_client_options()}
         self._producer = AIOKafkaProducer(**common, acks="all", enable_idempotence=True)
+        # Dead letters apart, not idempotent: one refused batch must not block the others
+        # (streams/quarantine.py).
+        self._dead_letter_producer = AIOKafkaProducer(**common, acks="all")
         self._consumer = AIOKafkaConsumer(
             **common,
             group_id=None,
@@ -114,6 +128,7 @@ class LearnerService(Service):
             fetch_max_bytes=16 << 20,
         )
         await self._producer.start()
+        await self._dead_letter_producer.start()
         await self._consumer.start()
         self._outputs = DeliveryQueue(self._producer)
 
@@ -124,8 +139,9 @@ class LearnerService(Service):
         await self._lock.release()
         if self._consumer is not None:
             await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        for producer in (self._producer, self._dead_letter_producer):
+            if producer is not None:
+                await producer.stop()
         await self._redis.aclose()
 
     def _done(self) -> bool:
@@ -305,9 +321,13 @@ class LearnerService(Service):
             timestamp_ms=message.timestamp,
             now=datetime.now(UTC),
         )
+        letter = OutputMessage(message.partition, dead_letter_key(message.key), value)
+        producer = self._require(self._dead_letter_producer)
         topic = self.settings.topic("deadletter")
-        key = dead_letter_key(message.key)
-        await self._require(self._outputs).send(topic, message.partition, key, value)
+        # Never fails: what Kafka refuses goes to the quarantine; awaited before a checkpoint.
+        self._dead_letters += await publish_dead_letters(
+            producer, topic, [letter], self._quarantine
+        )
 
     def _observe(self, learner: OnlineLearner, counts: dict[str, int]) -> None:
         """Counters every batch; the prequential gauges at most once a second (a snapshot
@@ -335,6 +355,8 @@ class LearnerService(Service):
         """
         learner = self._require(self._learner)
         await self._require(self._outputs).delivered()
+        await asyncio.gather(*self._dead_letters)
+        self._dead_letters = []
         offsets = dict(self._offsets)
         state = Checkpoint(learner.checkpoint(), offsets, self.topic, learner.n_examples)
         if not await self._retrying(partial(self._store.save, self._epoch, state), retry=retry):

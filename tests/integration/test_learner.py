@@ -16,6 +16,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client import CollectorRegistry
 
 from crm_core.settings import Settings
@@ -25,6 +27,7 @@ from streams.learner.service import LearnerService
 from streams.learner.state import Checkpoint, CheckpointStore
 from streams.metrics import LearnerMetrics
 from streams.models.registry import CHURN_MODEL, ModelRegistry
+from streams.quarantine import Quarantine
 from streams.topics import ensure_topics
 from tests.integration.harness import WorkerProcess, read_topic
 
@@ -229,6 +232,38 @@ async def test_malformed_messages_are_dead_lettered(
     assert orjson.loads(schema.original_value())["label"] == 2
     await service.stop()
     assert sample(service, "crm_training_deadletters_total") == 2
+
+
+async def test_a_dead_letter_the_topic_refuses_is_quarantined_and_learning_goes_on(
+    settings: Settings, redis_client: aioredis.Redis, cleanup: list[LearnerService]
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        limit = {"max.message.bytes": "2048"}
+        topic = ConfigResource(ConfigResourceType.TOPIC, settings.topic("deadletter"), limit)
+        await admin.alter_configs([topic])
+    finally:
+        await admin.close()
+    good = make_examples(60)
+    refused = b"x" * 3000  # not JSON; its dead letter is over 4 KB
+    await produce(settings, [*wire(good[:30]), (b"c-1", refused), *wire(good[30:])])
+    service = await start_learner(settings, cleanup)
+    await eventually(service.health, lambda h: h["n_examples"] == len(good))
+    await service.stop()  # checkpoints: every output, the refused dead letter included, is done
+
+    registry = ModelRegistry(redis_client, settings.redis_key_prefix)
+    store = CheckpointStore(
+        redis_client, registry.key(CHURN_MODEL, "epoch"), registry.key(CHURN_MODEL, "checkpoint")
+    )
+    final = await store.load()
+    assert final is not None and final.n_examples == len(good)
+    entries = await Quarantine(redis_client, settings.redis_key_prefix, 10).entries()
+    assert len(entries) == 1 and isinstance(entries[0]["dead_letter"], dict), entries
+    letter = DeadLetter.model_validate(entries[0]["dead_letter"])
+    assert (letter.reason, letter.source_topic) == ("not_json", settings.topic("training"))
+    assert letter.value_size == len(refused) and refused.startswith(letter.original_value())
+    assert sample(service, "crm_training_deadletters_quarantined_total") == 1
 
 
 async def test_inverted_rule_raises_a_drift_alert(
