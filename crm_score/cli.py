@@ -12,6 +12,7 @@ import typer
 
 from crm_core.errors import CrmScoringError
 from crm_core.settings import get_settings
+from crm_score.sentiment_cli import sentiment_command
 
 __all__ = ["app", "main"]
 
@@ -22,6 +23,7 @@ services_app = typer.Typer(help="Local Kafka and Redis without Docker.", no_args
 app.add_typer(services_app, name="services")
 api_key_app = typer.Typer(help="Query API keys (stored hashed in Redis).", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
+app.command("sentiment")(sentiment_command)
 
 
 def _fail(exc: CrmScoringError) -> typer.Exit:

@@ -59,7 +59,7 @@ class EscalationPolicy:
     """Thresholds of the rule (from settings)."""
 
     complaints: float = 2.0  # decayed complaints in 30 days
-    sentiment: float = -0.3  # mean compound sentiment of recent ticket texts
+    sentiment: float = -0.3  # mean sentiment score of recent ticket texts
     min_texts: float = 2.0  # decayed texts the mean needs
 
     def check(

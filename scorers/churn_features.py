@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from schemas import Event, MarketingEvent, ServiceEvent
 from scorers.profile import Profile
-from scorers.sentiment import NEGATIVE_BELOW, compound
+from scorers.sentiment import score as sentiment
 
 __all__ = [
     "FEATURE_NAMES",
@@ -81,7 +81,7 @@ class RecentActivity(NamedTuple):
 
     def add(self, signal: str, at: int, amount: float = 1.0) -> RecentActivity:
         """``amount`` more of ``signal`` (a name from :func:`signal_of`) at epoch second ``at``
-        (1 for a count; the compound score for ``sentiment``)."""
+        (1 for a count; the sentiment score, P(positive) - P(negative), for ``sentiment``)."""
         i = _INDEX[signal]
         if self.at is None or at >= self.at:
             # Stored counts keep 6 decimals (they live in every customer's state).
@@ -94,7 +94,7 @@ class RecentActivity(NamedTuple):
         return RecentActivity(self.at, tuple(counts))
 
     def mean_sentiment(self, at: int) -> float | None:
-        """Decay-weighted mean compound sentiment of recent ticket texts (None: under half a
+        """Decay-weighted mean sentiment score of recent ticket texts (None: under half a
         decayed text)."""
         return _mean_sentiment(self.decayed(at).counts)
 
@@ -141,9 +141,9 @@ def signal_of(event: Event) -> list[tuple[str, float]]:
         if payload.satisfaction is not None and payload.satisfaction <= 2:
             signals.append(("low_ratings", 1.0))
         if payload.text:
-            score = compound(payload.text)
-            signals += [("texts", 1.0), ("sentiment", score)]
-            if score < NEGATIVE_BELOW:
+            found = sentiment(payload.text)
+            signals += [("texts", 1.0), ("sentiment", found.score)]
+            if found.label == "negative":
                 signals.append(("negative_texts", 1.0))
         return signals
     if isinstance(event, MarketingEvent):
