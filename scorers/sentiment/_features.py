@@ -31,7 +31,8 @@ _NEG_REACH = 4  # characters (zh) / words (en) a negator reaches over
 _BREAKS = frozenset(",.!?;:~\n")
 _CONTRAST = frozenset({"但是", "但", "可是", "不过", "却", "然而", "but", "however", "though"})
 _ZH_QUESTION = re.compile(
-    r"\?|吗|请问|怎么|如何|能否|是否|可否|多久|什么时候|哪里|哪个|为什么|几天"
+    r"\?|吗|请问|怎么|如何|能否|是否|可否|多久|多少|什么时候|哪里|哪个|为什么|几天"
+    r"|有没有|是不是|能不能|可不可以|会不会|要不要"
 )
 _EN_QUESTION = re.compile(
     r"\?|^(how|what|when|where|which|who|why|can|could|would|will|is|are|do|does|did)\b"

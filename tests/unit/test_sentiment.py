@@ -32,6 +32,12 @@ def test_evaluation_set_quality(lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
+def test_blind_set_quality(lang: str) -> None:
+    result = quality(read_labelled(DATA / f"blind_{lang}.jsonl"))
+    assert result["macro_f1"] >= 0.80, result
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
 def test_evaluation_and_dev_texts_are_not_training_texts(lang: str) -> None:
     training = {text for _, text in read_tsv(HERE / "training" / f"{lang}.tsv")}
     held_out = {
