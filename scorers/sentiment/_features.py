@@ -19,7 +19,14 @@ from itertools import pairwise
 
 from scorers.sentiment._lexicon import lexicon
 
-__all__ = ["DENSE", "NEGATED_NEGATIVE", "NEGATED_POSITIVE", "en_features", "zh_features"]
+__all__ = [
+    "DENSE",
+    "NEGATED_NEGATIVE",
+    "NEGATED_POSITIVE",
+    "en_features",
+    "zh_features",
+    "zh_marked",
+]
 
 #: Names of the dense features, in order.
 DENSE = ("positive", "negative", "question", "exclamation", "mixed")
@@ -191,17 +198,23 @@ def _scan_en(tokens: list[str]) -> _Tally:
     return tally
 
 
-def zh_features(text: str) -> tuple[list[str], tuple[float, ...]]:
-    """Character 1-3-grams of a normalised text (start/end marks; each negated sentiment word
-    with its negator is one marker character) and the dense block (:data:`DENSE`)."""
+def zh_marked(text: str) -> tuple[str, tuple[float, ...]]:
+    """A normalised text with start/end marks and each negated sentiment word with its negator
+    as one marker character (what the n-grams are taken from), and the dense block."""
     tally = _scan_zh(text)
     question = _ZH_QUESTION.search(text) is not None
-    t = "".join(["\x02", *_masked(list(text), tally.spans), "\x03"])
+    body = "".join(_masked(list(text), tally.spans)) if tally.spans else text
+    return f"\x02{body}\x03", tally.scores(question, text)
+
+
+def zh_features(text: str) -> tuple[list[str], tuple[float, ...]]:
+    """Character 1-3-grams of :func:`zh_marked` and the dense block (:data:`DENSE`)."""
+    t, dense = zh_marked(text)
     n = len(t)
     grams = list(t)
     grams += [t[i : i + 2] for i in range(n - 1)]
     grams += [t[i : i + 3] for i in range(n - 2)]
-    return grams, tally.scores(question, text)
+    return grams, dense
 
 
 def en_features(text: str) -> tuple[list[str], tuple[float, ...]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from io import BytesIO
 from itertools import repeat
@@ -19,7 +19,8 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
 from crm_core.errors import ModelError
-from scorers.sentiment._features import DENSE, en_features, zh_features
+from scorers.sentiment._chargrams import CharGrams
+from scorers.sentiment._features import DENSE, en_features, zh_features, zh_marked
 
 __all__ = ["LABELS", "Model", "featurizer", "load"]
 
@@ -42,20 +43,31 @@ class Model:
     dense: NDArray[np.float64]  # (dense features, 3)
     bias: NDArray[np.float64]  # (3,)
 
+    @cached_property
+    def _chargrams(self) -> CharGrams:
+        return CharGrams(self.vocabulary)
+
     def probabilities(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Class probabilities (rows: texts; columns: :data:`LABELS`) of normalised texts."""
-        features_of, index = featurizer(self.lang), self.vocabulary.get
-        indices: list[int] = []
-        indptr = [0]
         dense = np.empty((len(texts), len(DENSE)))
-        for row, text in enumerate(texts):
-            grams, dense[row] = features_of(text)
-            found = set(map(index, grams, repeat(-1)))
-            found.discard(-1)
-            indices += found
-            indptr.append(len(indices))
-        ones = np.ones(len(indices))
-        x = csr_matrix((ones, indices, indptr), shape=(len(texts), self.sparse.shape[0]))
+        if self.lang == "zh":  # n-grams as integer keys, the whole batch in numpy
+            marked = []
+            for row, text in enumerate(texts):
+                t, dense[row] = zh_marked(text)
+                marked.append(t)
+            x = self._chargrams.indicators(marked)
+        else:
+            index = self.vocabulary.get
+            indices: list[int] = []
+            indptr = [0]
+            for row, text in enumerate(texts):
+                grams, dense[row] = en_features(text)
+                found = set(map(index, grams, repeat(-1)))
+                found.discard(-1)
+                indices += found
+                indptr.append(len(indices))
+            ones = np.ones(len(indices))
+            x = csr_matrix((ones, indices, indptr), shape=(len(texts), self.sparse.shape[0]))
         logits = x @ self.sparse + dense @ self.dense + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)

@@ -3,14 +3,18 @@ degree words, emoji, traditional characters), language routing and determinism."
 
 from __future__ import annotations
 
+import doctest
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scorers.sentiment import LABELS, Sentiment, score, score_many
+from scorers.sentiment import LABELS, Sentiment, _chargrams, _normalize, score, score_many
+from scorers.sentiment._chargrams import CharGrams
+from scorers.sentiment._features import zh_features, zh_marked
 from scorers.sentiment._model import load
+from scorers.sentiment._normalize import normalize
 from scorers.sentiment.evaluate import quality, read_labelled
 from scorers.sentiment.train import HERE, examples, fit, prepare, read_tsv
 
@@ -107,6 +111,15 @@ def test_batch_equals_one_at_a_time_and_is_deterministic() -> None:
         assert (s.label != "negative" or s.score <= 0) and (s.label != "positive" or s.score >= 0)
 
 
+def test_integer_char_grams_equal_the_string_grams() -> None:
+    model = load("zh")
+    texts = [normalize(t) for t, _ in read_labelled(DATA / "dev_zh.jsonl")] + ["a\x00b", "好"]
+    fast = CharGrams(model.vocabulary).indicators([zh_marked(t)[0] for t in texts]).toarray()
+    for row, text in zip(fast, texts, strict=True):
+        columns = {model.vocabulary[g] for g in zh_features(text)[0] if g in model.vocabulary}
+        assert set(np.flatnonzero(row)) == columns and set(row) <= {0.0, 1.0}
+
+
 def test_shipped_english_model_is_rebuilt_by_the_training_script() -> None:
     rows = examples("en", 0.0)
     rebuilt = fit("en", prepare("en", [t for _, t, _ in rows]), [r[0] for r in rows],
@@ -122,3 +135,8 @@ def test_data_files_are_well_formed() -> None:
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             assert set(row) == {"text", "label"} and row["label"] in LABELS and row["text"]
+
+
+def test_private_modules_docstring_examples() -> None:
+    for module in (_chargrams, _normalize):
+        assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0, module
