@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.pipeline import _free_port, _model_for, _publish
 from crm_core.settings import Settings
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
-from streams.topics import ensure_topics
+from streams.ingest.topics import ensure_topics
 
 
 async def _wait_ready(port: int, proc: asyncio.subprocess.Process, share_of: int | None) -> None:

@@ -59,11 +59,11 @@ from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile, apply_delta
 from scorers.quintiles import QuintileSketch, RfmBoundaries
 from scorers.rfm import rfm
-from streams.lag import group_lag
+from streams.ingest.lag import group_lag
+from streams.ingest.topics import ensure_topics
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.state.profiles import connect_redis
-from streams.topics import ensure_topics
 
 
 def _free_port() -> int:

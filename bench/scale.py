@@ -39,10 +39,10 @@ from crm_score.simulate import SimulationConfig, simulate
 from schemas import EventParser
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.timeline import CustomerState
-from streams.lag import group_lag
-from streams.rounds import RoundStore
+from streams.ingest.lag import group_lag
+from streams.ingest.topics import ensure_topics
 from streams.state.profiles import ApplyRequest, RedisProfileStore, connect_redis
-from streams.topics import ensure_topics
+from streams.state.round_store import RoundStore
 
 
 async def _workers_rate(settings: Settings, workers: int, total: int) -> float:

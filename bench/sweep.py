@@ -55,10 +55,10 @@ from scorers.profile import FIELD_CODES, Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
-from streams.rounds import RoundStore
-from streams.scoring import RoundScorer
+from streams.round.scorer import RoundScorer
 from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.state.resp import RespConnection, pack_command
+from streams.state.round_store import RoundStore
 
 WATERMARK = 1_767_225_600  # 2026-01-01T00:00:00Z: the event time the sweep runs at
 DAY = 86_400

@@ -26,11 +26,11 @@ from scorers.rfm import rfm
 from scorers.segments import load_segments
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.demo import demo_access, stop_previous_demo
-from streams.lag import ingest_lag
+from streams.ingest.lag import ingest_lag
+from streams.ingest.topics import all_topics, ensure_topics
 from streams.models.population import fit_population
 from streams.state.keys import Layout
 from streams.state.profiles import RedisProfileStore, connect_redis
-from streams.topics import all_topics, ensure_topics
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -220,7 +220,7 @@ class EvaluationReport:
 
     def microseconds_per_event(self) -> dict[str, float | None]:
         """Reading and parsing, per line of the file (valid, rejected or duplicate), and the
-        round (the worker's scoring: :class:`streams.scoring.RoundScorer`, profile folding
+        round (the worker's scoring: :class:`streams.round.scorer.RoundScorer`, profile folding
         included), per event replayed; None for a stage that was not timed."""
         parsed, seconds = self.history.parsed, self.seconds
         lines = len(parsed.items) + parsed.rejected + parsed.duplicates

@@ -3,7 +3,7 @@
 The events are parsed and deduplicated as the worker does (the first occurrence of an event id
 wins), sorted as the reorder buffer releases them (event time, kind, event id), folded into
 profiles with the same deltas as the Redis script (:func:`scorers.profile.apply_delta`), and
-scored by :class:`streams.scoring.RoundScorer` in rounds of one day of event time. A round
+scored by :class:`streams.round.scorer.RoundScorer` in rounds of one day of event time. A round
 walks up to its limit (the last second before its watermark): the events strictly before the
 watermark, plus every customer whose due time the limit passed, exactly as a worker round with
 that watermark. Alert states go through the bytes Redis would store between rounds.
@@ -47,7 +47,7 @@ from scorers.profile import Profile, ProfileDelta, apply_delta
 from scorers.quintiles import QUINTILE_RANKS, RfmBoundaries
 from scorers.rfm import rfm
 from streams.round.messages import Applied
-from streams.scoring import CustomerBefore, RoundScorer, ScoredRound, round_scorer
+from streams.round.scorer import CustomerBefore, RoundScorer, ScoredRound, round_scorer
 
 __all__ = [
     "ParsedEvents",
@@ -210,7 +210,7 @@ class ReplayedRound(NamedTuple):
 
 
 class RoundReplay:
-    """Drives a :class:`~streams.scoring.RoundScorer` over parsed events in daily rounds, the
+    """Drives a :class:`~streams.round.scorer.RoundScorer` over parsed events in daily rounds, the
     way a worker with one partition would: profiles folded per event, alert states kept as the
     bytes Redis holds between rounds, due times in a heap standing in for the due-index.
 

@@ -38,8 +38,8 @@ from tqdm import tqdm
 
 from crm_core.errors import CrmScoringError
 from crm_core.settings import Settings
-from streams.ingest import IngestService
-from streams.lag import group_lag, ingest_group
+from streams.ingest.lag import group_lag, ingest_group
+from streams.ingest.service import IngestService
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis

@@ -46,7 +46,7 @@ from scorers.learner import OnlineLearner
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
-from streams.scoring import CustomerBefore, round_scorer
+from streams.round.scorer import CustomerBefore, round_scorer
 
 __all__ = ["ScoredFile", "score_customers", "score_file", "score_parsed"]
 

@@ -76,7 +76,7 @@ DEAD_LETTER_MESSAGE_CHARS = 1000
 #: both prefixes in base64, the message with every character escaped (``\\u00XX``), a topic name
 #: of Kafka's 249 characters and the fixed fields. Under the broker's default limit of
 #: 1,048,588 bytes (``message.max.bytes``) with room to spare; a topic configured below it
-#: sends dead letters to the quarantine instead (``streams/quarantine.py``).
+#: sends dead letters to the quarantine instead (``streams/ingest/quarantine.py``).
 DEAD_LETTER_MAX_BYTES = (
     DEAD_LETTER_KEY_BYTES
     + 4 * (DEAD_LETTER_KEY_BYTES + 2) // 3

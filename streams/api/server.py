@@ -20,7 +20,7 @@ from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard, Totals
 from streams.api.policy import DepartmentTree
 from streams.api.routes import ApiHandlers, WorkerHealth
-from streams.pipeline import IngestStats
+from streams.ingest.records import IngestStats
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 

@@ -36,17 +36,17 @@ from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
 from schemas import dead_letter_key
 from scorers.learner import OnlineLearner
-from streams.kafka_io import publish_dead_letters
+from streams.ingest.kafka_io import publish_dead_letters
+from streams.ingest.metrics import LearnerMetrics
+from streams.ingest.quarantine import Quarantine
+from streams.ingest.topics import ensure_topics
 from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
-from streams.metrics import LearnerMetrics
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
-from streams.quarantine import Quarantine
 from streams.round.messages import OutputMessage
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.retry import retrying
-from streams.topics import ensure_topics
 
 __all__ = ["LearnerService"]
 
@@ -117,7 +117,7 @@ class LearnerService(Service):
         common = {"bootstrap_servers": s.kafka_bootstrap, **s.kafka_client_options()}
         self._producer = AIOKafkaProducer(**common, acks="all", enable_idempotence=True)
         # Dead letters apart, not idempotent: one refused batch must not block the others
-        # (streams/quarantine.py).
+        # (streams/ingest/quarantine.py).
         self._dead_letter_producer = AIOKafkaProducer(**common, acks="all")
         self._consumer = AIOKafkaConsumer(
             **common,

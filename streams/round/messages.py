@@ -1,6 +1,6 @@
 """The messages of a round: a consumed record, an applied event, an output to publish.
 
-Plain types, no I/O: the ingest loop makes them, the round (:mod:`streams.scoring`) and the
+Plain types, no I/O: the ingest loop makes them, the round (:mod:`streams.round.scorer`) and the
 state writers (:mod:`streams.state`) read them.
 """
 

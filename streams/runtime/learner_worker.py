@@ -8,8 +8,8 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from crm_core.settings import Settings
+from streams.ingest.metrics import LearnerMetrics
 from streams.learner.service import LearnerService
-from streams.metrics import LearnerMetrics
 from streams.runtime.app import create_app
 
 __all__ = ["build_learner_worker", "register_learner_pages", "run_learner"]

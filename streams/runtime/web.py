@@ -6,7 +6,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.ingest import IngestService
+from streams.ingest.service import IngestService
 from streams.learner.service import LearnerService
 
 __all__ = ["register_pages"]

@@ -10,9 +10,9 @@ import faust
 from prometheus_client import REGISTRY
 
 from crm_core.settings import Settings
-from streams.ingest import IngestService
+from streams.ingest.metrics import LearnerMetrics, PipelineMetrics
+from streams.ingest.service import IngestService
 from streams.learner.service import LearnerService
-from streams.metrics import LearnerMetrics, PipelineMetrics
 from streams.runtime.app import create_app
 from streams.runtime.web import register_pages
 

@@ -7,6 +7,7 @@ from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
 from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.state.query_index import CustomerIndex, RoundIndexer
+from streams.state.round_store import RoundStore
 
 __all__ = [
     "CustomerIndex",
@@ -14,5 +15,6 @@ __all__ = [
     "Layout",
     "RedisProfileStore",
     "RoundIndexer",
+    "RoundStore",
     "connect_redis",
 ]

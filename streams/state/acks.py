@@ -1,6 +1,6 @@
 """Outputs sent to Kafka whose deliveries are not all acknowledged yet.
 
-Both outboxes (:mod:`streams.state.outbox`, :mod:`streams.recovery`) delete an entry only once
+Both outboxes (:mod:`streams.state.outbox`, :mod:`streams.state.recovery`) delete an entry only once
 Kafka acknowledged every message built from it; this is their shared bookkeeping (pure: it only
 looks at the delivery futures).
 """

@@ -120,7 +120,7 @@ class CrossSellDraft:
         )
 
     def message(self) -> tuple[str, str, OutputMessage]:
-        """As an entry of :attr:`streams.scoring.ScoredRound.alerts`."""
+        """As an entry of :attr:`streams.round.scorer.ScoredRound.alerts`."""
         value = self.alert().to_json_bytes()
         return (
             self.customer_id,
@@ -151,7 +151,7 @@ class CrossSellDecision:
         return self._round.apply_commands(self.orders, self.customer_fields)
 
     def alerts(self) -> list[tuple[str, str, OutputMessage]]:
-        """The drafts as entries of :attr:`streams.scoring.ScoredRound.alerts`."""
+        """The drafts as entries of :attr:`streams.round.scorer.ScoredRound.alerts`."""
         return [d.message() for d in self.drafts]
 
 

@@ -12,14 +12,14 @@ touches a single key.
 The contract, for the timer that drives it:
 
 - **Pop at the watermark, never the wall clock.** ``until_epoch`` is the partition's event-time
-  watermark (:class:`streams.reorder.EventClock`), so a replay of old events pops exactly what
+  watermark (:class:`streams.ingest.clock.EventClock`), so a replay of old events pops exactly what
   running live popped, in the same order (score, then customer id).
 - **Pop takes; the caller puts back.** :meth:`DueIndex.pop_due` removes what it returns, in one
   atomic script, so two sweepers of the same partition never get the same customer. After
   re-scoring a popped customer the caller :meth:`~DueIndex.schedule` s its *next* due time (or
   ``None`` when nothing more is pending). Popped customers are also parked, with their due time,
   in ``{prefix}:{due:<partition>}:inflight`` until the caller has saved them; a worker that dies
-  in between leaves them there, and :mod:`streams.recovery` puts them back into the index when
+  in between leaves them there, and :mod:`streams.state.recovery` puts them back into the index when
   the partition is assigned again.
 - **Cost follows what is due.** A pop is O(log N + k) for k popped out of N scheduled; customers
   not due are never read.
@@ -46,7 +46,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 
 local n = #due / 2
 if n > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
-  -- Parked until the caller re-schedules them (streams.recovery puts back what a dead
+  -- Parked until the caller re-schedules them (streams.state.recovery puts back what a dead
   -- worker left here).
   for i = 1, #due, 2 do redis.call('ZADD', KEYS[2], due[i + 1], due[i]) end
 end

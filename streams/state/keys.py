@@ -10,7 +10,7 @@ Per customer (``{prefix}:{<customer>}:...``):
   alert state (field ``as``), the journal mark (``jw``) and the query API's
   :class:`~streams.state.query_index.CustomerIndex` (``ix``);
 - ``:seen``: recently seen event ids (dedup); ``:j``: the recovery journal
-  (:mod:`streams.recovery`); ``:al``: idempotency keys of alerts claimed or published;
+  (:mod:`streams.state.recovery`); ``:al``: idempotency keys of alerts claimed or published;
   ``:xc``: the customer's cross-sell items and suggestions;
 - ``:sc``: the latest score snapshot (JSON, as on ``crm.scores``); ``:id``: the latest contact
   details (JSON; PII); ``:sh``: agents the customer is shared with.
@@ -113,7 +113,7 @@ class Layout:
         return f"{self.due(partition)}:inflight"
 
     def watermark(self, partition: int) -> str:
-        """A partition's last watermark (written by the round, see streams.rounds)."""
+        """A partition's last watermark (written by the round, see streams.state.round_store)."""
         return f"{self.due(partition)}:wm"
 
     def alert_outbox(self, partition: int) -> str:

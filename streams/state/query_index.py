@@ -1,7 +1,7 @@
 """What a round writes for the query API: latest snapshots, segment indexes, who owns whom.
 
-The round save (:meth:`streams.rounds.RoundStore.save`) asks :class:`RoundIndexer` for the
-commands and sends them in its one packed write. Per customer the round walked that is one
+The round save (:meth:`streams.state.round_store.RoundStore.save`) asks :class:`RoundIndexer`
+for the commands and sends them in its one packed write. Per customer the round walked that is one
 ``SET`` of the latest snapshot and a ``ZADD`` per sort order of its segment; the rest (moving
 between segments, value groups or clusters, a new owner, newer contact details) happens only on
 change: a move between value groups (or clusters) is one ``ZREM`` and one ``ZADD``.

@@ -9,7 +9,7 @@ Inputs (``tests/data/golden/``):
   ``RfmBoundaries.model_dump_json``), and the churn model and cluster versions the learner
   published, each with the round after which a worker would have hot-swapped to it.
 
-:func:`replay` drives the worker's own round code (:class:`streams.scoring.RoundScorer`, via
+:func:`replay` drives the worker's own round code (:class:`streams.round.scorer.RoundScorer`, via
 :class:`crm_score.evaluate_replay.RoundReplay`) over the events in daily rounds and yields one
 JSON-ready record per output, in order: a ``round`` header, then the round's score snapshots,
 alerts, training examples and due times, and a ``publish`` record when a churn model is swapped
@@ -38,7 +38,7 @@ from scorers.churn_scoring import ChurnModelRef
 from scorers.clusters import ClusterAssigner
 from scorers.probability import ProbabilityModel
 from scorers.quintiles import RfmBoundaries
-from streams.scoring import round_scorer
+from streams.round.scorer import round_scorer
 
 __all__ = [
     "EVENTS",

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from crm_core.settings import Settings
 from schemas import Event, EventParser
 from scorers.profile import Profile
-from streams.lag import ingest_lag
+from streams.ingest.lag import ingest_lag
 from streams.state.profiles import RedisProfileStore, connect_redis
 
 

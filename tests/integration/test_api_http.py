@@ -28,11 +28,11 @@ from streams.api.policy import Principal
 from streams.api.server import mount_api
 from streams.models.registry import CLUSTERS_MODEL, ModelRegistry
 from streams.round.messages import Applied, OutputMessage
-from streams.rounds import RoundStore
 from streams.state.cross_sell_counts import CrossSellRound
 from streams.state.keys import Layout
 from streams.state.profiles import RedisProfileStore
 from streams.state.query_index import RoundIndexer
+from streams.state.round_store import RoundStore
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ import pytest
 
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
+from streams.ingest.topics import ensure_topics
 from streams.round.messages import OutputMessage
 from streams.state.due_index import DueIndex
 from streams.state.outbox import OutputOutbox
 from streams.state.profiles import connect_redis
-from streams.topics import ensure_topics
 from tests.integration.faults import (
     SEED,
     History,

@@ -28,9 +28,9 @@ from crm_score.produce import produce_messages
 from crm_score.simulate import MALFORMATION_REASONS, SimulatedMessage, SimulationConfig, simulate
 from schemas import DEAD_LETTER_MAX_BYTES, DeadLetter, EventParser, example_json
 from schemas import DeadLetterReason as R
-from streams.quarantine import Quarantine
+from streams.ingest.quarantine import Quarantine
+from streams.ingest.topics import ensure_topics
 from streams.state import connect_redis
-from streams.topics import ensure_topics
 from tests.integration.faults import (
     REFERENCE_SECONDS,
     assert_matches_clean,

@@ -23,12 +23,12 @@ from prometheus_client import CollectorRegistry
 from crm_core.settings import Settings
 from schemas import Alert, AlertType, DeadLetter, TrainingExample
 from scorers.churn_model import ChurnScorer
+from streams.ingest.metrics import LearnerMetrics
+from streams.ingest.quarantine import Quarantine
+from streams.ingest.topics import ensure_topics
 from streams.learner.service import LearnerService
 from streams.learner.state import Checkpoint, CheckpointStore
-from streams.metrics import LearnerMetrics
 from streams.models.registry import CHURN_MODEL, ModelRegistry
-from streams.quarantine import Quarantine
-from streams.topics import ensure_topics
 from tests.integration.harness import WorkerProcess, read_topic
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from crm_core.settings import INPUT_KINDS, Settings
 from crm_score.simulate import MALFORMATION_REASONS, SimulationConfig, simulate
 from schemas import EVENT_TYPES, DeadLetter, DeadLetterReason, Event, EventParser
 from schemas.examples import REMOVE, example_json
-from streams.topics import ensure_topics
+from streams.ingest.topics import ensure_topics
 from tests.integration.harness import WorkerProcess, read_profiles, read_topic, wait_caught_up
 from tests.oracle import recompute_profiles
 

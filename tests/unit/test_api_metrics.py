@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from streams.api.metrics import ApiMetrics
-from streams.metrics import LearnerMetrics, PipelineMetrics
+from streams.ingest.metrics import LearnerMetrics, PipelineMetrics
 from tests.unit.test_compose import DOCUMENTED_METRICS
 
 

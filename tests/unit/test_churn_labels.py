@@ -13,7 +13,7 @@ from scorers.churn_scoring import FALLBACK_VERSION, ChurnPolicy, ChurnScoring
 from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
 from streams.round.messages import Applied
-from streams.scoring import CustomerBefore, RoundScorer, ScoredRound
+from streams.round.scorer import CustomerBefore, RoundScorer, ScoredRound
 from tests.unit.test_scoring_round import _profile, _purchase, _Record
 from tests.unit.test_timeline import DAY, T0
 

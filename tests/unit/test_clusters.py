@@ -13,7 +13,7 @@ from scorers.clusters import CLUSTER_FEATURES, ClusterAssigner, CustomerClusters
 from scorers.learner import OnlineLearner
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
-from streams.scoring import CustomerBefore, RoundScorer, round_scorer
+from streams.round.scorer import CustomerBefore, RoundScorer, round_scorer
 from tests.unit.test_timeline import DAY, T0
 
 _GROUPS = [  # loyal regulars, lapsed one-timers, engaged newcomers

@@ -11,6 +11,7 @@ import schemas
 import scorers
 import streams
 import streams.api
+import streams.ingest
 import streams.learner
 import streams.models
 import streams.round
@@ -22,6 +23,7 @@ PACKAGES = [
     scorers,
     streams,
     streams.api,
+    streams.ingest,
     streams.learner,
     streams.models,
     streams.round,

@@ -4,7 +4,7 @@
 orders starting a purchase anomaly), the probability model and RFM boundaries a worker would be
 given (fitted as of 30 % of the year), three churn model versions the learner published from the
 examples of the replay itself (at 40, 60 and 80 % of the year, with its clusters), and every
-output of replaying them through the worker's round code (:class:`streams.scoring.RoundScorer`
+output of replaying them through the worker's round code (:class:`streams.round.scorer.RoundScorer`
 via :class:`crm_score.evaluate_replay.RoundReplay`), in order: 54,814 score snapshots (RFM,
 quintiles, segment, value group, P(alive), expected purchases, CLV, next purchase, churn
 probability, model versions, reasons, cluster), 8,604 alerts of the seven types the round raises

@@ -22,6 +22,7 @@ STREAMS_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"round"}),
     frozenset({"state"}),
     frozenset({"models"}),
+    frozenset({"ingest"}),
     frozenset({"api", "learner"}),
     frozenset({"runtime"}),
 )

@@ -1,6 +1,6 @@
 """Fuzz the ingest path: whatever a producer sends, each record is accepted or dead-lettered.
 
-:meth:`streams.pipeline.PipelineProcessor.parse` is what the worker runs on every fetched
+:meth:`streams.ingest.records.PipelineProcessor.parse` is what the worker runs on every fetched
 record (parse, validate, key check, store delta, dead letter). Hypothesis feeds it arbitrary
 bytes, arbitrary JSON (huge numbers, NaN, deep nesting, NUL characters), valid events cut or
 spliced with such bytes, and arbitrary keys; every record must end as exactly one of an
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from crm_core.settings import Settings
 from schemas import DEAD_LETTER_MAX_BYTES, EVENT_TYPES, DeadLetter, DeadLetterReason, example_json
-from streams.pipeline import PipelineProcessor
+from streams.ingest.records import PipelineProcessor
 
 NOW = datetime(2026, 1, 6, tzinfo=UTC)  # a day after the examples' event time
 PROCESSOR = PipelineProcessor(Settings(fx_rates={"USD": 1.0, "EUR": 1.1}))

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import streams.reorder
-from streams.reorder import EventClock
+import streams.ingest.clock
+from streams.ingest.clock import EventClock
 
 P, S, M = "crm.purchase", "crm.service", "crm.marketing"
 TOPICS = (P, S, M)
@@ -61,7 +61,7 @@ def wm(clock: EventClock[str], partition: int = 0) -> float | None:
 
 
 def test_docstring_examples() -> None:
-    failures, tried = doctest.testmod(streams.reorder)
+    failures, tried = doctest.testmod(streams.ingest.clock)
     assert failures == 0
     assert tried > 0
 

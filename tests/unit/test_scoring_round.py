@@ -13,7 +13,7 @@ from scorers.profile import Profile
 from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
 from streams.round.messages import Applied
-from streams.scoring import CustomerBefore, RoundScorer
+from streams.round.scorer import CustomerBefore, RoundScorer
 from tests.unit.test_timeline import BOUNDS, DAY, T0
 
 LIMIT = T0 + 400 * DAY

@@ -15,7 +15,7 @@ from scorers.profile import Profile
 from scorers.timeline import CustomerState
 from scorers.value_groups import VALUE_GROUPS, ValueGroupPolicy
 from streams.round.messages import Applied
-from streams.scoring import CustomerBefore, round_scorer
+from streams.round.scorer import CustomerBefore, round_scorer
 from tests.unit.test_scoring_round import _Record
 from tests.unit.test_timeline import BOUNDS, DAY, MODEL, T0
 

@@ -15,10 +15,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from streams.metrics import PipelineMetrics
-from streams.pipeline import BatchResult
-from streams.quarantine import Quarantine
-from streams.reorder import EventClock
+from streams.ingest.clock import EventClock
+from streams.ingest.metrics import PipelineMetrics
+from streams.ingest.quarantine import Quarantine
+from streams.ingest.records import BatchResult
 from streams.round.messages import OutputMessage
 
 __all__ = [

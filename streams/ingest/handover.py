@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 
 from crm_core.settings import Settings
-from streams.kafka_io import publish
-from streams.recovery import RoundRecovery
+from streams.ingest.kafka_io import publish
 from streams.round.messages import Applied, OutputMessage
-from streams.rounds import RoundStore
-from streams.scoring import CustomerBefore, ScoredRound
+from streams.round.scorer import CustomerBefore, ScoredRound
+from streams.state.recovery import RoundRecovery
+from streams.state.round_store import RoundStore
 
 __all__ = ["PartitionOwnership", "drop_revoked", "publish_left_over"]
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from scorers.profile import FIELD_CODES, FIELD_ORDER
 from streams.round.messages import OutputMessage
-from streams.scoring import ScoredRound
+from streams.round.scorer import ScoredRound
 from streams.state.acks import AwaitingAcks
 from streams.state.due_index import DueIndex
 from streams.state.keys import OFFSET_FIELDS

@@ -3,8 +3,8 @@
 A *round* is what the ingest loop does each time the watermark moves: the events the reorder
 buffer released (and any late ones), applied to Redis, plus the customers whose due time the
 watermark passed. :class:`RoundScorer` turns the store's answers into score snapshots, alerts,
-the customers' new alert state and their next due times. It does no I/O; :mod:`streams.rounds`
-does the reading and writing around it.
+the customers' new alert state and their next due times. It does no I/O;
+:mod:`streams.state.round_store` does the reading and writing around it.
 
 Probability scores are computed for all checkpoints of a round in two vectorised calls (one for
 events, one for timers), since the exact per-customer score costs ~0.7 ms.

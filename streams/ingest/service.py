@@ -7,10 +7,10 @@ path sustains. This service keeps Faust as the application (lifecycle, web pages
 reads the input topics with one aiokafka consumer per worker in its own consumer group, a whole
 fetch at a time.
 
-Each fetch goes through the event clock (:mod:`streams.reorder`): valid events wait until their
+Each fetch goes through the event clock (:mod:`streams.ingest.clock`): valid events wait until their
 partition's watermark passes them and are then released in event-time order; each time the
 watermark moves, a *round* applies the released events, pops the customers whose due time it
-passed, walks every one of them through its timeline (:mod:`streams.scoring`) and publishes
+passed, walks every one of them through its timeline (:mod:`streams.round.scorer`) and publishes
 snapshots and alerts. Offsets are committed only up to the oldest event still buffered, after
 Redis applied the round and Kafka acknowledged its outputs (at-least-once out, effectively-once
 state); a restart re-reads the buffered events and rebuilds the same buffer.
@@ -36,8 +36,9 @@ from redis.exceptions import RedisError
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.timeline import CustomerState
-from streams.handover import PartitionOwnership, drop_revoked, publish_left_over
-from streams.kafka_io import (
+from streams.ingest.clock import EventClock
+from streams.ingest.handover import PartitionOwnership, drop_revoked, publish_left_over
+from streams.ingest.kafka_io import (
     OrderedCommits,
     RebalanceHooks,
     align,
@@ -47,20 +48,19 @@ from streams.kafka_io import (
     publish_dead_letters,
     track_positions,
 )
-from streams.lag import ingest_group
-from streams.metrics import PipelineMetrics
+from streams.ingest.lag import ingest_group
+from streams.ingest.metrics import PipelineMetrics
+from streams.ingest.quarantine import Quarantine
+from streams.ingest.records import Accepted, IngestStats, ParsedBatch, PipelineProcessor
+from streams.ingest.topics import ensure_topics
 from streams.models.refresh import ModelFollower, refresh_periodically
 from streams.models.registry import ModelRegistry
-from streams.pipeline import Accepted, IngestStats, ParsedBatch, PipelineProcessor
-from streams.quarantine import Quarantine
-from streams.reorder import EventClock
 from streams.round.messages import Applied
-from streams.rounds import PendingRound, RoundStore
-from streams.scoring import ScoredRound, round_scorer
+from streams.round.scorer import ScoredRound, round_scorer
 from streams.state.cross_sell_counts import CrossSellDecision
 from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.state.retry import retrying
-from streams.topics import ensure_topics
+from streams.state.round_store import PendingRound, RoundStore
 
 __all__ = ["IngestService"]
 
@@ -113,7 +113,7 @@ class IngestService(Service):
         self._commits: OrderedCommits | None = None
         self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
         self._last_states: dict[str, CustomerState] = {}
-        self._ownership = PartitionOwnership()  # streams.handover
+        self._ownership = PartitionOwnership()  # streams.ingest.handover
 
     async def on_start(self) -> None:
         s = self.settings
@@ -202,7 +202,7 @@ class IngestService(Service):
         )
 
     async def _recover(self, partitions: set[int]) -> None:
-        """Timers and alerts a dead worker left on ``partitions`` (streams.recovery): parked
+        """Timers and alerts a dead worker left on ``partitions`` (streams.state.recovery): parked
         timers go back to the due-index, unconfirmed alerts are published again."""
         if not partitions:
             return

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.pipeline import BatchResult
+from streams.ingest.records import BatchResult
 
 __all__ = ["LATENCY_BUCKETS", "LearnerMetrics", "PipelineMetrics"]
 

@@ -11,7 +11,7 @@ Keys (all hash-tagged, so the layout works on Redis Cluster):
   a floor when the partition is assigned again.
 
 A round killed between its apply and its save is redone on restart; the journal, the parked
-timers and the alert outbox that make that possible are :mod:`streams.recovery`'s.
+timers and the alert outbox that make that possible are :mod:`streams.state.recovery`'s.
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ from crm_core.settings import Settings
 from schemas import Event
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
-from streams.recovery import RoundRecovery
 from streams.round.messages import Applied, OutputMessage
-from streams.scoring import CustomerBefore, ScoredRound
+from streams.round.scorer import CustomerBefore, ScoredRound
 from streams.state.cross_sell_counts import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
 from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 from streams.state.query_index import CustomerIndex, RoundIndexer
+from streams.state.recovery import RoundRecovery
 from streams.state.resp import Command, RespConnection, pack_command
 
 __all__ = ["PendingRound", "RoundStore"]
 
 _STATE_FIELD = b"as"
-_JOURNAL_MARK = b"jw"  # the apply number the saved state includes (streams.recovery)
+_JOURNAL_MARK = b"jw"  # the apply number the saved state includes (streams.state.recovery)
 _INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.state.query_index)
 _POP_CHUNK = 10_000
 _NO_CROSS_SELL = CrossSellReads()  # a round without orders (or with cross-sell disabled)
@@ -181,7 +181,7 @@ class RoundStore:
         self, customers: list[str], raws: list[dict[bytes | str, bytes | str]]
     ) -> list[dict[bytes | str, bytes | str]]:
         """Profiles that hold events a lost round applied but never walked, as they were
-        before those events (streams.recovery); the rest as read."""
+        before those events (streams.state.recovery); the rest as read."""
         stale = self.recovery.stale(customers, raws)
         if not stale:
             return raws

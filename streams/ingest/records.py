@@ -1,9 +1,9 @@
 """Input records in: validated events to apply, dead letters for the rest, and the accounting
 of what the store did with them.
 
-This is the stream logic without Kafka: :mod:`streams.ingest` feeds it records; the valid
+This is the stream logic without Kafka: :mod:`streams.ingest.service` feeds it records; the valid
 events wait in the reorder buffer, are applied by the store, and are scored by
-:mod:`streams.scoring`.
+:mod:`streams.round.scorer`.
 """
 
 from __future__ import annotations
