@@ -7,6 +7,8 @@ blocks), so a rule broken by a lazy import fails here too.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +150,14 @@ def test_no_import_cycles() -> None:
         if node not in index:
             visit(node)
     assert cycles == []
+
+
+def test_importing_the_round_loads_no_io_library() -> None:
+    probe = (
+        "import sys, streams.round.scorer; "
+        f"print(sorted(set(sys.modules) & set({sorted(IO_PACKAGES)!r})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
