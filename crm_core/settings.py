@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
     redis_key_prefix: str = "crm"
+    redis_timeout_seconds: float = Field(default=10.0, gt=0)  # one reply, or one connect
 
     # --- the worker --------------------------------------------------------------------------
     app_id: str = "crm-scoring"
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     # --- event time, timers and alerts --------------------------------------------------------
     clock_mode: Literal["live", "replay"] = "live"
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    # How far an event's time may run ahead of its record's broker append time and still move
+    # the watermark (input topics with message.timestamp.type=LogAppendTime): one producer's
+    # fast clock cannot make everyone else's events late. Above the allowed lateness, a clock
+    # that far ahead makes events sent just after it late again.
+    watermark_max_lead_seconds: float = Field(default=0.0, ge=0)
     idle_advance_seconds: float = Field(default=5.0, ge=0)
     replay_until: AwareDatetime | None = None
     reorder_buffer_max: int = Field(default=200_000, ge=1)
@@ -132,6 +138,7 @@ class Settings(BaseSettings):
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0
     broker_commit_interval: float = 1.0
+    kafka_metadata_max_age_seconds: float = Field(default=5.0, gt=0)  # topic changes seen
 
     # --- local services (crm-score services ...) ---------------------------------------------
     services_dir: Path = _REPO_ROOT / ".services"

@@ -254,7 +254,10 @@ def fit_command(
     if events is not None:
         try:
             by_customer, newest, rejected = profiles_from_file(
-                events, settings.fx_rates, now=datetime.now(UTC)
+                events,
+                settings.fx_rates,
+                now=datetime.now(UTC),
+                dedup_window_days=settings.dedup_window_days,
             )
         except CrmScoringError as exc:
             raise _fail(exc) from None

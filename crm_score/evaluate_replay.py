@@ -1,12 +1,13 @@
 """Replay an event file through the worker's scoring code, in process: no Kafka, no Redis.
 
-The events are parsed and deduplicated as the worker does (the first occurrence of an event id
-wins), sorted as the reorder buffer releases them (event time, kind, event id), folded into
-profiles with the same deltas as the Redis script (:func:`scorers.profile.apply_delta`), and
-scored by :class:`streams.round.scorer.RoundScorer` in rounds of one day of event time. A round
-walks up to its limit (the last second before its watermark): the events strictly before the
-watermark, plus every customer whose due time the limit passed, exactly as a worker round with
-that watermark. Alert states go through the bytes Redis would store between rounds.
+The events are parsed and deduplicated as the worker does (:mod:`scorers.dedup`: the first
+occurrence of a customer's event id wins, in release order), sorted as the reorder buffer releases
+them (event time, kind, event id), folded into profiles with the same deltas as the Redis script
+(:func:`scorers.profile.apply_delta`), and scored by :class:`streams.round.scorer.RoundScorer` in
+rounds of one day of event time. A round walks up to its limit (the last second before its
+watermark): the events strictly before the watermark, plus every customer whose due time the
+limit passed, exactly as a worker round with that watermark. Alert states go through the bytes
+Redis would store between rounds.
 
 The probability model and the RFM boundaries are fitted once, as of a fit time, on the profiles
 of the events before it, and score the whole history (early examples are scored with a model
@@ -40,6 +41,7 @@ from crm_score.event_files import read_event_file
 from schemas import Event, EventParser, TrainingExample
 from scorers.churn_scoring import ChurnModelRef
 from scorers.customer_state import CustomerState
+from scorers.dedup import Dedup, Verdict, release_order
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.probability_batch import high_value_cut
@@ -124,7 +126,7 @@ def read_events(path: Path, settings: Settings, *, now: datetime) -> ParsedEvent
     a duplicate (the first occurrence in the file wins); the rest sorted in release order."""
     parser = EventParser(accepted_currencies=frozenset(settings.fx_rates))
     parsed = ParsedEvents([])
-    seen: set[str] = set()
+    items: list[_Item] = []
     # A line of no known type goes to a fallback topic and is rejected there, as in the worker.
     for offset, message in enumerate(read_event_file(path, fallback_kind=INPUT_KINDS[0])):
         try:
@@ -133,16 +135,20 @@ def read_events(path: Path, settings: Settings, *, now: datetime) -> ParsedEvent
         except EventRejected:
             parsed.rejected += 1
             continue
-        if event.event_id in seen:
-            parsed.duplicates += 1
-            continue
-        seen.add(event.event_id)
         record = _Record(settings.topic(event.kind), _PARTITION, offset, message.key, message.value)
-        order = (event.event_time.timestamp(), event.kind, event.event_id)
-        parsed.items.append(_Item(event, delta, record, order))
+        items.append(_Item(event, delta, record, release_order(event)))
+    items.sort(key=lambda item: item.order)
+    dedup = Dedup(settings.dedup_window_days * 86400)  # the worker's rule, in its order
+    for item in items:
+        verdict = dedup.admit_event(item.event)
+        if verdict is Verdict.NEW:
+            parsed.items.append(item)
+        elif verdict is Verdict.DUPLICATE:
+            parsed.duplicates += 1
+        else:
+            parsed.rejected += 1  # the worker dead-letters it: beyond_dedup_window
     if not parsed.items:
         raise ModelError(f"{path} has no valid event to replay")
-    parsed.items.sort(key=lambda item: item.order)
     return parsed
 
 

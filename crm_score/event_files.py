@@ -23,9 +23,10 @@ import orjson
 
 from crm_core.errors import CrmScoringError, EventRejected
 from crm_core.settings import INPUT_KINDS
-from schemas import EventParser
+from schemas import Event, EventParser
+from scorers.dedup import Dedup, Verdict, release_order
 from scorers.deltas import delta_for
-from scorers.profile import Profile, apply_delta
+from scorers.profile import Profile, ProfileDelta, apply_delta
 
 __all__ = [
     "CSV_COLUMNS",
@@ -219,28 +220,31 @@ def _csv_cell(value: object) -> str:
 
 
 def profiles_from_file(
-    path: Path, fx_rates: Mapping[str, float], *, now: datetime
+    path: Path, fx_rates: Mapping[str, float], *, now: datetime, dedup_window_days: float = 30.0
 ) -> tuple[dict[str, Profile], datetime | None, int]:
     """Customer profiles folded from an event file, the newest event time, and how many lines
-    were rejected (invalid, or a repeated event id: the first occurrence counts, as in the
-    worker). The same deltas as the worker, without Kafka or Redis."""
+    were rejected (invalid, a repeated event id of the same customer, or too old to be
+    deduplicated: :mod:`scorers.dedup`, the worker's rule, in its release order). The same
+    deltas as the worker, without Kafka or Redis."""
     parser = EventParser(accepted_currencies=frozenset(fx_rates))
-    profiles: dict[str, Profile] = {}
-    seen: set[str] = set()
-    newest: datetime | None = None
+    valid: list[tuple[Event, ProfileDelta]] = []
     rejected = 0
     # A line of no known type is rejected, as the worker dead-letters it.
     for message in read_event_file(path, fallback_kind=INPUT_KINDS[0]):
         try:
             event = parser.parse(message.value, message.kind, now)
-            delta = delta_for(event, fx_rates)
+            valid.append((event, delta_for(event, fx_rates)))
         except EventRejected:
             rejected += 1
-            continue
-        if event.event_id in seen:
+    valid.sort(key=lambda pair: release_order(pair[0]))
+    dedup = Dedup(dedup_window_days * 86400)
+    profiles: dict[str, Profile] = {}
+    newest: datetime | None = None
+    for event, delta in valid:
+        if dedup.admit_event(event) is not Verdict.NEW:
             rejected += 1
             continue
-        seen.add(event.event_id)
-        profiles[event.customer_id] = apply_delta(profiles.get(event.customer_id, Profile()), delta)
+        c = event.customer_id
+        profiles[c] = apply_delta(profiles.get(c, Profile()), delta)
         newest = event.event_time if newest is None else max(newest, event.event_time)
     return profiles, newest, rejected

@@ -14,6 +14,10 @@ times thus still leave in ``sort_key`` order, whatever order they arrived in.
 
 The watermark of partition ``p`` (``L`` is the allowed lateness, times are epoch seconds):
 
+- An event counts toward its topic's maximum event time with at most its ``bound`` (the broker's
+  append time of its record plus a small lead, :meth:`EventClock.observe`), so one producer
+  whose clock runs ahead cannot drag the watermark past everyone else's events; the event
+  itself still waits until the watermark passes its own time.
 - A topic is *caught up* on ``p`` when its position and high-water mark are both known and the
   position has reached the high-water mark. The other topics are *active*.
 - Some topic active: the base is the smallest maximum event time over the active topics, or
@@ -270,13 +274,23 @@ class EventClock(Generic[T]):
         sort_key: tuple[Any, ...],
         item: T,
         wall_now: float,
+        bound: float | None = None,
     ) -> bool:
         """Take in a valid event; ``True`` if it is late (and so not buffered).
 
         Late means older than the partition's current watermark (or at it, once the partition is
         complete there); the caller applies a late event at once. Otherwise the event waits for
         :meth:`release`. Either way it counts as seen: it updates the topic's largest event time
-        and the partition's last arrival (``wall_now``). Only :meth:`advance` moves watermarks.
+        (with at most ``bound``, when given: a time the event's producer cannot move, such as
+        its record's broker append time plus an allowed lead) and the partition's last arrival
+        (``wall_now``). Only :meth:`advance` moves watermarks.
+
+        >>> clock = EventClock(["t"], allowed_lateness=0.0, live=False, idle_after=0.0)
+        >>> clock.assign([0])
+        >>> clock.observe("t", 0, 0, 1270.0, ("fast",), "ahead", wall_now=0.0, bound=1005.0)
+        False
+        >>> clock.advance(wall_now=0.0)  # as far as the bound, not to 1270
+        {0: 1005.0}
         """
         source = self._source(topic, partition)
         event_time = _finite(event_time, "event_time")
@@ -284,8 +298,9 @@ class EventClock(Generic[T]):
         _offset(offset, "offset")
         part = self._parts[partition]
         part.last_arrival = wall_now
-        if source.max_time is None or event_time > source.max_time:
-            source.max_time = event_time
+        counted = event_time if bound is None else min(event_time, _finite(bound, "bound"))
+        if source.max_time is None or counted > source.max_time:
+            source.max_time = counted
         if part.final(event_time):
             return True
         heapq.heappush(part.buffer, (event_time, sort_key, next(self._seq), topic, offset, item))

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "OrderedCommits",
     "RebalanceHooks",
     "align",
+    "append_time_bound",
     "assignment_status",
     "consumer_lags",
     "publish",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_LOG_APPEND_TIME = 1  # a record's timestamp_type when the broker stamped it
 
 Hook = Callable[[set[TopicPartition]], Awaitable[None]]
 
@@ -229,16 +231,43 @@ class OrderedCommits:
             log.warning("offset commit failed (%s); the new owner will redeliver", exc)
 
 
-async def assignment_status(consumer: AIOKafkaConsumer | None) -> tuple[list[str], bool]:
-    """The assigned ``topic:partition`` names, and whether every one is read to its end."""
-    partitions = consumer.assignment() if consumer is not None else set()
-    caught_up = bool(partitions)
-    for tp in partitions:
+def append_time_bound(timestamp_ms: int | None, timestamp_type: int, lead: float) -> float | None:
+    """The latest event time (epoch seconds) a record may move the watermark to: its broker
+    append time plus ``lead``; None when the producer chose the timestamp (CreateTime), which
+    a producer with a fast clock moves as well."""
+    if timestamp_type != _LOG_APPEND_TIME or timestamp_ms is None or timestamp_ms < 0:
+        return None
+    return timestamp_ms / 1000 + lead
+
+
+async def assignment_status(
+    consumer: AIOKafkaConsumer | None, topics: Sequence[str], partitions: int
+) -> tuple[list[str], bool, list[str]]:
+    """The assigned ``topic:partition`` names; whether every one is read to its end and each
+    assigned partition number is assigned on every one of ``topics`` (a worker reads
+    partition ``p`` of all of them); and what is wrong with the input topics as the client's
+    metadata sees them (missing, or not ``partitions`` partitions): then it is not caught up."""
+    assignment = consumer.assignment() if consumer is not None else set()
+    problems = []
+    for topic in topics:
+        found = consumer.partitions_for_topic(topic) if consumer is not None else None
+        if not found:
+            problems.append(f"input topic {topic} does not exist (deleted?)")
+        elif len(found) != partitions:
+            problems.append(
+                f"input topic {topic} has {len(found)} partitions, CRM_PARTITIONS={partitions}"
+            )
+    numbers = {tp.partition for tp in assignment}
+    unassigned = [f"{t}:{p}" for t in topics for p in sorted(numbers)
+                  if TopicPartition(t, p) not in assignment]  # fmt: skip
+    problems += [f"not consuming {name}" for name in unassigned]
+    caught_up = bool(assignment) and not problems
+    for tp in assignment:
         assert consumer is not None
         highwater = consumer.highwater(tp)
         if highwater is None or await consumer.position(tp) < highwater:
             caught_up = False
-    return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions), caught_up
+    return sorted(f"{tp.topic}:{tp.partition}" for tp in assignment), caught_up, problems
 
 
 async def consumer_lags(consumer: AIOKafkaConsumer) -> list[tuple[str, int, int]]:

@@ -78,6 +78,13 @@ class PipelineMetrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=r,
         )
+        self.redis_errors = Counter(
+            "crm_redis_errors",
+            "Redis steps of a round that failed and were retried, by kind "
+            "(oom, readonly, timeout, connection, other)",
+            ["kind"],
+            registry=r,
+        )
         self.late_events = Counter(
             "crm_late_events",
             "Events older than their partition's watermark on arrival (applied, no alerts)",

@@ -9,7 +9,7 @@ events wait in the reorder buffer, are applied by the store, and are scored by
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from crm_core.errors import EventRejected
 from crm_core.settings import Settings
 from schemas import DeadLetter, DeadLetterReason, Event, EventParser, dead_letter_key
+from scorers.dedup import release_order
 from scorers.deltas import delta_for, epoch_seconds
 from streams.round.messages import Applied, OutputMessage, Record
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
@@ -50,6 +51,23 @@ class BatchResult:
     alerts_by_type: Counter[str] = field(default_factory=Counter)
     event_times: list[datetime] = field(default_factory=list)
     fetched_at: datetime | None = None
+    _letter_reasons: list[str] = field(default_factory=list)  # of each of dead_letters
+
+    def dead_letter(self, letter: OutputMessage, reason: str) -> None:
+        """Add a dead letter and count its reason."""
+        self.dead_letters.append(letter)
+        self._letter_reasons.append(reason)
+        self.dead_letter_reasons[reason] += 1
+
+    def only(self, partitions: Collection[int]) -> None:
+        """Forget the dead letters of partitions the round may no longer write: its offsets
+        there are not committed, so the next owner reads those records again and counts
+        them (a round counts only what it keeps, as it saves only that)."""
+        kept = [(m, r) for m, r in zip(self.dead_letters, self._letter_reasons, strict=True)
+                if m.partition in partitions]  # fmt: skip
+        self.dead_letters = [m for m, _ in kept]
+        self._letter_reasons = [r for _, r in kept]
+        self.dead_letter_reasons = Counter(self._letter_reasons)
 
 
 class Accepted(NamedTuple):
@@ -69,7 +87,7 @@ class Accepted(NamedTuple):
     @property
     def sort_key(self) -> tuple[float, str, str]:
         """Order within a second: exact time, then kind and event id (never arrival order)."""
-        return (self.event.event_time.timestamp(), self.event.kind, self.event.event_id)
+        return release_order(self.event)
 
 
 @dataclass(slots=True)
@@ -104,8 +122,7 @@ class PipelineProcessor:
                 _check_key(record.key, event.customer_id)
                 delta = delta_for(event, self._fx_rates)
             except EventRejected as rejected:
-                result.dead_letters.append(_dead_letter(record, rejected, now))
-                result.dead_letter_reasons[rejected.reason] += 1
+                result.dead_letter(_dead_letter(record, rejected, now), rejected.reason)
                 continue
             request = ApplyRequest(
                 customer_id=event.customer_id,
@@ -119,15 +136,30 @@ class PipelineProcessor:
         return parsed
 
     def settle(
+        self, items: Sequence[tuple[Accepted, bool]], outcomes: Sequence[ApplyResult]
+    ) -> list[Applied]:
+        """The events of ``(event, late)`` items the store applied (now, or before by a round
+        never saved), with the profile after each."""
+        return [
+            Applied(item.record, item.event, outcome.profile, item.event_time, late)
+            for (item, late), outcome in zip(items, outcomes, strict=True)
+            if outcome.profile is not None
+        ]
+
+    def account(
         self,
         items: Sequence[tuple[Accepted, bool]],
         outcomes: Sequence[ApplyResult],
         result: BatchResult,
-    ) -> list[Applied]:
-        """Account for the store's outcomes of ``(event, late)`` items; the applied ones."""
-        applied: list[Applied] = []
+        partitions: Collection[int],
+    ) -> None:
+        """Count the outcomes of the items on ``partitions`` into ``result`` and dead-letter
+        those too old to deduplicate. Items on other partitions are counted by whoever redoes
+        them (the round may no longer write those: :mod:`streams.handover`)."""
         for (item, late), outcome in zip(items, outcomes, strict=True):
             record, event = item.record, item.event
+            if record.partition not in partitions:
+                continue
             if outcome.outcome is ApplyOutcome.BEYOND_WINDOW:
                 window = self._window_days
                 too_old = EventRejected(
@@ -137,17 +169,14 @@ class PipelineProcessor:
                     "not applied (raise CRM_DEDUP_WINDOW_DAYS, or replay into fresh state)",
                 )
                 now = datetime.now(UTC)
-                result.dead_letters.append(_dead_letter(record, too_old, now))
-                result.dead_letter_reasons[too_old.reason] += 1
+                result.dead_letter(_dead_letter(record, too_old, now), too_old.reason)
             elif outcome.profile is not None:  # applied now, or before by a round never saved
-                applied.append(Applied(record, event, outcome.profile, item.event_time, late))
                 result.applied += 1
                 result.late += late
                 result.events_by_type[(event.kind, event.type)] += 1
                 result.event_times.append(event.event_time)
             else:
                 result.duplicates += 1
-        return applied
 
 
 def _check_key(key: bytes | None, customer_id: str) -> None:

@@ -42,6 +42,7 @@ from streams.ingest.kafka_io import (
     OrderedCommits,
     RebalanceHooks,
     align,
+    append_time_bound,
     assignment_status,
     consumer_lags,
     publish,
@@ -59,7 +60,7 @@ from streams.round.messages import Applied
 from streams.round.scorer import ScoredRound, round_scorer
 from streams.state.cross_sell_counts import CrossSellDecision
 from streams.state.profiles import RedisProfileStore, connect_redis
-from streams.state.retry import retrying
+from streams.state.retry import RedisSteps
 from streams.state.round_store import PendingRound, RoundStore
 
 __all__ = ["IngestService"]
@@ -114,6 +115,7 @@ class IngestService(Service):
         self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
         self._last_states: dict[str, CustomerState] = {}
         self._ownership = PartitionOwnership()  # streams.ingest.handover
+        self._steps = RedisSteps(self.metrics.redis_errors, self._stopping, log)
 
     async def on_start(self) -> None:
         s = self.settings
@@ -138,6 +140,8 @@ class IngestService(Service):
             session_timeout_ms=int(s.broker_session_timeout * 1000),
             heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
             max_poll_interval_ms=300_000,
+            # An input topic deleted, recreated or repartitioned is seen within seconds.
+            metadata_max_age_ms=int(s.kafka_metadata_max_age_seconds * 1000),
             # Partition p of every input topic carries the same customers: the range assignor
             # gives all three to one worker, so one clock orders a customer's events.
             partition_assignment_strategy=(RangePartitionAssignor,),
@@ -227,6 +231,7 @@ class IngestService(Service):
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
     ) -> None:
         previous: _Round | None = None
+        lead = self.settings.watermark_max_lead_seconds
         with contextlib.suppress(OSError, TimeoutError, StateStoreError, RedisError):
             await self._store.connect()  # else the first round finds no connection and redoes
         while not (self.should_stop or self._stopping.is_set()):
@@ -236,13 +241,22 @@ class IngestService(Service):
             )
             await track_positions(consumer, self._clock, fetched, self._unpositioned)
             wall, now = time.time(), datetime.now(UTC)
-            parsed = self._processor.parse([m for ms in fetched.values() for m in ms], now)
+            records = [m for ms in fetched.values() for m in ms]
+            parsed = self._processor.parse(records, now)
+            bounds = {  # how far each record may move its partition's watermark
+                (m.topic, m.partition, m.offset): append_time_bound(
+                    m.timestamp, m.timestamp_type, lead
+                )
+                for m in records
+            }
             late = []
             for item in parsed.accepted:
                 r = item.record
+                bound = bounds[r.topic, r.partition, r.offset]
                 if self._clock.observe(
-                    r.topic, r.partition, r.offset, item.sort_key[0], item.sort_key, item, wall
-                ):
+                    r.topic, r.partition, r.offset, item.sort_key[0], item.sort_key, item, wall,
+                    bound,
+                ):  # fmt: skip
                     late.append(item)
             align(consumer, self._clock, self.settings.reorder_buffer_max)
             generation = (
@@ -331,8 +345,11 @@ class IngestService(Service):
         result = round_.parsed.result
         sent = round_.sent
         try:
+            lost = self._rounds.was_lost(sent)  # sent on a connection that failed since
             before, outcomes = await self._rounds.collect(sent)
         except StateStoreError as exc:
+            if not lost:
+                self._steps.failed(exc)
             log.warning("%s; applying the round again", exc)
             before, outcomes = await self._retrying(
                 lambda: self._rounds.load_and_apply(sent.customers, sent.requests, sent.cross_sell)
@@ -344,7 +361,7 @@ class IngestService(Service):
             known = before.get(customer_id)
             if known is not None:
                 before[customer_id] = replace(known, state=state)
-        applied = self._processor.settle(round_.items, outcomes, result)
+        applied = self._processor.settle(round_.items, outcomes)
         cross_sell = self._rounds.cross_sell_decide(applied)
         scored = self._scorer.score(applied, before, round_.limits)
         if cross_sell is not None:
@@ -353,6 +370,9 @@ class IngestService(Service):
         async with self._ownership.lock:  # the revocation hook waits until outputs are sent
             current = self._ownership.current(round_.generation, self._clock.partitions)
             owned = used & current
+            # Counted like saved: only on partitions the round may still write (fenced).
+            self._processor.account(round_.items, outcomes, result, current)
+            result.only(current)
             if owned != used:
                 recovery = self._rounds.recovery
                 scored, applied = drop_revoked(scored, applied, before, owned, recovery)
@@ -428,26 +448,39 @@ class IngestService(Service):
         return None if watermark is None else _limit(watermark)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a Redis step until it succeeds (Redis may restart under us) or we stop."""
-        return await retrying(call, errors=(StateStoreError,), stopping=self._stopping, log=log)
+        """Run a Redis step until it succeeds (Redis may restart, fill up or turn read-only
+        under us) or we stop. The loop waits here, so nothing more is fetched meanwhile;
+        /health says why (:meth:`health`)."""
+        return await self._steps.run(call)
 
     async def health(self) -> dict[str, Any]:
         """Redis reachable, partitions assigned, watermarks, totals so far; ``ok`` when Redis
-        answers."""
+        answers and takes the rounds' writes and every input topic is consumed (else
+        ``reason`` says why)."""
         try:
             redis_ok = bool(await self._redis.ping())
         except Exception:
             redis_ok = False
-        assigned, caught_up = await assignment_status(self._consumer)
+        failing = self._steps.failing
+        if failing is None and not redis_ok:
+            failing = "Redis does not answer PING"
+        s = self.settings
+        assigned, caught_up, topics = await assignment_status(
+            self._consumer, s.input_topics, s.partitions
+        )
+        if failing is None and topics:
+            failing = "; ".join(topics)
         watermarks = {}
         for p in sorted(self._clock.partitions):
             w = self._clock.watermark(p)
             watermarks[str(p)] = None if w is None else datetime.fromtimestamp(w, UTC).isoformat()
         return {
-            "ok": redis_ok,
+            "ok": failing is None,
+            **({"reason": failing} if failing is not None else {}),
             "redis": redis_ok,
             "assigned_partitions": assigned,
             "caught_up": caught_up,
+            "input_problems": topics,
             "clock_mode": self.settings.clock_mode,
             "watermarks": watermarks,
             "buffered": self._clock.buffered(),

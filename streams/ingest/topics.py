@@ -16,13 +16,19 @@ __all__ = ["OUTPUT_TOPICS", "all_topics", "ensure_topics"]
 OUTPUT_TOPICS: tuple[str, ...] = ("deadletter", "scores", "alerts", "training")
 
 
+#: Input records carry the broker's append time, which bounds how far one event may move the
+#: watermark (streams.reorder): a producer's own clock cannot.
+_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
 def all_topics(settings: Settings) -> list[str]:
     """Every topic crm-scoring reads or writes, full names."""
     return [settings.topic(name) for name in (*INPUT_KINDS, *OUTPUT_TOPICS)]
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create missing topics with ``settings.partitions``; the names created.
+    """Create missing topics with ``settings.partitions`` (input topics stamped with the
+    broker's append time); the names created.
 
     Raises ConfigError when an existing input/output topic has another partition count: per-key
     ordering and the partition-local state would silently break.
@@ -36,9 +42,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
+            inputs = set(settings.input_topics)
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(
-                    [NewTopic(name, settings.partitions, settings.replication_factor)
+                    [NewTopic(name, settings.partitions, settings.replication_factor,
+                              topic_configs=_APPEND_TIME if name in inputs else {})
                      for name in missing]
                 )  # fmt: skip
         present = [name for name in wanted if name in existing]

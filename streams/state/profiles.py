@@ -6,8 +6,7 @@ live in one Redis Cluster slot and the server-side script may touch them togethe
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
@@ -19,6 +18,7 @@ from redis.exceptions import RedisError
 
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
+from scorers.dedup import event_id_hash
 from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER, Profile, ProfileDelta
 from streams.state.keys import OFFSET_FIELDS, Layout
 from streams.state.resp import RespConnection, Sent
@@ -92,8 +92,8 @@ def connect_redis(settings: Settings, *, max_connections: int | None = None) -> 
     password = settings.redis_password
     options: dict[str, Any] = {
         "password": password.get_secret_value() if password else None,
-        "socket_timeout": 10,
-        "socket_connect_timeout": 5,
+        "socket_timeout": settings.redis_timeout_seconds,
+        "socket_connect_timeout": min(5.0, settings.redis_timeout_seconds),
         "health_check_interval": 30,
     }
     if max_connections is None:
@@ -102,11 +102,6 @@ def connect_redis(settings: Settings, *, max_connections: int | None = None) -> 
         settings.redis_url, max_connections=max_connections, timeout=5, **options
     )
     return aioredis.Redis(connection_pool=pool)
-
-
-def event_id_hash(event_id: str) -> bytes:
-    """8-byte digest of an event id, as the dedup record stores it."""
-    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
 class RedisProfileStore:
@@ -118,9 +113,12 @@ class RedisProfileStore:
         self._keys = Layout(self._prefix)
         self._window = int(settings.dedup_window_days * 86400)
         self._sha: str | None = None
+        self._sent_last: dict[str, tuple[str, int]] = {}  # per customer, of the last pack
         password = settings.redis_password
         self._hot = RespConnection(
-            settings.redis_url, password.get_secret_value() if password else None
+            settings.redis_url,
+            password.get_secret_value() if password else None,
+            settings.redis_timeout_seconds,
         )
 
     def profile_key(self, customer_id: str) -> str:
@@ -183,8 +181,7 @@ class RedisProfileStore:
                 f"Redis did not read {len(read_first)} profiles and apply {len(requests)} "
                 f"events ({exc!r}); the round is retried and its offsets stay uncommitted"
             ) from exc
-        hashes = [_hash(reply) for reply in replies[: len(read_first)]]
-        return hashes, [_to_result(reply) for reply in applied]
+        return await self._results(replies, len(read_first))
 
     def send_read_and_apply(
         self, read_first: Sequence[str], requests: Sequence[ApplyRequest]
@@ -195,7 +192,8 @@ class RedisProfileStore:
         sent = None
         if self._sha is not None:
             packed = b"".join(_pack_command(("HGETALL", key)) for key in read_first)
-            packed += self._pack(self._sha, requests)
+            # The round before may still be in flight: its events come first per customer.
+            packed += self._pack(self._sha, requests, self._sent_last)
             sent = self._hot.send(packed, len(read_first) + len(requests))
         return InFlight(len(read_first), len(requests), sent)
 
@@ -215,36 +213,66 @@ class RedisProfileStore:
             replies = await self._hot.receive(in_flight.sent)
         except (OSError, TimeoutError) as exc:
             raise StateStoreError(f"lost the replies of a round ({exc!r})") from exc
-        applied = replies[in_flight.reads :]
-        if any(_is_noscript(r) for r in applied):
+        if any(_is_noscript(r) for r in replies[in_flight.reads :]):
             self._sha = None
+            await self._hot.close()  # the next round, sent behind this one, failed the same way
             raise StateStoreError("Redis lost its script cache (restarted?)")
-        hashes = [_hash(reply) for reply in replies[: in_flight.reads]]
-        return hashes, [_to_result(reply) for reply in applied]
+        return await self._results(replies, in_flight.reads)
+
+    async def _results(
+        self, replies: list[object], reads: int
+    ) -> tuple[list[dict[bytes | str, bytes | str]], list[ApplyResult]]:
+        """The profiles read and the events' outcomes; when Redis refused any command (out of
+        memory, read-only, ...) StateStoreError, on a closed connection: the round is sent
+        again whole on a fresh one, as is whatever was sent behind it."""
+        refused = next((r for r in replies if isinstance(r, hiredis.ReplyError)), None)
+        if refused is not None:
+            await self._hot.close()
+            raise StateStoreError(
+                f"Redis refused part of a round ({refused}); the round is retried and its "
+                "offsets stay uncommitted"
+            )
+        hashes = [_hash(reply) for reply in replies[:reads]]
+        return hashes, [_to_result(reply) for reply in replies[reads:]]
 
     async def connect(self) -> None:
         """Connect the hot path and load the script, so sends can write at once."""
         await self._load_script()
         await self._hot.connect()
 
-    def _pack(self, sha: str, requests: Sequence[ApplyRequest]) -> bytes:
-        return b"".join(
-            _pack_command((
+    def _pack(
+        self,
+        sha: str,
+        requests: Sequence[ApplyRequest],
+        before: Mapping[str, tuple[str, int]] | None = None,
+    ) -> bytes:
+        """The script calls of ``requests``, each naming the customer's event sent before it
+        (in ``requests``, else in ``before``: customer -> offset field and offset), which must
+        have been processed for it to apply (see the script). Remembers the last of each
+        customer in :attr:`_sent_last`."""
+        last = dict(before or {})
+        calls = []
+        for req in requests:
+            field = OFFSET_FIELDS[req.kind]
+            previous = last.get(req.customer_id, ("", 0))
+            last[req.customer_id] = (field, req.offset)
+            calls.append(_pack_command((
                 "EVALSHA",
                 sha,
                 3,
                 self.profile_key(req.customer_id),
                 self.seen_key(req.customer_id),
                 self.journal_key(req.customer_id),
-                OFFSET_FIELDS[req.kind],
+                field,
                 req.offset,
                 event_id_hash(req.event_id),
                 req.event_time,
                 self._window,
+                *previous,
                 *req.delta.redis_args(),
-            ))
-            for req in requests
-        )  # fmt: skip
+            )))  # fmt: skip
+        self._sent_last = {req.customer_id: last[req.customer_id] for req in requests}
+        return b"".join(calls)
 
     async def _run(self, sha: str, requests: Sequence[ApplyRequest]) -> list[object]:
         return await self._hot.execute(self._pack(sha, requests), len(requests))

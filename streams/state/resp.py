@@ -4,6 +4,11 @@ redis-py's asyncio pipeline awaits every reply under its own timeout (~20 µs an
 this writes a whole batch at once and parses the replies with hiredis' C reader, and lets the
 caller send the next batch before reading the previous one's replies (so Redis and Python work at
 the same time). Replies are read in send order by one reader; it is not for concurrent use.
+
+A connection is never read out of step: replies are only read for the oldest send still
+unread, and a call that would start a new exchange while earlier replies are unread (or after
+a read failed part-way) gets a fresh connection instead; the sends on the old one are then
+lost (:attr:`RespConnection.generation`), and their callers send them again.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Sent:
 
     generation: int
     count: int
+    seq: int  # sends before it on the same connection
 
 
 class RespConnection:
@@ -47,6 +53,8 @@ class RespConnection:
         self._password = password or (unquote(parsed.password) if parsed.password else None)
         self._timeout = timeout
         self._generation = 0
+        self._sent = 0  # sends on this connection
+        self._read = 0  # of them, those whose replies were read
         self._parser = hiredis.Reader()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -56,6 +64,7 @@ class RespConnection:
             return
         context = ssl.create_default_context() if self._tls else None
         self._parser = hiredis.Reader()
+        self._sent = self._read = 0
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(self._host, self._port, ssl=context), self._timeout
         )
@@ -88,15 +97,20 @@ class RespConnection:
         if self._writer is None or self._writer.is_closing():
             return None
         self._writer.write(packed)
-        return Sent(self._generation, count)
+        self._sent += 1
+        return Sent(self._generation, count, self._sent - 1)
 
     async def receive(self, sent: Sent) -> list[object]:
         """The replies of ``sent`` (errors as values), read in the order things were sent.
 
-        Raises ConnectionError when the connection failed since (it is then closed).
+        Raises ConnectionError when the connection failed since (it is then closed), or when
+        an older send's replies are still unread (reading on would take its replies for these).
         """
         if sent.generation != self._generation or self._reader is None or self._writer is None:
             raise ConnectionError("the connection these commands were sent on was lost")
+        if sent.seq != self._read:
+            await self.close()
+            raise ConnectionError("replies read out of send order; the connection was dropped")
         try:
             await self._writer.drain()
             replies: list[object] = []
@@ -109,6 +123,7 @@ class RespConnection:
                 if not chunk:
                     raise ConnectionError("Redis closed the connection")
                 self._parser.feed(chunk)
+            self._read += 1
             return replies
         except BaseException:
             await self.close()
@@ -121,8 +136,11 @@ class RespConnection:
     async def execute(self, packed: bytes, count: int) -> list[object]:
         """Send ``count`` packed commands and return their replies (errors as values).
 
-        Any I/O failure closes the connection (the next call reconnects) and is raised.
+        Any I/O failure closes the connection (the next call reconnects) and is raised. Sent
+        on a fresh connection when replies of earlier sends are unread (those are lost).
         """
+        if self._read != self._sent:
+            await self.close()
         await self._connect()
         sent = self.send(packed, count)
         if sent is None:

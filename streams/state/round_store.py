@@ -78,7 +78,9 @@ class RoundStore:
         # Saves go on their own connection: the store's may hold the next round's reads,
         # whose replies must be read first.
         self._writer = RespConnection(
-            settings.redis_url, password.get_secret_value() if password else None
+            settings.redis_url,
+            password.get_secret_value() if password else None,
+            settings.redis_timeout_seconds,
         )
         self._writing = asyncio.Lock()
 
@@ -230,7 +232,6 @@ class RoundStore:
         commands += [("HSET", self.profile_key(c), *values) for c, values in fields.items()]
         first_alert = len(commands)
         commands += recovery.claim_commands(scored.alerts)
-        commands += recovery.after_save(scored)
         if cross_sell is not None:  # counters first, then the customers' sets (see its doc)
             commands += cross_sell.commands()
         commands += [("SET", self.watermark_key(p), repr(float(w))) for p, w in watermarks.items()]
@@ -238,6 +239,10 @@ class RoundStore:
         failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
         if failed:
             raise StateStoreError(f"Redis refused part of the round's save: {failed[0]}")
+        # Deletions only once every write above took: Redis out of memory refuses writes but
+        # not deletions, and parked timers or journal entries dropped beside a refused state
+        # would be lost to a crash before the retry.
+        await self.run(recovery.after_save(scored))
         self._index_saved = indexes
         recovery.saved()
         return recovery.fresh(replies[first_alert : first_alert + 2 * len(scored.alerts)])

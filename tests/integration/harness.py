@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 
@@ -92,6 +93,38 @@ class WorkerProcess:
         with urllib.request.urlopen(url, timeout=5) as response:
             data: dict[str, object] = orjson.loads(response.read())
             return data
+
+    def health_status(self) -> tuple[int, dict[str, object]]:
+        """The worker's /health page with its HTTP status (503 is an answer here)."""
+        try:
+            return 200, self.health()
+        except urllib.error.HTTPError as exc:
+            data: dict[str, object] = orjson.loads(exc.read())
+            return exc.code, data
+
+    async def wait_status(
+        self, condition: Callable[[int, dict[str, object]], bool], what: str, timeout: float = 90
+    ) -> None:
+        """Poll /health until ``condition(status, page)`` holds, as :meth:`wait_health`."""
+
+        def met() -> bool:
+            return condition(*self.health_status())
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if await asyncio.to_thread(met):
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{what}:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        """The worker's /metrics page (Prometheus text)."""
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bytes(response.read()).decode()
 
     async def stop(self) -> None:
         """SIGTERM once the worker finished starting, and wait for a clean exit."""
@@ -185,3 +218,15 @@ def valid_events(values: Iterable[tuple[str, bytes | None, bytes]]) -> list[Even
         if key == event.customer_id.encode():
             out.append(event)
     return out
+
+
+def metric_values(worker: WorkerProcess, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric ``name`` on the worker's /metrics page: (labels, value)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(worker.metrics())
+        for sample in family.samples
+        if sample.name == name
+    ]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm_core.settings import Settings
-from schemas import Event, PurchaseEvent, example_event_dict
+from schemas import Event, EventParser, PurchaseEvent, example_event_dict
+from scorers.dedup import Dedup, Verdict
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.profile import Profile
 from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
@@ -152,3 +157,47 @@ async def test_events_released_out_of_offset_order_apply_once_each(
     assert [r.outcome for r in again] == [ApplyOutcome.REDELIVERED, ApplyOutcome.REDELIVERED]
     assert profile is not None and profile.orders == 2
     assert offset == b"11"
+
+
+async def test_offline_dedup_rule_agrees_with_the_redis_script(base_settings: Settings) -> None:
+    """scorers.dedup (crm-score fit/evaluate on event files) and the apply script give every
+    event the same verdict, in whatever order they come: ids repeat within and across customers
+    and kinds, and times jump back and forth over four dedup windows."""
+    rnd = random.Random(7)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    types = {"purchase": "order_placed", "service": "ticket_opened", "marketing": "message_sent"}
+    parser = EventParser()
+    events: list[Event] = []
+    for _ in range(400):
+        kind = rnd.choice(list(types))
+        raw = example_event_dict(types[kind])
+        raw.update(
+            customer_id=rnd.choice(["c1", "c2", "c3"]),
+            event_id=f"e{rnd.randrange(60)}",
+            event_time=(start + timedelta(days=rnd.uniform(0, 120))).isoformat(),
+        )
+        events.append(parser.parse(orjson.dumps(raw), kind, datetime.now(UTC)))
+    offsets: Counter[str] = Counter()
+    requests = []
+    for event in events:  # in this (time-shuffled) order: offsets rise, times jump back and forth
+        requests.append(_request(event, offsets[event.kind]))
+        offsets[event.kind] += 1
+    settings_ = base_settings.model_copy(update={"dedup_window_days": 30})
+    client = connect_redis(settings_)
+    store = RedisProfileStore(client, settings_, key_prefix=f"d-{uuid.uuid4().hex[:8]}")
+    try:
+        outcomes = await store.apply_batch(requests)
+    finally:
+        await store.close()
+        await client.aclose()
+    dedup = Dedup(30 * 86400)
+    offline = [dedup.admit_event(event) for event in events]
+    assert set(offline) == set(Verdict), "the history does not exercise every verdict"
+    assert [_LIVE[o.outcome] for o in outcomes] == offline
+
+
+_LIVE = {
+    ApplyOutcome.APPLIED: Verdict.NEW,
+    ApplyOutcome.DUPLICATE_ID: Verdict.DUPLICATE,
+    ApplyOutcome.BEYOND_WINDOW: Verdict.BEYOND_WINDOW,
+}

@@ -10,7 +10,12 @@
 -- KEYS[3]  journal of applied events whose round is not saved yet  {prefix}:{customer}:j
 --          field: offset field .. offset; value: apply sequence number, ':', the profile after
 --          the event, ':', the profile before it (FIELDS order, comma-separated, '' for nil)
--- ARGV[6..] op, field, value triples; op is add | max | min
+-- ARGV[6], ARGV[7]  offset field and offset of the customer's event sent just before this one
+--          ('' and 0 when none): when that one has not been processed, this one is refused
+--          without a write ("ORDER ..."), so whatever Redis refuses part-way through a pipeline
+--          (out of memory, read-only), a customer's applied events are always a prefix of the
+--          order they were sent in, and a retry of the whole round finds them as it left them
+-- ARGV[8..] op, field, value triples; op is add | max | min
 -- Returns {1, each profile field in FIELDS order as an integer (its default when absent: 0 for
 -- counters, nil for times), the apply sequence number} when applied; {4, the same} for a
 -- redelivery of an event applied after the customer's round was last saved (field 'jw' of the
@@ -26,6 +31,9 @@ local offset = tonumber(ARGV[2])
 local flat = redis.call('HGETALL', KEYS[1])
 local profile = {}
 for i = 1, #flat, 2 do profile[flat[i]] = flat[i + 1] end
+if ARGV[6] ~= '' and (tonumber(profile[ARGV[6]]) or -1) < tonumber(ARGV[7]) then
+  return redis.error_reply('ORDER the event sent before this one was not applied')
+end
 local applied = tonumber(profile[ARGV[1]])
 local behind = applied ~= nil and offset <= applied
 local entry = ARGV[1] .. ARGV[2]
@@ -96,7 +104,7 @@ local before = {}
 for i, field in ipairs(FIELDS) do before[i] = profile[field] or '' end
 local changed = {ARGV[1], offset}
 profile[ARGV[1]] = offset
-for a = 6, #ARGV, 3 do
+for a = 8, #ARGV, 3 do
   local op, field, value = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local current = tonumber(profile[field])
   local new = nil

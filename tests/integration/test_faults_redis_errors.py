@@ -1,0 +1,170 @@
+"""Redis refusing or failing mid-round, on a private redis-server (shared Kafka): out of memory
+(maxmemory with noeviction), read-only (turned into a replica of nothing), every client
+connection killed, and paused past the client timeout.
+
+While Redis refuses writes the worker stops fetching and its /health answers 503 with the
+reason; once Redis takes writes again it goes on. It ends with the profiles equal to a batch
+recomputation and the alert states, due-index and alert keys equal to a clean run's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from crm_core.errors import StateStoreError
+from crm_core.settings import Settings
+from crm_score.produce import produce_messages
+from crm_score.services import LocalRedis
+from schemas import PurchaseEvent, example_event_dict
+from scorers.deltas import delta_for, epoch_seconds
+from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
+from tests.integration.faults import (
+    assert_matches_clean,
+    consumed_at_least,
+    fault_settings,
+    publish_models,
+    read_outcome,
+    standard_history,
+    standard_reference,
+)
+from tests.integration.harness import WorkerProcess, free_port, metric_values, wait_caught_up
+
+pytestmark = pytest.mark.integration
+TIMEOUT = 1.0  # CRM_REDIS_TIMEOUT_SECONDS of the worker: a paused Redis times out fast
+
+
+@pytest.fixture
+async def private_redis(base_settings: Settings) -> AsyncIterator[Settings]:
+    """A redis-server of the test's own (stopped by PID), beside the shared Kafka."""
+    root = Path(tempfile.mkdtemp(prefix="crm-redis-errors-"))
+    settings = base_settings.model_copy(
+        update={"services_dir": root, "redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    server = LocalRedis(settings)
+    try:
+        await asyncio.to_thread(server.up)
+        yield settings
+    finally:
+        await asyncio.to_thread(server.down)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _requests(customer: str, count: int) -> list[ApplyRequest]:
+    out = []
+    for offset in range(count):
+        raw = example_event_dict("order_placed")
+        raw.update(customer_id=customer, event_id=f"{customer}-{offset}")
+        event = PurchaseEvent.model_validate(raw)
+        out.append(
+            ApplyRequest(customer, "purchase", offset, event.event_id,
+                         epoch_seconds(event.event_time), delta_for(event, {"USD": 1.0}))
+        )  # fmt: skip
+    return out
+
+
+async def test_a_refused_round_is_retried_on_a_fresh_connection(private_redis: Settings) -> None:
+    """Two rounds in flight on one connection, the first refused (out of memory): its retry
+    must not read the second round's replies as its own (a ValueError escaped here), and the
+    second is sent again, as the ingest loop does for a lost round."""
+    settings = private_redis.model_copy(update={"redis_key_prefix": "fresh"})
+    client = connect_redis(settings)
+    store = RedisProfileStore(client, settings)
+    first, second = _requests("c1", 3), _requests("c2", 2)
+    try:
+        await store.connect()
+        await client.config_set("maxmemory", 1)
+        a = store.send_read_and_apply([store.profile_key("c1")], first)
+        b = store.send_read_and_apply([store.profile_key("c2")], second)
+        with pytest.raises(StateStoreError, match="OOM"):
+            await store.collect(a)
+        await client.config_set("maxmemory", 0)
+        raws, outcomes = await store.read_and_apply([store.profile_key("c1")], first)
+        assert raws == [{}] and [o.outcome for o in outcomes] == [ApplyOutcome.APPLIED] * 3
+        assert store.was_lost(b)
+        with pytest.raises(StateStoreError, match="lost"):
+            await store.collect(b)
+        raws, outcomes = await store.read_and_apply([store.profile_key("c2")], second)
+        assert raws == [{}] and [o.outcome for o in outcomes] == [ApplyOutcome.APPLIED] * 2
+    finally:
+        await store.close()
+        await client.aclose()
+
+
+async def _refusing(worker: WorkerProcess, reason: str) -> None:
+    """Until /health answers 503 naming ``reason``; then the worker must not fetch more."""
+
+    def refused(status: int, health: dict[str, object]) -> bool:
+        return status == 503 and reason in str(health.get("reason", ""))
+
+    await worker.wait_status(refused, f"/health never said 503 {reason!r}")
+    before = worker.health_status()[1]["consumed"]
+    await asyncio.sleep(1.0)  # fetching would have consumed thousands of messages by now
+    status, health = worker.health_status()
+    assert status == 503 and health["consumed"] == before, (status, health, before)
+
+
+async def _counted(worker: WorkerProcess, kind: str) -> None:
+    """Until crm_redis_errors_total counts an error of ``kind``."""
+
+    def counted(status: int, health: dict[str, object]) -> bool:
+        errors = metric_values(worker, "crm_redis_errors_total")
+        return any(labels["kind"] == kind and value > 0 for labels, value in errors)
+
+    await worker.wait_status(counted, f"no Redis error of kind {kind!r} was counted")
+
+
+async def test_redis_oom_readonly_reset_and_timeout_mid_round(
+    base_settings: Settings,
+    private_redis: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
+    history = standard_history()
+    reference = await standard_reference(base_settings, tmp_path / "clean.log")
+    settings = fault_settings(private_redis, history, redis_timeout_seconds=TIMEOUT)
+    await publish_models(settings, history)
+    await produce_messages(settings, history.messages)
+    admin = aioredis.Redis.from_url(settings.redis_url)
+    worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
+    n = len(history.messages)
+    try:
+        await worker.start()
+        # Out of memory a little past what is used now: the next rounds fill it mid-save.
+        await consumed_at_least(worker, n // 5)
+        used = (await admin.info("memory"))["used_memory"]
+        await admin.config_set("maxmemory", used + 200_000)
+        await _refusing(worker, "OOM")
+        await admin.config_set("maxmemory", 0)
+        # Read-only: a replica of a master that is not there keeps its data and refuses writes.
+        await consumed_at_least(worker, 2 * n // 5)
+        await admin.replicaof("127.0.0.1", free_port())
+        await _refusing(worker, "READONLY")
+        await admin.replicaof("NO", "ONE")
+        # Every client connection reset mid-round, then Redis paused past the client timeout.
+        await consumed_at_least(worker, 3 * n // 5)
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        await consumed_at_least(worker, 4 * n // 5)
+        await admin.client_pause(int(5000 * TIMEOUT), all=True)  # rounds take seconds of CPU
+        await _counted(worker, "timeout")
+        await wait_caught_up(settings, [worker], timeout=180)
+        assert worker.proc is not None and worker.proc.returncode is None, worker.log_tail()
+        status, health = worker.health_status()
+        assert status == 200 and health["ok"] is True, health
+        errors = metric_values(worker, "crm_redis_errors_total")
+    finally:
+        await worker.stop()
+        await admin.aclose()
+    outcome = await read_outcome(settings, history)
+    assert_matches_clean(outcome, reference, history)
+    assert {"oom", "readonly", "connection", "timeout"} <= {
+        labels["kind"] for labels, value in errors if value > 0
+    }, errors
+    print(f"\nRedis errors by kind: {errors}; {outcome.repeats()} repeated alerts (same key)")
