@@ -241,7 +241,10 @@ class IngestService(Service):
             )
             await track_positions(consumer, self._clock, fetched, self._unpositioned)
             wall, now = time.time(), datetime.now(UTC)
-            records = [m for ms in fetched.values() for m in ms]
+            # Partitions revoked at an await above are someone else's: their next owner reads
+            # these records again.
+            owned = self._clock.partitions
+            records = [m for tp, ms in fetched.items() if tp.partition in owned for m in ms]
             parsed = self._processor.parse(records, now)
             bounds = {  # how far each record may move its partition's watermark
                 (m.topic, m.partition, m.offset): append_time_bound(
