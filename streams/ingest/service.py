@@ -401,6 +401,7 @@ class IngestService(Service):
                 scored, {p: round_.watermarks[p] for p in owned}, applied, cross_sell
             )
         )
+        self._steps.recovered()
         self._last_states = scored.states
         for partition, items in scored.due.items():
             # A due time the next round's sweep popped past before this save landed.

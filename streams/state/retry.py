@@ -65,7 +65,7 @@ def redis_error_kind(exc: BaseException) -> str:
 class RedisSteps:
     """Runs a service's Redis steps with :func:`retrying`, counts each failure by kind in
     ``errors`` (a Prometheus counter labelled ``kind``) and keeps why the last one failed
-    (:attr:`failing`) until a step succeeds again."""
+    (:attr:`failing`) until :meth:`recovered` (a read going through says nothing of writes)."""
 
     def __init__(self, errors: Counter, stopping: asyncio.Event, log: logging.Logger) -> None:
         self._errors = errors
@@ -75,15 +75,17 @@ class RedisSteps:
 
     async def run(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call`` until it succeeds (raises only once the service is stopping)."""
-        done = await retrying(
+        return await retrying(
             call,
             errors=(StateStoreError,),
             stopping=self._stopping,
             log=self._log,
             on_error=self.failed,
         )
+
+    def recovered(self) -> None:
+        """Redis took a round's writes again."""
         self.failing = None
-        return done
 
     def failed(self, exc: BaseException) -> None:
         """Count a failed step and remember why it failed."""

@@ -135,7 +135,11 @@ async def test_redis_oom_readonly_reset_and_timeout_mid_round(
     monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
     history = standard_history()
     reference = await standard_reference(base_settings, tmp_path / "clean.log")
-    settings = fault_settings(private_redis, history, redis_timeout_seconds=TIMEOUT)
+    # A long group session: on this shared machine a big round can hold the event loop past
+    # the default 10 s, and a rebalance is not what this test is about.
+    settings = fault_settings(
+        private_redis, history, redis_timeout_seconds=TIMEOUT, broker_session_timeout=45.0
+    )
     await publish_models(settings, history)
     await produce_messages(settings, history.messages)
     admin = aioredis.Redis.from_url(settings.redis_url)
@@ -149,16 +153,17 @@ async def test_redis_oom_readonly_reset_and_timeout_mid_round(
         await admin.config_set("maxmemory", used + 200_000)
         await _refusing(worker, "OOM")
         await admin.config_set("maxmemory", 0)
+        # Paused past the client timeout, while rounds are still running.
+        await consumed_at_least(worker, 7 * n // 20)
+        await _paused_until_a_timeout(admin, worker)
         # Read-only: a replica of a master that is not there keeps its data and refuses writes.
-        await consumed_at_least(worker, 2 * n // 5)
+        await consumed_at_least(worker, n // 2)
         await admin.replicaof("127.0.0.1", free_port())
         await _refusing(worker, "READONLY")
         await admin.replicaof("NO", "ONE")
-        # Every client connection reset mid-round, then Redis paused past the client timeout.
-        await consumed_at_least(worker, 3 * n // 5)
+        # Every client connection reset mid-round.
+        await consumed_at_least(worker, 13 * n // 20)
         await admin.client_kill_filter(_type="normal", skipme=True)
-        await consumed_at_least(worker, 4 * n // 5)
-        await _paused_until_a_timeout(admin, worker)
         await wait_caught_up(settings, [worker], timeout=180)
         assert worker.proc is not None and worker.proc.returncode is None, worker.log_tail()
         status, health = worker.health_status()
