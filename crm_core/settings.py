@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     services_dir: Path = _REPO_ROOT / ".services"
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = "1g"
+    redis_cluster_port: int = Field(default=7000, ge=1, le=55535)  # `services up --redis-cluster`
 
     @model_validator(mode="after")
     def _churn_hysteresis_is_a_band(self) -> Settings:

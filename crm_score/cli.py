@@ -6,12 +6,13 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
 
 from crm_core.errors import CrmScoringError
-from crm_core.settings import get_settings
+from crm_core.settings import Settings, get_settings
 from crm_score.sentiment_cli import sentiment_command
 
 __all__ = ["app", "main"]
@@ -31,15 +32,36 @@ def _fail(exc: CrmScoringError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-@services_app.command("up")
-def services_up() -> None:
-    """Start Kafka (KRaft) and Redis on 127.0.0.1; a no-op for what already runs."""
-    from crm_score.services import LocalKafka, LocalRedis
+def _services(settings: Settings, redis_cluster: int = 0, kafka_brokers: int = 1) -> list[Any]:
+    """The local services to manage: one Redis or a Redis Cluster, one broker or a cluster."""
+    from crm_score.services import LocalKafka, LocalKafkaCluster, LocalRedis, LocalRedisCluster
 
+    redis: Any = (
+        LocalRedisCluster(settings, redis_cluster) if redis_cluster else LocalRedis(settings)
+    )
+    kafka: Any = (
+        LocalKafkaCluster(settings, kafka_brokers) if kafka_brokers > 1 else LocalKafka(settings)
+    )
+    return [redis, kafka]
+
+
+_REDIS_CLUSTER = typer.Option(
+    0, "--redis-cluster", help="Start a Redis Cluster of this many masters (>= 3) instead of "
+    "one Redis, on CRM_REDIS_CLUSTER_PORT and the next ports.",
+)  # fmt: skip
+_KAFKA_BROKERS = typer.Option(
+    1, "--kafka-brokers", help="Start this many replicated KRaft brokers (>= 3), one per address "
+    "of CRM_KAFKA_BOOTSTRAP, controllers on CRM_KAFKA_CONTROLLER_PORT and the next ports.",
+)  # fmt: skip
+
+
+@services_app.command("up")
+def services_up(redis_cluster: int = _REDIS_CLUSTER, kafka_brokers: int = _KAFKA_BROKERS) -> None:
+    """Start Kafka (KRaft) and Redis on 127.0.0.1; a no-op for what already runs."""
     settings = get_settings()
     start = time.monotonic()
     try:
-        for service in (LocalRedis(settings), LocalKafka(settings)):
+        for service in _services(settings, redis_cluster, kafka_brokers):
             typer.echo(service.up())
     except CrmScoringError as exc:
         raise _fail(exc) from None
@@ -48,22 +70,29 @@ def services_up() -> None:
 
 @services_app.command("down")
 def services_down() -> None:
-    """Stop the Kafka and Redis processes that `services up` started (by PID file)."""
-    from crm_score.services import LocalKafka, LocalRedis
+    """Stop the Kafka and Redis processes that `services up` started (by PID file), clusters
+    included."""
+    from crm_score.services import LocalKafka, LocalKafkaCluster, LocalRedis, LocalRedisCluster
 
     settings = get_settings()
-    for service in (LocalKafka(settings), LocalRedis(settings)):
+    for service in (
+        LocalKafka(settings), LocalKafkaCluster(settings), LocalRedis(settings),
+        LocalRedisCluster(settings),
+    ):  # fmt: skip
         typer.echo(service.down())
 
 
 @services_app.command("status")
-def services_status() -> None:
+def services_status(
+    redis_cluster: int = _REDIS_CLUSTER, kafka_brokers: int = _KAFKA_BROKERS
+) -> None:
     """Say what runs where."""
-    from crm_score.services import LocalKafka, LocalRedis
-
     settings = get_settings()
-    for service in (LocalKafka(settings), LocalRedis(settings)):
-        typer.echo(service.status())
+    try:
+        for service in _services(settings, redis_cluster, kafka_brokers):
+            typer.echo(service.status())
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
 
 
 @services_app.command(

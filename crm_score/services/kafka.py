@@ -82,34 +82,43 @@ class LocalKafka:
         partial.rename(self.libs)
         return True
 
+    @property
+    def controller_port(self) -> int:
+        return self.settings.kafka_controller_port
+
+    def _properties(self) -> list[str]:
+        """This node's server.properties: one broker that is its own controller."""
+        ctrl = self.controller_port
+        return [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{ctrl}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={self.home / 'data'}",
+            f"num.partitions={self.settings.partitions}",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=-1",
+        ]
+
+    def _cluster_id(self) -> str:
+        """A new KRaft cluster id (never starting with '-': the storage tool reads options)."""
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        return cluster_id
+
     def _write_config(self) -> Path:
-        data = self.home / "data"
         config = self.home / "server.properties"
-        ctrl = self.settings.kafka_controller_port
-        config.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{ctrl}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    f"log.dirs={data}",
-                    f"num.partitions={self.settings.partitions}",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=8",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=true",
-                    "log.retention.hours=-1",
-                    "",
-                ]
-            )
-        )
+        config.write_text("\n".join(self._properties()) + "\n")
         (self.home / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, file\n"
             "log4j.appender.file=org.apache.log4j.RollingFileAppender\n"
@@ -137,32 +146,34 @@ class LocalKafka:
             f"{self.libs}/*",
         ]
 
-    def up(self) -> str:
-        """Start the broker if it is not running; a description of what was done."""
-        if (pid := self.process.pid()) is not None:
-            return f"kafka already running (pid {pid}) on 127.0.0.1:{self.port}"
+    def launch(self) -> tuple[int, bool]:
+        """Check ports, fetch jars, format storage once, start the node without waiting for it;
+        its PID and whether the jars were fetched."""
         ensure_port_free("127.0.0.1", self.port, "Kafka", "CRM_KAFKA_BOOTSTRAP")
         ensure_port_free(
-            "127.0.0.1", self.settings.kafka_controller_port, "Kafka's controller",
-            "CRM_KAFKA_CONTROLLER_PORT",
-        )  # fmt: skip
+            "127.0.0.1", self.controller_port, "Kafka's controller", "CRM_KAFKA_CONTROLLER_PORT"
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         fetched = self.fetch()
         java = self._java()
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = "-"
-            while cluster_id.startswith("-"):  # the storage tool would read it as an option
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             fmt = subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                [*java, "kafka.tools.StorageTool", "format", "-t", self._cluster_id(),
+                 "-c", str(config)],
                 capture_output=True,
                 text=True,
                 check=False,
-            )
+            )  # fmt: skip
             if fmt.returncode != 0:
                 raise ServiceError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
-        pid = self.process.start([*java, "kafka.Kafka", str(config)], cwd=self.home)
+        return self.process.start([*java, "kafka.Kafka", str(config)], cwd=self.home), fetched
+
+    def up(self) -> str:
+        """Start the broker if it is not running; a description of what was done."""
+        if (pid := self.process.pid()) is not None:
+            return f"kafka already running (pid {pid}) on 127.0.0.1:{self.port}"
+        pid, fetched = self.launch()
         try:
             waited = wait_until(
                 self.answers_metadata, 90, "Kafka", lambda: self.process.pid() is not None
@@ -194,7 +205,7 @@ class LocalKafka:
 async def _metadata_ok(bootstrap: str) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    host, _, port = bootstrap.rpartition(":")
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
     with socket.socket() as sock:
         sock.settimeout(0.5)
         if sock.connect_ex((host, int(port))) != 0:

@@ -10,7 +10,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from crm_core.errors import ConfigError
 from crm_core.settings import INPUT_KINDS, Settings
 
-__all__ = ["OUTPUT_TOPICS", "all_topics", "ensure_topics"]
+__all__ = ["OUTPUT_TOPICS", "all_topics", "ensure_topics", "min_insync_replicas"]
 
 #: Logical names of what the pipeline publishes.
 OUTPUT_TOPICS: tuple[str, ...] = ("deadletter", "scores", "alerts", "training")
@@ -46,7 +46,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(
                     [NewTopic(name, settings.partitions, settings.replication_factor,
-                              topic_configs=_APPEND_TIME if name in inputs else {})
+                              topic_configs={**_topic_configs(settings),
+                                             **(_APPEND_TIME if name in inputs else {})})
                      for name in missing]
                 )  # fmt: skip
         present = [name for name in wanted if name in existing]
@@ -62,3 +63,13 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return missing
     finally:
         await admin.close()
+
+
+def min_insync_replicas(replication: int) -> int:
+    """A majority of the replicas (3 -> 2): with the producers' ``acks=all`` an acknowledged
+    record is on two brokers, and one broker may be lost while writes continue."""
+    return replication // 2 + 1 if replication > 2 else 1
+
+
+def _topic_configs(settings: Settings) -> dict[str, str]:
+    return {"min.insync.replicas": str(min_insync_replicas(settings.replication_factor))}
