@@ -141,10 +141,20 @@ async def _replicated_round_trip(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        (description,) = await admin.describe_topics([events])
+        for _ in range(50):  # a new topic's metadata reaches every broker shortly after
+            (description,) = await admin.describe_topics([events])
+            if description["partitions"]:
+                break
+            await asyncio.sleep(0.2)
         assert {len(p["replicas"]) for p in description["partitions"]} == {3}
-        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, events)])
-        entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+        entries: dict[str, str] = {}
+        for _ in range(50):  # the broker asked may not know the topic yet: empty, ask again
+            resource = ConfigResource(ConfigResourceType.TOPIC, events)
+            configs = await admin.describe_configs([resource])
+            entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+            if entries:
+                break
+            await asyncio.sleep(0.2)
         assert entries["min.insync.replicas"] == "2"
     finally:
         await admin.close()
