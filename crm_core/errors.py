@@ -9,6 +9,7 @@ catch "anything crm-scoring said no to" in one place. Subpackages refine it::
     ├── EventRejected          one input message is invalid (it goes to the dead-letter topic)
     ├── StateStoreError        Redis refused or lost an update (the batch is retried, not committed)
     └── ModelError             a scorer cannot score with the parameters it has
+        └── FitRejected        a model fit is degenerate; the last good version stays
 
 Messages say what went wrong and what to do about it.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "CrmScoringError",
     "EventRejected",
+    "FitRejected",
     "ModelError",
     "ServiceError",
     "StateStoreError",
@@ -55,3 +57,8 @@ class StateStoreError(CrmScoringError):
 
 class ModelError(CrmScoringError):
     """A scorer cannot produce a score with what it was given (e.g. unfitted parameters)."""
+
+
+class FitRejected(ModelError):
+    """A fit came out degenerate (log-likelihood not finite or positive, a parameter at its
+    bound); it is not published and the last good version stays in use."""

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     reorder_buffer_max: int = Field(default=200_000, ge=1)
     p_alive_alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     high_value_top_fraction: float = Field(default=0.2, gt=0, lt=1)
+    #: The model P(alive), expected purchases and CLV come from (BG/NBD is fitted as well):
+    #: pareto_nbd predicted CDNOW's holdout best; mbgnbd is cheaper to fit; bgnbd gives a
+    #: one-time buyer P(alive) 1 however long their silence.
+    dropout_model: Literal["pareto_nbd", "mbgnbd", "bgnbd"] = "pareto_nbd"
     win_back_after_days: float = Field(default=90.0, gt=0)
     population_refresh_seconds: float = Field(default=3600.0, ge=0)
 

@@ -160,17 +160,16 @@ def fit_command(
     as_of: str | None = typer.Option(
         None,
         help="fit as of this ISO time (default: now, or the newest event of --events; "
-        "no offset means UTC)",
+        "no offset means UTC); with --events, later events are left out",
     ),
     events: Path | None = typer.Option(
         None, help="fit on this JSONL/CSV event file instead of the stored profiles"
     ),
 ) -> None:
-    """Fit P(alive)/CLV parameters and RFM quintiles on the stored profiles (or an event
-    file); publish both."""
-    from dataclasses import asdict
-
+    """Fit BG/NBD, the dropout model (CRM_DROPOUT_MODEL), Gamma-Gamma and RFM quintiles on the
+    stored profiles (or an event file); publish them and print JSON (crm_score/fit_report.py)."""
     from crm_score.event_files import profiles_from_file
+    from crm_score.fit_report import fit_report
     from scorers.probability import ProbabilityModel
     from scorers.profile import Profile
     from scorers.quintiles import RfmBoundaries
@@ -178,6 +177,12 @@ def fit_command(
     from streams.state.profiles import connect_redis
 
     settings = get_settings()
+    try:
+        asked = None if as_of is None else datetime.fromisoformat(as_of)
+    except ValueError:
+        raise typer.BadParameter(f"{as_of!r} is not ISO 8601", param_hint="--as-of") from None
+    if asked is not None:
+        asked = asked.replace(tzinfo=UTC) if asked.tzinfo is None else asked.astimezone(UTC)
     profiles: list[Profile] | None = None
     newest: datetime | None = None
     if events is not None:
@@ -187,16 +192,13 @@ def fit_command(
                 settings.fx_rates,
                 now=datetime.now(UTC),
                 dedup_window_days=settings.dedup_window_days,
+                until=asked,
             )
         except CrmScoringError as exc:
             raise _fail(exc) from None
         profiles = list(by_customer.values())
         typer.echo(f"{len(profiles)} customers from {events} ({rejected} lines skipped)", err=True)
-    try:
-        moment = (newest or datetime.now(UTC)) if as_of is None else datetime.fromisoformat(as_of)
-    except ValueError:
-        raise typer.BadParameter(f"{as_of!r} is not ISO 8601", param_hint="--as-of") from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = asked or newest or datetime.now(UTC)
 
     async def run() -> tuple[ProbabilityModel, RfmBoundaries]:
         client = connect_redis(settings)
@@ -210,7 +212,7 @@ def fit_command(
         model, boundaries = asyncio.run(run())
     except CrmScoringError as exc:
         raise _fail(exc) from None
-    report = {**asdict(model), "version": int(model.version), "customers": model.n_customers}
+    report = fit_report(model)
     report["rfm_boundaries"] = boundaries.model_dump(mode="json")
     report["fit_seconds"] = round(time.perf_counter() - start, 3)
     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

@@ -187,7 +187,9 @@ def fit_population_at(
         customer = item.event.customer_id
         profiles[customer] = apply_delta(profiles.get(customer, Profile()), item.delta)
     population = list(profiles.values())
-    model = fit_from_profiles(population, as_of, minor_per_major=100)
+    model = fit_from_profiles(
+        population, as_of, minor_per_major=100, dropout=settings.dropout_model
+    )
     cut = high_value_cut(model, population, settings.high_value_top_fraction)
     model = replace(model, version="eval", high_value_clv=cut)
     return model, rfm_boundaries(population, as_of)

@@ -220,12 +220,18 @@ def _csv_cell(value: object) -> str:
 
 
 def profiles_from_file(
-    path: Path, fx_rates: Mapping[str, float], *, now: datetime, dedup_window_days: float = 30.0
+    path: Path,
+    fx_rates: Mapping[str, float],
+    *,
+    now: datetime,
+    dedup_window_days: float = 30.0,
+    until: datetime | None = None,
 ) -> tuple[dict[str, Profile], datetime | None, int]:
     """Customer profiles folded from an event file, the newest event time, and how many lines
     were rejected (invalid, a repeated event id of the same customer, or too old to be
     deduplicated: :mod:`scorers.dedup`, the worker's rule, in its release order). The same
-    deltas as the worker, without Kafka or Redis."""
+    deltas as the worker, without Kafka or Redis, in the worker's release order. ``until``:
+    only events at or before it count (a fit as of then sees what the worker had then)."""
     parser = EventParser(accepted_currencies=frozenset(fx_rates))
     valid: list[tuple[Event, ProfileDelta]] = []
     rejected = 0
@@ -243,6 +249,8 @@ def profiles_from_file(
     for event, delta in valid:
         if dedup.admit_event(event) is not Verdict.NEW:
             rejected += 1
+            continue
+        if until is not None and event.event_time > until:
             continue
         c = event.customer_id
         profiles[c] = apply_delta(profiles.get(c, Profile()), delta)

@@ -75,43 +75,72 @@ def check_weights(weights: npt.ArrayLike | None, like: FloatArray) -> FloatArray
 
 
 def bgnbd_log_terms(
-    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    x: FloatArray,
+    t_x: FloatArray,
+    big_t: FloatArray,
+    *,
+    modified: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
-    """BG/NBD log-weights of 'alive at T' (c2) and 'dropped out after the x-th purchase' (c3).
+    """BG/NBD log-weights of 'alive at T' (c2) and 'dropped out after the last purchase' (c3).
 
-    ``c3 = -inf`` where ``x == 0`` (nobody drops out before a repeat purchase).
+    BG/NBD: ``c3 = -inf`` where ``x == 0`` (nobody drops out before a repeat purchase).
+    MBG/NBD (``modified``, Batislam et al. 2007) also lets a customer drop out right after the
+    first purchase: ``x + 1`` dropout chances instead of ``x``, so ``b + x - 1`` becomes
+    ``b + x`` and ``x == 0`` is no exception.
     """
-    repeat = x > 0
-    b_x1 = b + np.where(repeat, x - 1.0, 0.0)  # b + x - 1, only used where x > 0
+    repeat = x >= 0 if modified else x > 0
+    b_x1 = b + np.where(repeat, x - (0.0 if modified else 1.0), 0.0)  # only used where repeat
     c2 = -(r + x) * np.log(alpha + big_t)
     c3 = np.where(repeat, np.log(a / b_x1) - (r + x) * np.log(alpha + t_x), -np.inf)
     return c2, c3
 
 
 def bgnbd_log_likelihood_terms(
-    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    x: FloatArray,
+    t_x: FloatArray,
+    big_t: FloatArray,
+    *,
+    modified: bool = False,
 ) -> FloatArray:
-    """Per-customer BG/NBD log-likelihood (FHL 2005 eq. 6) with gammaln/betaln/logaddexp."""
-    c2, c3 = bgnbd_log_terms(r, alpha, a, b, x, t_x, big_t)
-    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
+    """Per-customer BG/NBD log-likelihood (FHL 2005 eq. 6), or MBG/NBD's with ``modified``,
+    with gammaln/betaln/logaddexp."""
+    c2, c3 = bgnbd_log_terms(r, alpha, a, b, x, t_x, big_t, modified=modified)
+    chances = x + 1.0 if modified else x
+    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + chances) - betaln(a, b)
     return np.asarray(head + np.logaddexp(c2, c3), dtype=np.float64)
 
 
 def bgnbd_neg_ll_and_grad(
-    theta: FloatArray, x: FloatArray, t_x: FloatArray, big_t: FloatArray, w: FloatArray
+    theta: FloatArray,
+    x: FloatArray,
+    t_x: FloatArray,
+    big_t: FloatArray,
+    w: FloatArray,
+    *,
+    modified: bool = False,
 ) -> tuple[float, FloatArray]:
-    """Weighted BG/NBD negative log-likelihood and its gradient in ``log(r, alpha, a, b)``."""
+    """Weighted BG/NBD (or MBG/NBD) negative log-likelihood and its gradient in
+    ``log(r, alpha, a, b)``."""
     r, alpha, a, b = (float(v) for v in np.exp(theta))
-    ll = bgnbd_log_likelihood_terms(r, alpha, a, b, x, t_x, big_t)
-    c2, c3 = bgnbd_log_terms(r, alpha, a, b, x, t_x, big_t)
+    ll = bgnbd_log_likelihood_terms(r, alpha, a, b, x, t_x, big_t, modified=modified)
+    c2, c3 = bgnbd_log_terms(r, alpha, a, b, x, t_x, big_t, modified=modified)
     w3 = expit(c3 - c2)  # posterior probability of having dropped out already
     w2 = 1.0 - w3
-    b_x1 = b + np.where(x > 0, x - 1.0, 0.0)
+    n = x + 1.0 if modified else x  # dropout chances survived by a customer alive at T
+    b_x1 = b + (x if modified else np.where(x > 0, x - 1.0, 0.0))
     d_r = digamma(r + x) - digamma(r) + np.log(alpha)
     d_r = d_r - w2 * np.log(alpha + big_t) - w3 * np.log(alpha + t_x)
     d_alpha = r / alpha - (r + x) * (w2 / (alpha + big_t) + w3 / (alpha + t_x))
-    d_a = digamma(a + b) - digamma(a + b + x) + w3 / a
-    d_b = digamma(b + x) - digamma(a + b + x) - digamma(b) + digamma(a + b) - w3 / b_x1
+    d_a = digamma(a + b) - digamma(a + b + n) + w3 / a
+    d_b = digamma(b + n) - digamma(a + b + n) - digamma(b) + digamma(a + b) - w3 / b_x1
     grad = np.array([w @ d_r * r, w @ d_alpha * alpha, w @ d_a * a, w @ d_b * b])
     return -float(w @ ll), -grad
 
@@ -239,6 +268,7 @@ class LogParamOptimum:
     log_likelihood: float
     iterations: int
     converged: bool
+    at_bound: bool = False
 
 
 def maximise_log_likelihood(
@@ -249,7 +279,7 @@ def maximise_log_likelihood(
 
     ``neg_ll_and_grad`` takes the log-parameters and returns the negative log-likelihood and its
     gradient with respect to the log-parameters. A fit that ends on the log-parameter bounds
-    (a parameter running off to 0 or infinity) is reported as not converged.
+    (a parameter running off to 0 or infinity) is reported as not converged and ``at_bound``.
     """
     first_value, _ = neg_ll_and_grad(start)
     scale = max(abs(first_value), 1.0)
@@ -274,4 +304,5 @@ def maximise_log_likelihood(
         log_likelihood=-float(result.fun) * scale,
         iterations=int(result.nit),
         converged=bool(result.success) and inside and finite,
+        at_bound=not inside,
     )

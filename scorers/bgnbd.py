@@ -75,6 +75,8 @@ class BgNbdFit:
     n_customers: int
     iterations: int
     converged: bool
+    #: A parameter ran off to 0 or infinity (the optimiser stopped on its bound).
+    at_bound: bool = False
 
 
 @overload
@@ -109,11 +111,12 @@ def fit_bgnbd(
     T: npt.ArrayLike,
     *,
     weights: npt.ArrayLike | None = None,
+    modified: bool = False,
 ) -> BgNbdFit:
     """Fit by maximum likelihood (L-BFGS-B on log-parameters with the analytic gradient).
 
     ``weights`` counts how many customers share each ``(x, t_x, T)`` row (default 1 each);
-    ``n_customers`` is their total.
+    ``n_customers`` is their total. ``modified`` fits MBG/NBD instead (:mod:`scorers.mbgnbd`).
 
     >>> fit = fit_bgnbd(
     ...     x=[0, 0, 0, 1, 1, 2, 2, 3, 5, 9],
@@ -131,13 +134,16 @@ def fit_bgnbd(
         raise ModelError("BG/NBD needs at least one customer with a repeat purchase to fit.")
     # Start from r = 1 with the pooled repeat rate, and a flat Beta(1, 1) dropout prior.
     start = np.log(np.array([1.0, float(w @ ts) / float(w @ xs), 1.0, 1.0]))
-    best = maximise_log_likelihood(lambda th: bgnbd_neg_ll_and_grad(th, xs, txs, ts, w), start)
+    best = maximise_log_likelihood(
+        lambda th: bgnbd_neg_ll_and_grad(th, xs, txs, ts, w, modified=modified), start
+    )
     return BgNbdFit(
         params=BgNbdParams(*best.values),
         log_likelihood=best.log_likelihood,
         n_customers=round(float(w.sum())),
         iterations=best.iterations,
         converged=best.converged,
+        at_bound=best.at_bound,
     )
 
 

@@ -86,6 +86,7 @@ def _purchase(event: PurchaseEvent, at: int, fx_rates: Mapping[str, float]) -> P
             adds={"orders": 1, "gross_minor": amount},
             maxes={"last_purchase_at": at, "last_purchase_event_at": at},
             mins={"first_purchase_at": at},
+            order=(at, amount),
         )
     return ProfileDelta(
         adds={"returns": 1, "returned_minor": amount}, maxes={"last_purchase_event_at": at}

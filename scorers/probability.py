@@ -1,23 +1,35 @@
-"""P(alive), expected purchases and CLV of one profile, from fitted BG/NBD and Gamma-Gamma.
+"""P(alive), expected purchases and CLV of one profile, from fitted purchase and spend models.
 
-Time is in weeks, the unit the models are fitted in. A profile counts orders, so a customer's
-repeat purchases are ``x = orders - 1``; same-day orders are *not* merged into one transaction
-as the CDNOW convention does (the stream cannot merge them without keeping every order time).
-The mean value is net spend over *all* orders (first included), in major units of the base
-currency, so Gamma-Gamma sees ``(orders, mean value)``: its count is the order count, not ``x``.
-Money is aggregated in float inside this scorer; CLV comes back in minor units.
+Time is in weeks, the unit the models are fitted in. As the models define them, all orders of
+one UTC day are one *transaction* (:attr:`Profile.transactions`): a customer's repeat purchases
+are ``x = transactions - 1``, ``t_x`` runs from the first to the last order and ``T`` from the
+first order to ``as_of``. Gamma-Gamma sees ``(x, mean value of the repeat transactions)``: net
+spend of every transaction after the first day's, with returns netted pro rata
+(:attr:`Profile.repeat_net_minor`), in major units of the base currency. Money is aggregated in
+float inside this scorer; CLV comes back in minor units.
+
+Scores come from the model's :class:`~scorers.purchase_models.PurchaseModel`: BG/NBD, or the
+dropout model chosen by ``CRM_DROPOUT_MODEL`` (Pareto/NBD by default, MBG/NBD), which lets
+one-time buyers drop out too. BG/NBD is fitted every time as well (reported by ``crm-score fit``).
+
+CLV (Fader, Hardie & Lee 2005, "RFM and CLV") is the Gamma-Gamma expected spend per transaction
+times the discounted expected residual transactions (DERT) over ``clv_horizon_weeks``:
+``sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k`` over weekly periods ``k`` at the weekly rate ``d``
+equivalent to ``discount_rate_annual`` (the paper sums to infinity in continuous time; a finite
+horizon keeps a customer's value to what a business plans for). A customer without repeat
+transactions gets the population's mean spend; one whose refunds reach their orders gets 0.
 
 Examples
 --------
 >>> from datetime import UTC, datetime
->>> p = Profile(first_purchase_at=0, last_purchase_at=7 * 86400, orders=3, gross_minor=9000)
+>>> p = Profile(first_purchase_at=0, last_purchase_at=7 * 86400, orders=3, purchase_days=3,
+...             gross_minor=9000, first_day_minor=3000)
 >>> summary_of(p, datetime(1970, 1, 29, tzinfo=UTC))
 CustomerSummary(x=2, t_x=1.0, T=4.0, mean_value=30.0)
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,11 +40,13 @@ import orjson
 
 from crm_core.errors import ModelError
 from scorers._special import FloatArray
-from scorers.bgnbd import BgNbdParams, expected_purchases, fit_bgnbd, p_alive
+from scorers.bgnbd import BgNbdParams, fit_bgnbd
 from scorers.gamma_gamma import GammaGammaParams, expected_average_value, fit_gamma_gamma
 from scorers.profile import Profile
+from scorers.purchase_models import PurchaseModel, check_fit, fit_purchase_model
 
 __all__ = [
+    "DEFAULT_DROPOUT",
     "MIN_CUSTOMERS",
     "MIN_REPEAT_CUSTOMERS",
     "CustomerSummary",
@@ -50,15 +64,18 @@ _GRID = np.geomspace(1.0 / 168, _MAX_TIMER_WEEKS, 96)  # 1 hour .. 100 years, 15
 MIN_CUSTOMERS = 20
 MIN_REPEAT_CUSTOMERS = 5
 _FORMAT = "probability-model/1"
+#: The dropout model scores come from unless configured: Pareto/NBD predicted CDNOW's holdout
+#: best (README, "Model quality").
+DEFAULT_DROPOUT = "pareto_nbd"
 
 
 class CustomerSummary(NamedTuple):
-    """``x`` repeat purchases, last at ``t_x``, observed to ``T`` (weeks since the first)."""
+    """``x`` repeat transactions, last at ``t_x``, observed to ``T`` (weeks since the first)."""
 
     x: int
     t_x: float
     T: float
-    mean_value: float  # net spend per order, major units, >= 0
+    mean_value: float  # net spend per repeat transaction, major units, >= 0 (0 when x == 0)
 
 
 def _utc(t: datetime) -> datetime:
@@ -82,10 +99,11 @@ def summary_of(
     if profile.orders <= 0 or first is None:
         return None
     last = first if profile.last_purchase_at is None else profile.last_purchase_at
-    t_x = max(0.0, (last - first) / _WEEK)
+    x = profile.transactions - 1
+    t_x = max(0.0, (last - first) / _WEEK) if x > 0 else 0.0
     big_t = max(t_x, (_utc(as_of).timestamp() - first) / _WEEK)
-    mean = max(0, profile.monetary_minor) / profile.orders / minor_per_major
-    return CustomerSummary(profile.orders - 1, t_x, big_t, mean)
+    mean = profile.repeat_net_minor / x / minor_per_major if x > 0 else 0.0
+    return CustomerSummary(x, t_x, big_t, mean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,15 @@ class ProbabilityModel:
     #: CLV (minor units) at or above which a customer is in the top value tier, scored at their
     #: last purchase; set by the fit from the population (None: no tier, no at-risk alerts).
     high_value_clv: float | None = None
+    #: The dropout model scores come from (None: the BG/NBD above).
+    purchases: PurchaseModel | None = None
+
+    @property
+    def scoring(self) -> PurchaseModel:
+        """The purchase model P(alive), expected purchases and CLV come from."""
+        if self.purchases is not None:
+            return self.purchases
+        return PurchaseModel("bgnbd", self.bgnbd, self.log_likelihood)
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.discount_rate_annual) and self.discount_rate_annual > -1):
@@ -156,14 +183,15 @@ class ProbabilityModel:
         # One vectorised evaluation of E[purchases in (T, T+t]] for every t needed.
         horizon = self.clv_horizon_weeks
         ts = np.concatenate(([30.0 / 7, 90.0 / 7], np.arange(horizon + 1.0), _GRID))
-        expected = expected_purchases(self.bgnbd, ts, s.x, s.t_x, s.T)
+        model = self.scoring
+        expected = model.expected_purchases(ts, s.x, s.t_x, s.T)
         weeks = self._weeks_to_next(s, expected[horizon + 3 :])
         return ProbabilityScores(
-            p_alive=p_alive(self.bgnbd, s.x, s.t_x, s.T),
+            p_alive=float(model.p_alive(s.x, s.t_x, s.T)),
             expected_purchases_30d=float(expected[0]),
             expected_purchases_90d=float(expected[1]),
             next_purchase_at=None if weeks is None else _utc(as_of) + timedelta(weeks=weeks),
-            clv=self._clv(s, expected[2 : horizon + 3]),
+            clv=self._clv(s, expected[2 : horizon + 3], profile.monetary_minor > 0),
         )
 
     def _weeks_to_next(self, s: CustomerSummary, on_grid: FloatArray) -> float | None:
@@ -173,17 +201,18 @@ class ProbabilityModel:
         if i == len(_GRID):
             return None  # not within 100 years, or never
         fine = np.linspace(_GRID[i - 1] if i else 0.0, _GRID[i], 48)
-        expected = expected_purchases(self.bgnbd, fine, s.x, s.t_x, s.T)
+        expected = self.scoring.expected_purchases(fine, s.x, s.t_x, s.T)
         return float(np.interp(1.0, expected, fine))
 
-    def _clv(self, s: CustomerSummary, cumulative: FloatArray) -> float | None:
-        """scorers.clv's sum over weekly periods; Gamma-Gamma counts orders (x + 1), not x."""
+    def _clv(self, s: CustomerSummary, cumulative: FloatArray, spent: bool) -> float | None:
+        """Expected spend per transaction times DERT over weekly periods (module doc)."""
         if self.gamma_gamma is None:
             return None
-        if s.mean_value <= 0:
+        if not spent:
             return 0.0  # refunded everything they bought
         try:
-            value = expected_average_value(self.gamma_gamma, s.x + 1, s.mean_value)
+            own_mean = max(s.mean_value, 1e-12) if s.x > 0 else 0.0
+            value = expected_average_value(self.gamma_gamma, s.x, own_mean)
         except ModelError:
             return None  # q <= 1: the population mean spend does not exist
         weekly_rate = (1.0 + self.discount_rate_annual) ** (1.0 / _WEEKS_PER_YEAR) - 1.0
@@ -225,18 +254,13 @@ class ProbabilityModel:
         """
         if not 0 < threshold < 1:
             raise ModelError("threshold must be strictly between 0 and 1.")
-        first, x = profile.first_purchase_at, profile.orders - 1
-        if first is None or x <= 0:
-            return None  # no repeat purchase: P(alive) stays 1 in BG/NBD
-        last = first if profile.last_purchase_at is None else profile.last_purchase_at
-        t_x = max(0.0, (last - first) / _WEEK)
-        p = self.bgnbd
-        s = (math.log((1.0 - threshold) / threshold) - math.log(p.a / (p.b + x - 1))) / (p.r + x)
-        try:
-            weeks = t_x + (p.alpha + t_x) * math.expm1(max(s, 0.0))
-        except OverflowError:
+        first, x = profile.first_purchase_at, profile.transactions - 1
+        if first is None or profile.orders <= 0:
             return None
-        if not math.isfinite(weeks) or weeks > _MAX_TIMER_WEEKS:
+        last = first if profile.last_purchase_at is None else profile.last_purchase_at
+        t_x = max(0.0, (last - first) / _WEEK) if x > 0 else 0.0
+        weeks = self.scoring.crossing_weeks(x, t_x, threshold)
+        if weeks is None or weeks > _MAX_TIMER_WEEKS:
             return None
         return first + weeks * _WEEK
 
@@ -252,12 +276,14 @@ class ProbabilityModel:
             if raw.pop("format") != _FORMAT:
                 raise ValueError(f"format is not {_FORMAT}")
             gg = raw.pop("gamma_gamma")
+            purchases = raw.pop("purchases", None)  # absent from payloads before it existed
             return cls(
                 **{
                     **raw,
                     "fitted_at": _utc(datetime.fromisoformat(raw["fitted_at"])),
                     "bgnbd": BgNbdParams(**raw["bgnbd"]),
                     "gamma_gamma": None if gg is None else GammaGammaParams(**gg),
+                    "purchases": None if purchases is None else PurchaseModel.from_dict(purchases),
                 }
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -274,43 +300,48 @@ def fit_from_profiles(
     discount_rate_annual: float = 0.10,
     clv_horizon_weeks: int = 52,
     minor_per_major: int = 100,
+    dropout: str = DEFAULT_DROPOUT,
 ) -> ProbabilityModel:
-    """Fit BG/NBD on every customer with an order by ``as_of``, Gamma-Gamma on repeat buyers.
+    """Fit BG/NBD and the ``dropout`` model (a :data:`~scorers.purchase_models.DROPOUT_KINDS`
+    name; ``"bgnbd"``: none besides BG/NBD) on every customer with an order by ``as_of``, and
+    Gamma-Gamma on the repeat buyers.
 
-    Gamma-Gamma is fitted on customers with ``x > 0`` and a positive mean value, with the
-    order count as its transaction count; it is left out (``None``) when fewer than
-    :data:`MIN_REPEAT_CUSTOMERS` qualify. Customers whose first order is after ``as_of`` are
-    skipped. Raises :class:`ModelError` with fewer than :data:`MIN_CUSTOMERS` customers or
-    :data:`MIN_REPEAT_CUSTOMERS` repeat buyers.
+    Gamma-Gamma is fitted on customers with ``x > 0`` and a positive mean repeat value; it is
+    left out (``None``) when fewer than :data:`MIN_REPEAT_CUSTOMERS` qualify. Customers whose
+    first order is after ``as_of`` are skipped. Raises :class:`ModelError` with fewer than
+    :data:`MIN_CUSTOMERS` customers or :data:`MIN_REPEAT_CUSTOMERS` repeat buyers, and its
+    subclass :class:`~crm_score.errors.FitRejected` for a degenerate fit (publish nothing then).
     """
     moment = _utc(as_of)
     now = moment.timestamp()
     rows = np.array(
         [
             (p.first_purchase_at, p.first_purchase_at if p.last_purchase_at is None
-             else p.last_purchase_at, p.orders, p.gross_minor - p.returned_minor)
+             else p.last_purchase_at, p.transactions, p.repeat_net_minor)
             for p in profiles
             if p.orders > 0 and p.first_purchase_at is not None and p.first_purchase_at <= now
         ],
         dtype=np.float64,
     ).reshape(-1, 4)  # fmt: skip
-    first, last, orders, net = rows.T
-    x = orders - 1.0
+    first, last, transactions, repeat_net = rows.T
+    x = transactions - 1.0
     repeaters = int(np.count_nonzero(x > 0))
     if len(rows) < MIN_CUSTOMERS or repeaters < MIN_REPEAT_CUSTOMERS:
         raise ModelError(
             f"too few customers to fit: {len(rows)} with an order and {repeaters} with a repeat "
-            f"order as of {moment.isoformat()}; need at least {MIN_CUSTOMERS} and "
+            f"purchase as of {moment.isoformat()}; need at least {MIN_CUSTOMERS} and "
             f"{MIN_REPEAT_CUSTOMERS}. Ingest more history first."
         )
-    t_x = np.maximum(last - first, 0.0) / _WEEK
+    t_x = np.where(x > 0, np.maximum(last - first, 0.0) / _WEEK, 0.0)
     big_t = np.maximum((now - first) / _WEEK, t_x)
-    bg = fit_bgnbd(x, np.where(x > 0, t_x, 0.0), big_t)
-    mean = np.maximum(net, 0.0) / orders / minor_per_major
+    bg = fit_bgnbd(x, t_x, big_t)
+    check_fit("bgnbd", bg.log_likelihood, bg.at_bound)
+    purchases = None if dropout == "bgnbd" else fit_purchase_model(dropout, x, t_x, big_t)
+    mean = np.where(x > 0, repeat_net / np.maximum(x, 1.0) / minor_per_major, 0.0)
     spenders = (x > 0) & (mean > 0)
     gg = None
     if np.count_nonzero(spenders) >= MIN_REPEAT_CUSTOMERS:
-        gg = fit_gamma_gamma(orders[spenders], mean[spenders]).params
+        gg = fit_gamma_gamma(x[spenders], mean[spenders]).params
     return ProbabilityModel(
         version=version,
         fitted_at=moment,
@@ -322,4 +353,5 @@ def fit_from_profiles(
         discount_rate_annual=discount_rate_annual,
         clv_horizon_weeks=clv_horizon_weeks,
         minor_per_major=minor_per_major,
+        purchases=purchases,
     )

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from crm_core.errors import ModelError
 from scorers._special import FloatArray
-from scorers.bgnbd import expected_purchases, p_alive
 from scorers.gamma_gamma import expected_average_value
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
@@ -68,29 +68,28 @@ def score_batch(
     nan = np.full(n, np.nan)
     rows = np.array(
         [
-            (p.first_purchase_at, p.last_purchase_at, p.orders, p.gross_minor - p.returned_minor)
+            (p.first_purchase_at, p.last_purchase_at, p.transactions, p.repeat_net_minor,
+             p.monetary_minor)
             if p.orders > 0 and p.first_purchase_at is not None and p.last_purchase_at is not None
-            else (np.nan, np.nan, 0.0, 0.0)
+            else (np.nan, np.nan, 0.0, 0.0, 0.0)
             for p in profiles
         ],
         dtype=np.float64,
-    ).reshape(-1, 4)
+    ).reshape(-1, 5)  # fmt: skip
     known = rows[:, 2] > 0
     if not known.any():
         return BatchScores(nan, nan.copy(), nan.copy(), nan.copy(), nan.copy())
-    first, last, orders, net = rows[known].T
+    first, last, transactions, repeat_net, net = rows[known].T
     now = np.asarray(as_of, dtype=np.float64)[known]
-    x = orders - 1.0
-    t_x = np.maximum(last - first, 0.0) / _WEEK
+    x = transactions - 1.0
+    t_x = np.where(x > 0, np.maximum(last - first, 0.0) / _WEEK, 0.0)
     big_t = np.maximum((now - first) / _WEEK, t_x)
-    t_x = np.where(x > 0, t_x, 0.0)
 
     horizon = float(model.clv_horizon_weeks)
     steps = (np.arange(1, periods + 1) * (horizon / periods)).astype(np.float64)
     ts = np.concatenate(([30.0 / 7, 90.0 / 7], steps))
-    expected = expected_purchases(
-        model.bgnbd, ts[:, None], x[None, :], t_x[None, :], big_t[None, :]
-    )
+    purchases = model.scoring
+    expected = purchases.expected_purchases(ts[:, None], x[None, :], t_x[None, :], big_t[None, :])
 
     def spread(values: FloatArray) -> FloatArray:
         out = nan.copy()
@@ -98,12 +97,13 @@ def score_batch(
         return out
 
     cumulative = np.vstack([np.zeros(len(x)), expected[2:]])
+    own_mean = np.where(x > 0, repeat_net / np.maximum(x, 1.0) / model.minor_per_major, 0.0)
     return BatchScores(
-        p_alive=spread(p_alive(model.bgnbd, x, t_x, big_t)),
+        p_alive=spread(purchases.p_alive(x, t_x, big_t)),
         expected_purchases_30d=spread(expected[0]),
         expected_purchases_90d=spread(expected[1]),
         next_purchase_at=spread(now + _WEEK * _first_crossing(cumulative, steps)),
-        clv=spread(_clv(model, x, orders, net, cumulative, horizon / periods)),
+        clv=spread(_clv(model, x, own_mean, net > 0, cumulative, horizon / periods)),
     )
 
 
@@ -125,29 +125,28 @@ def _first_crossing(cumulative: FloatArray, steps: FloatArray) -> FloatArray:
 def _clv(
     model: ProbabilityModel,
     x: FloatArray,
-    orders: FloatArray,
-    net: FloatArray,
+    own_mean: FloatArray,
+    spent: npt.NDArray[np.bool_],
     cumulative: FloatArray,
     period_weeks: float,
 ) -> FloatArray:
     """Discounted expected spend over the horizon, minor units (see ProbabilityModel._clv)."""
     if model.gamma_gamma is None:
         return np.full(len(x), np.nan)
-    mean = np.maximum(net, 0.0) / orders / model.minor_per_major
     try:
-        value = np.where(
-            mean > 0,
-            expected_average_value(model.gamma_gamma, orders, np.maximum(mean, 1e-12)),
-            0.0,
-        )
+        mean = np.where(x > 0, np.maximum(own_mean, 1e-12), 0.0)
+        value = np.where(spent, expected_average_value(model.gamma_gamma, x, mean), 0.0)
     except ModelError:
         return np.full(len(x), np.nan)  # q <= 1: the population mean spend does not exist
     rate = (1.0 + model.discount_rate_annual) ** (period_weeks / _WEEKS_PER_YEAR) - 1.0
     discount = (1.0 + rate) ** -np.arange(1.0, cumulative.shape[0])
     per_period = np.diff(cumulative, axis=0)
-    # An elementwise sum, not a matrix product: BLAS blocks by batch size, so a customer's CLV
-    # would change in the last bits with the batch it was scored in (replay = live needs equal).
-    discounted = (discount[:, None] * per_period).sum(axis=0)
+    # Period by period, not a matrix product or sum(axis=0): BLAS blocks by batch size and
+    # numpy sums a single column pairwise, so a customer's CLV would change in the last bits
+    # with the batch it was scored in (replay = live needs equal).
+    discounted = np.zeros(per_period.shape[1])
+    for factor, row in zip(discount, per_period, strict=True):
+        discounted += factor * row
     clv = np.maximum(0.0, value * discounted * model.minor_per_major)
     return np.asarray(clv, dtype=np.float64)
 

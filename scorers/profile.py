@@ -1,13 +1,25 @@
 """A customer's aggregate profile and how one event changes it.
 
-An event becomes a :class:`ProfileDelta`: a few commutative operations (add, max, min) on integer
-fields. Because every operation commutes, the profile after a set of events does not depend on
-the order they arrived in; replay gives what live gave. The Redis store applies the same deltas
+An event becomes a :class:`ProfileDelta`: a few operations (add, max, min, and an order's
+transaction-day bookkeeping) on integer fields. The Redis store applies the same deltas
 atomically server-side; :func:`apply_delta` is the pure fold used to check it.
 
 Policy: ``monetary_minor`` is net of returns (gross order amounts minus refunded amounts, in the
 base currency's minor units) and may be negative when refunds exceed orders; scorers clamp it.
 Times are whole epoch seconds (UTC).
+
+Transactions, as the customer-base models define them: all orders of one UTC day are one
+transaction. ``purchase_days`` counts them and ``first_day_minor`` is the gross amount of the
+first one (so the repeat transactions' spend is ``gross_minor - first_day_minor``). An order
+changes both through its delta's ``order`` part, which looks at the profile's first and last
+purchase days *before* the order: a new transaction when its day is neither, and the first
+day's amount restarts when the order is on an earlier day than the first. That is exact when a
+customer's orders are applied in event-time order, which the event clock guarantees for all
+but *late* events (older than the watermark); a late order on a day strictly between the first
+and the last purchase day that already had an order is counted as one more transaction. Unlike
+the other fields, these two therefore depend on the order orders are applied in (two integers
+per customer instead of a set of days). Every other operation commutes, so the profile after a
+set of events does not depend on the order they arrived in; replay gives what live gave.
 
 Examples
 --------
@@ -32,7 +44,8 @@ __all__ = [
     "apply_delta",
 ]
 
-Op = Literal["add", "max", "min"]
+Op = Literal["add", "max", "min", "order"]
+_DAY = 86_400
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 
 #: Every profile field, its short code in the Redis hash (short names keep the hash small), and
@@ -64,6 +77,8 @@ _FIELD_SPEC: dict[str, tuple[str, Op]] = {
     "last_purchase_event_at": ("xp", "max"),
     "last_service_event_at": ("xs", "max"),
     "last_marketing_event_at": ("xm", "max"),
+    "purchase_days": ("pd", "order"),
+    "first_day_minor": ("fa", "order"),
 }
 FIELD_CODES: dict[str, str] = {name: code for name, (code, _) in _FIELD_SPEC.items()}
 FIELD_OPS: dict[str, Op] = {name: op for name, (_, op) in _FIELD_SPEC.items()}
@@ -102,6 +117,33 @@ class Profile(NamedTuple):
     last_purchase_event_at: int | None = None
     last_service_event_at: int | None = None
     last_marketing_event_at: int | None = None
+    purchase_days: int = 0
+    first_day_minor: int = 0
+
+    @property
+    def transactions(self) -> int:
+        """Transactions as the customer-base models count them: UTC days with an order.
+
+        A profile stored before ``purchase_days`` existed counts each order as one.
+        """
+        return self.purchase_days if self.purchase_days > 0 else self.orders
+
+    @property
+    def repeat_net_minor(self) -> float:
+        """Net spend of the repeat transactions (all but the first day's orders), >= 0.
+
+        Returns do not say which order they refund, so they are netted pro rata: every
+        transaction keeps the same share ``net / gross`` of its gross amount.
+
+        >>> Profile(orders=3, purchase_days=2, gross_minor=9000, first_day_minor=3000,
+        ...         returned_minor=900).repeat_net_minor
+        5400.0
+        """
+        if self.gross_minor <= 0 or self.transactions <= 1:
+            return 0.0
+        first = self.first_day_minor if self.purchase_days > 0 else self.gross_minor / self.orders
+        kept = max(0, self.monetary_minor) / self.gross_minor
+        return max(0.0, (self.gross_minor - first) * kept)
 
     @property
     def monetary_minor(self) -> int:
@@ -163,7 +205,9 @@ class Profile(NamedTuple):
 
 
 class ProfileDelta(NamedTuple):
-    """The commutative change one event makes: field name -> amount / candidate value.
+    """The change one event makes: field name -> amount / candidate value, and for an order
+    its ``(time, gross amount)``, which updates ``purchase_days`` and ``first_day_minor``
+    against the profile before the event.
 
     Treat the dicts as read-only: deltas are shared and re-used.
     """
@@ -171,10 +215,12 @@ class ProfileDelta(NamedTuple):
     adds: Mapping[str, int] = _EMPTY
     maxes: Mapping[str, int] = _EMPTY
     mins: Mapping[str, int] = _EMPTY
+    order: tuple[int, int] | None = None
 
     def redis_args(self) -> list[str | int]:
-        """Flattened ``op, code, value`` triples for the store's server-side script."""
-        args: list[str | int] = []
+        """Flattened ``op, code, value`` triples for the store's server-side script; an order
+        goes first as ``order, time, amount`` (it reads the purchase times before the event)."""
+        args: list[str | int] = [] if self.order is None else ["order", *self.order]
         for op, items in (("add", self.adds), ("max", self.maxes), ("min", self.mins)):
             for name, value in items.items():
                 args.extend((op, FIELD_CODES[name], value))
@@ -191,7 +237,7 @@ assert set(FIELD_ORDER) == set(FIELD_CODES), "every Profile field needs a code i
 
 def apply_delta(profile: Profile, delta: ProfileDelta) -> Profile:
     """The profile after ``delta`` (pure; the reference for what the Redis script does)."""
-    changes: dict[str, int] = {}
+    changes: dict[str, int] = {} if delta.order is None else _order_changes(profile, *delta.order)
     for name, amount in delta.adds.items():
         changes[name] = getattr(profile, name) + amount
     for name, value in delta.maxes.items():
@@ -201,3 +247,22 @@ def apply_delta(profile: Profile, delta: ProfileDelta) -> Profile:
         current = getattr(profile, name)
         changes[name] = value if current is None else min(current, value)
     return profile._replace(**changes)
+
+
+def _order_changes(profile: Profile, at: int, amount: int) -> dict[str, int]:
+    """``purchase_days`` and ``first_day_minor`` after an order at ``at`` (streams/apply_event.lua
+    does the same)."""
+    first, last = profile.first_purchase_at, profile.last_purchase_at
+    if first is None or last is None:
+        return {"purchase_days": 1, "first_day_minor": amount}
+    days, first_amount = profile.purchase_days, profile.first_day_minor
+    if days == 0:  # stored before these fields existed: each earlier order was a transaction
+        days, first_amount = profile.orders, profile.gross_minor // max(1, profile.orders)
+    day, first_day, last_day = at // _DAY, first // _DAY, last // _DAY
+    if day < first_day:
+        first_amount = amount
+    elif day == first_day:
+        first_amount += amount
+    if day not in (first_day, last_day):
+        days += 1
+    return {"purchase_days": days, "first_day_minor": first_amount}

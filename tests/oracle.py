@@ -64,7 +64,12 @@ def _profile(events: list[Event], rates: Mapping[str, float]) -> Profile:
     def amount(e: PurchaseEvent) -> int:
         return round(e.payload.amount_minor * rates[e.payload.currency])
 
+    days = sorted({_ts(e) // 86_400 for e in orders})
     return Profile(
+        purchase_days=len(days),
+        first_day_minor=sum(amount(e) for e in orders if _ts(e) // 86_400 == days[0])
+        if days
+        else 0,
         first_purchase_at=min((_ts(e) for e in orders), default=None),
         last_purchase_at=_max(_ts(e) for e in orders),
         orders=len(orders),

@@ -9,11 +9,13 @@ and load the new payload only when it changed, so they hot-swap without a restar
     <prefix>:{model:<name>}:current    the published version workers should use
     <prefix>:{model:<name>}:versions   sorted set of the versions still stored
     <prefix>:{model:<name>}:v<n>       hash: payload (bytes), meta (JSON), published_at
+    <prefix>:{model:<name>}:rejected   how many fits were rejected as degenerate (not published)
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from crm_core.errors import ModelError, StateStoreError
+from crm_core.errors import FitRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
 from schemas import minor_unit_exponent
 from scorers.probability import ProbabilityModel, fit_from_profiles
@@ -54,6 +56,7 @@ CLUSTERS_MODEL = "clusters"
 #: How many versions of a model the registry keeps by default (older ones are deleted).
 DEFAULT_KEEP = 5
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+log = logging.getLogger(__name__)
 
 # Both scripts declare every key they touch, and all keys share one hash tag: Cluster-safe.
 # Publish. KEYS: current, versions, v<n>. ARGV: n, payload, meta, published_at, keep.
@@ -144,6 +147,15 @@ class ModelRegistry:
             beyond = await self._prune(keys=keys, args=[self._keep, *old])
         return n
 
+    async def count_rejected(self, name: str) -> int:
+        """Count one rejected fit of ``name`` (key ``rejected``); returns the count so far."""
+        return int(await self._client.incr(self.key(name, "rejected")))
+
+    async def rejected(self, name: str) -> int:
+        """How many fits of ``name`` were rejected (degenerate) rather than published."""
+        raw = await self._client.get(self.key(name, "rejected"))
+        return 0 if raw is None else _int(raw)
+
     async def current_version(self, name: str) -> int | None:
         """The version workers should use (one ``GET``: cheap enough to poll), or ``None``."""
         raw = await self._client.get(self.key(name, "current"))
@@ -220,8 +232,10 @@ async def fit_and_publish(
     """Fit the probability model on every stored profile as of ``as_of`` (default: now) and
     publish it as :data:`PROBABILITY_MODEL`; returns the model with its registry version.
 
-    Raises :class:`ModelError` (nothing is published) when there are too few customers, and
-    :class:`StateStoreError` when Redis fails. ``profiles`` already read are used instead of
+    Raises :class:`ModelError` (nothing is published) when there are too few customers, its
+    :class:`FitRejected` for a degenerate fit (logged and counted in the registry's
+    ``rejected`` key; the current version stays), and :class:`StateStoreError` when Redis
+    fails. ``profiles`` already read are used instead of
     scanning Redis again.
     """
     moment = datetime.now(UTC) if as_of is None else as_of
@@ -230,13 +244,19 @@ async def fit_and_publish(
         if profiles is None:
             profiles = [p async for p in scan_profiles(client, settings.redis_key_prefix)]
         read_seconds = time.perf_counter() - start
-        model = await asyncio.to_thread(
-            fit_from_profiles,
-            profiles,
-            moment,
-            minor_per_major=10 ** minor_unit_exponent(settings.base_currency),
-        )
         registry = ModelRegistry(client, settings.redis_key_prefix, keep=keep)
+        try:
+            model = await asyncio.to_thread(
+                fit_from_profiles,
+                profiles,
+                moment,
+                minor_per_major=10 ** minor_unit_exponent(settings.base_currency),
+                dropout=settings.dropout_model,
+            )
+        except FitRejected as exc:
+            rejected = await registry.count_rejected(PROBABILITY_MODEL)
+            log.warning("%s (%d fits rejected so far)", exc, rejected)
+            raise
         cut = await asyncio.to_thread(
             high_value_cut, model, profiles, settings.high_value_top_fraction
         )
@@ -248,6 +268,7 @@ async def fit_and_publish(
             "profiles_read": len(profiles),
             "log_likelihood": model.log_likelihood,
             "converged": model.converged,
+            "dropout_model": model.scoring.to_dict(),
             "high_value_clv": cut,
             "read_seconds": round(read_seconds, 3),
             "fit_seconds": round(time.perf_counter() - start - read_seconds, 3),

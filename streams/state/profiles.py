@@ -41,6 +41,9 @@ _SCRIPT = (
     .replace("__FIELDS__", ", ".join(f"'{FIELD_CODES[name]}'" for name in FIELD_ORDER))
     .replace("__DEFAULTS__", ", ".join("false" if d is None else str(d) for d in FIELD_DEFAULTS))
 )
+# The script's `order` operation names these fields by their codes.
+assert [FIELD_CODES[f] for f in ("first_purchase_at", "last_purchase_at", "orders", "gross_minor",
+        "purchase_days", "first_day_minor")] == ["fp", "lp", "n", "g", "pd", "fa"]  # fmt: skip
 
 
 class ApplyOutcome(IntEnum):

@@ -76,7 +76,14 @@ def test_redis_state_equals_batch_recomputation(
 ) -> None:
     records, reads = history
     state = asyncio.run(_replay(Settings(), records, reads, batch_sizes))
-    assert state == recompute_profiles(records)
+    oracle = recompute_profiles(records)
+    # Reads here are in any time order: every field commutes but the transaction-day count,
+    # which is exact in event-time order (tests/integration/test_cdnow_fit.py) and otherwise
+    # never below the truth (scorers/profile.py).
+    assert {c: p._replace(purchase_days=0) for c, p in state.items()} == {
+        c: p._replace(purchase_days=0) for c, p in oracle.items()
+    }
+    assert all(p.purchase_days >= oracle[c].purchase_days for c, p in state.items())
 
 
 async def test_outcomes_say_what_happened(base_settings: Settings) -> None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from scorers.bgnbd import BgNbdParams
 from scorers.churn_features import FEATURE_NAMES, RecentActivity, churn_features, reason_text
 from scorers.churn_model import ChurnModel
 from scorers.churn_scoring import FALLBACK_VERSION, ChurnModelRef, ChurnPolicy, ChurnScoring
+from scorers.pareto_nbd import ParetoNbdParams
+from scorers.probability import ProbabilityModel
+from scorers.probability_batch import score_batch
 from scorers.profile import Profile
+from scorers.purchase_models import PurchaseModel
 
 DAY = 86_400
 
@@ -120,3 +128,29 @@ def test_scores_not_published_yet_are_missing_features_not_fills() -> None:
     assert scorer.score_matrix(np.asarray(values), FEATURE_NAMES).tolist() == pytest.approx(
         scorer.score_many([without]), abs=1e-12
     )
+
+
+@pytest.mark.parametrize("kind", ["mbgnbd", "pareto_nbd"])
+def test_the_cold_start_fallback_scores_a_silent_one_time_buyer_with_the_dropout_model(
+    kind: str,
+) -> None:
+    """1 - P(alive) from the dropout model: a one-time buyer's churn score rises with their
+    silence (BG/NBD would keep it at 0 forever)."""
+    bg = BgNbdParams(0.243, 4.414, 0.793, 2.426)
+    classic = ProbabilityModel("1", datetime(2026, 1, 1, tzinfo=UTC), bg, None, 2357, -9582.4)
+    purchases = (
+        PurchaseModel("pareto_nbd", ParetoNbdParams(0.553, 10.578, 0.606, 11.669), -9595.0)
+        if kind == "pareto_nbd"
+        else PurchaseModel("mbgnbd", BgNbdParams(0.525, 6.183, 0.891, 1.614), -9582.1)
+    )
+    model = replace(classic, purchases=purchases)
+    once = Profile(first_purchase_at=0, last_purchase_at=0, orders=1, purchase_days=1)
+    churn = ChurnScoring(ChurnPolicy())
+    silences = [7 * DAY, 60 * DAY, 180 * DAY, 400 * DAY]
+    scores = []
+    for alive in score_batch(model, [once] * 4, [float(s) for s in silences]).p_alive:
+        score = churn.fallback(float(alive), lambda: _row(0, 0.0, 0.0))
+        assert score.version == FALLBACK_VERSION and score.probability is not None
+        scores.append(score.probability)
+    assert scores[0] > 0.0 and all(a < b for a, b in itertools.pairwise(scores))
+    assert list(score_batch(classic, [once] * 4, [float(s) for s in silences]).p_alive) == [1.0] * 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 import pickle
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,10 +12,12 @@ import numpy as np
 import pytest
 
 import scorers.probability
-from crm_core.errors import ModelError
+from crm_core.errors import FitRejected, ModelError
+from scorers._special import FloatArray
 from scorers.bgnbd import BgNbdParams, expected_next_purchase_time, p_alive
 from scorers.clv import customer_lifetime_value
 from scorers.gamma_gamma import GammaGammaParams, expected_average_value
+from scorers.pareto_nbd import ParetoNbdParams
 from scorers.probability import (
     MIN_CUSTOMERS,
     CustomerSummary,
@@ -22,7 +25,9 @@ from scorers.probability import (
     fit_from_profiles,
     summary_of,
 )
+from scorers.probability_batch import score_batch
 from scorers.profile import Profile
+from scorers.purchase_models import PurchaseModel, check_fit, fit_purchase_model
 
 WEEK = 7 * 86_400
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
@@ -44,15 +49,17 @@ def simulate(n: int, seed: int) -> list[Profile]:
         x[active] += 1
         t_x[active] = clock[active]
         active &= x < drop_after
-    orders = x + 1
-    nu = rng.gamma(GG.q, 1 / GG.v, n)  # each order value ~ Gamma(p, nu): the mean of `orders`
-    mean = rng.gamma(orders * GG.p, 1 / nu) / orders
+    orders = x + 1  # each on its own day
+    nu = rng.gamma(GG.q, 1 / GG.v, n)  # each order value ~ Gamma(p, nu)
+    first_value = rng.gamma(GG.p, 1 / nu)
+    repeat_total = np.where(x > 0, rng.gamma(np.maximum(x, 1) * GG.p, 1 / nu), 0.0)
     first = END - np.round(big_t * WEEK).astype(np.int64)
     last = first + np.round(t_x * WEEK).astype(np.int64)
     return [
         Profile(first_purchase_at=int(f), last_purchase_at=int(lp), orders=int(k),
-                gross_minor=round(m * k * 100))
-        for f, lp, k, m in zip(first, last, orders, mean, strict=True)
+                purchase_days=int(k), first_day_minor=round(v * 100),
+                gross_minor=round(v * 100) + round(rest * 100))
+        for f, lp, k, v, rest in zip(first, last, orders, first_value, repeat_total, strict=True)
     ]  # fmt: skip
 
 
@@ -70,9 +77,13 @@ def test_summary_arithmetic() -> None:
     )
     assert summary_of(p, AS_OF) == CustomerSummary(x=3, t_x=6.0, T=10.0, mean_value=20.0)
     assert summary_of(p, AS_OF, minor_per_major=1) == (3, 6.0, 10.0, 2000.0)
-    # Same-second orders are not merged: 2 orders at one time are one repeat purchase at t_x 0.
-    same = Profile(first_purchase_at=END - WEEK, last_purchase_at=END - WEEK, orders=2)
-    assert summary_of(same, AS_OF) == (1, 0.0, 1.0, 0.0)
+    # Orders of one day are one transaction: no repeat purchase, whatever their times.
+    same = Profile(first_purchase_at=END - WEEK, last_purchase_at=END - WEEK + 3600, orders=2,
+                   purchase_days=1, gross_minor=500, first_day_minor=500)  # fmt: skip
+    assert summary_of(same, AS_OF) == (0, 0.0, 1.0, 0.0)
+    # The value is the mean of the repeat transactions, returns netted pro rata (80% kept).
+    days = p._replace(purchase_days=3, first_day_minor=4_000)
+    assert summary_of(days, AS_OF) == (2, 6.0, 10.0, 24.0)
     # Refunds beyond spend clamp the value to 0; a purchase after as_of gives T == t_x.
     assert summary_of(p._replace(returned_minor=20_000), AS_OF) == (3, 6.0, 10.0, 0.0)
     assert summary_of(p, AS_OF - timedelta(weeks=8)) == (3, 6.0, 6.0, 20.0)
@@ -109,17 +120,26 @@ def test_scores_are_sane(seed: int) -> None:
             assert weeks == pytest.approx(oracle, rel=1e-4)
 
 
-def test_clv_is_scorers_clv_with_the_order_count_for_gamma_gamma() -> None:
+def test_clv_is_scorers_clv_on_the_repeat_transactions() -> None:
     p = Profile(first_purchase_at=END - 40 * WEEK, last_purchase_at=END - 3 * WEEK, orders=5,
-                gross_minor=25_000)  # fmt: skip
+                purchase_days=4, gross_minor=25_000, first_day_minor=10_000)  # fmt: skip
     x, t_x, big_t, m = summary_of(p, AS_OF) or (0, 0.0, 0.0, 0.0)
+    assert (x, m) == (3, 50.0)
     weekly = 1.1 ** (7 / 365.25) - 1
-    by_x = customer_lifetime_value(
+    clv = customer_lifetime_value(
         BG, GG, x, t_x, big_t, m, horizon=52, discount_rate_per_period=weekly, period_length=1.0
     )
-    rescale = expected_average_value(GG, x + 1, m) / expected_average_value(GG, x, m)
     s = MODEL.score(p, AS_OF)
-    assert s is not None and s.clv == pytest.approx(by_x * rescale * 100, rel=1e-9)
+    assert s is not None and s.clv == pytest.approx(clv * 100, rel=1e-9)
+    # A one-time buyer is worth the population's mean spend per expected transaction.
+    once = Profile(first_purchase_at=END - 10 * WEEK, last_purchase_at=END - 10 * WEEK, orders=2,
+                   purchase_days=1, gross_minor=9_000, first_day_minor=9_000)  # fmt: skip
+    one_timer = customer_lifetime_value(
+        BG, GG, 0, 0.0, 10.0, 0.0, horizon=52, discount_rate_per_period=weekly, period_length=1.0
+    )
+    s = MODEL.score(once, AS_OF)
+    assert s is not None and s.clv == pytest.approx(one_timer * 100, rel=1e-9)
+    assert expected_average_value(GG, 0, 0.0) == pytest.approx(GG.p * GG.v / (GG.q - 1))
     without_spend_model = replace(MODEL, gamma_gamma=None).score(p, AS_OF)
     assert without_spend_model is not None and without_spend_model.clv is None
     refunded = MODEL.score(p._replace(returned_minor=30_000), AS_OF)
@@ -144,9 +164,30 @@ def test_crossing_without_repeat_purchase_is_never() -> None:
     assert s is not None and s.p_alive == 1.0
 
 
+@pytest.mark.parametrize("kind", ["mbgnbd", "pareto_nbd"])
+def test_a_one_time_buyers_p_alive_falls_with_silence(kind: str) -> None:
+    model = replace(MODEL, purchases=fit_purchase_model(kind, *_summaries(simulate(2000, 3))))
+    p = Profile(first_purchase_at=END - 30 * WEEK, last_purchase_at=END - 30 * WEEK, orders=1)
+    alive = [model.score(p, AS_OF + timedelta(weeks=w)) for w in (-29, -20, 0, 20, 60)]
+    values = [s.p_alive for s in alive if s is not None]
+    assert len(values) == 5 and values[0] < 1.0
+    assert all(later < earlier for earlier, later in itertools.pairwise(values))
+    crossing = model.p_alive_below_at(p, values[2])
+    assert crossing is not None
+    assert abs(crossing - AS_OF) < timedelta(seconds=1)  # the closed form or root agrees
+    batch = score_batch(model, [p], [float(END)])
+    assert float(batch.p_alive[0]) == pytest.approx(values[2], rel=1e-12)
+
+
+def _summaries(profiles: list[Profile]) -> tuple[FloatArray, FloatArray, FloatArray]:
+    rows = np.array([summary_of(p, AS_OF) for p in profiles], dtype=np.float64)
+    return rows[:, 0], rows[:, 1], rows[:, 2]
+
+
 def test_fit_recovers_the_simulated_parameters() -> None:
-    model = fit_from_profiles(simulate(5000, seed=11), AS_OF, version="3")
+    model = fit_from_profiles(simulate(5000, seed=11), AS_OF, version="3", dropout="mbgnbd")
     assert model.converged and model.n_customers == 5000 and model.version == "3"
+    assert model.purchases is not None and model.purchases.kind == "mbgnbd"
     fitted = model.bgnbd
     assert fitted.r == pytest.approx(BG.r, rel=0.1)
     assert fitted.alpha == pytest.approx(BG.alpha, rel=0.1)
@@ -166,13 +207,34 @@ def test_fit_skips_customers_who_start_later_and_needs_enough_customers() -> Non
     assert model.n_customers == len(profiles)
     with pytest.raises(ModelError, match=f"need at least {MIN_CUSTOMERS}"):
         fit_from_profiles(profiles[: MIN_CUSTOMERS - 1], AS_OF)
-    one_timers = [p._replace(orders=1, last_purchase_at=p.first_purchase_at) for p in profiles]
-    with pytest.raises(ModelError, match="0 with a repeat order"):
+    one_timers = [
+        p._replace(orders=1, purchase_days=1, last_purchase_at=p.first_purchase_at)
+        for p in profiles
+    ]
+    with pytest.raises(ModelError, match="0 with a repeat purchase"):
         fit_from_profiles(one_timers, AS_OF)
 
 
+def test_a_degenerate_fit_is_rejected() -> None:
+    """Repeat purchases at t_x == 0 (same-day orders counted apart, as profiles stored before
+    the day count did) make the likelihood unbounded: the fit must not be published."""
+    profiles = simulate(MIN_CUSTOMERS + 200, seed=5)
+    unmerged = [p._replace(purchase_days=0, last_purchase_at=p.first_purchase_at) for p in profiles]
+    with pytest.raises(FitRejected, match=r"log-likelihood .* not finite and negative"):
+        fit_from_profiles(unmerged, AS_OF)
+    with pytest.raises(FitRejected, match="ran off to 0 or infinity"):
+        check_fit("pareto_nbd", -10.0, at_bound=True)
+    with pytest.raises(FitRejected, match="not finite"):
+        check_fit("mbgnbd", float("nan"), at_bound=False)
+
+
 def test_json_and_pickle_round_trip() -> None:
-    for model in (MODEL, replace(MODEL, gamma_gamma=None, clv_horizon_weeks=26)):
+    dropout = PurchaseModel("pareto_nbd", ParetoNbdParams(0.55, 10.58, 0.61, 11.67), -9595.0)
+    for model in (
+        MODEL,
+        replace(MODEL, gamma_gamma=None, clv_horizon_weeks=26),
+        replace(MODEL, purchases=dropout),
+    ):
         assert ProbabilityModel.from_json(model.to_json()) == model
         assert pickle.loads(pickle.dumps(model)) == model
     decoded = ProbabilityModel.from_json(MODEL.to_json())

@@ -15,7 +15,7 @@
 --          without a write ("ORDER ..."), so whatever Redis refuses part-way through a pipeline
 --          (out of memory, read-only), a customer's applied events are always a prefix of the
 --          order they were sent in, and a retry of the whole round finds them as it left them
--- ARGV[8..] op, field, value triples; op is add | max | min
+-- ARGV[8..] op, field, value triples; op is add | max | min, or (first) order, time, amount
 -- Returns {1, each profile field in FIELDS order as an integer (its default when absent: 0 for
 -- counters, nil for times), the apply sequence number} when applied; {4, the same} for a
 -- redelivery of an event applied after the customer's round was last saved (field 'jw' of the
@@ -104,21 +104,43 @@ local before = {}
 for i, field in ipairs(FIELDS) do before[i] = profile[field] or '' end
 local changed = {ARGV[1], offset}
 profile[ARGV[1]] = offset
+local function set_field(field, new)
+  new = string.format('%d', new)
+  profile[field] = new
+  changed[#changed + 1] = field
+  changed[#changed + 1] = new
+end
 for a = 8, #ARGV, 3 do
   local op, field, value = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local current = tonumber(profile[field])
   local new = nil
-  if op == 'add' then
+  if op == 'order' then
+    -- An order at time `field` for `value`: its UTC day is a new transaction unless it is the
+    -- first or the last purchase day before it (scorers.profile._order_changes does the same).
+    -- Comes first in ARGV, so fp / lp are still the values before this event.
+    local at, first, last = tonumber(field), tonumber(profile['fp']), tonumber(profile['lp'])
+    if first == nil or last == nil then
+      set_field('pd', 1)
+      set_field('fa', value)
+    else
+      local days, amount = tonumber(profile['pd']) or 0, tonumber(profile['fa']) or 0
+      if days == 0 then
+        local orders = tonumber(profile['n']) or 0
+        days, amount = orders, math.floor((tonumber(profile['g']) or 0) / math.max(1, orders))
+      end
+      local day, first_day, last_day = math.floor(at / 86400), math.floor(first / 86400),
+        math.floor(last / 86400)
+      if day < first_day then amount = value elseif day == first_day then amount = amount + value end
+      if day ~= first_day and day ~= last_day then days = days + 1 end
+      set_field('pd', days)
+      set_field('fa', amount)
+    end
+  elseif op == 'add' then
     new = (current or 0) + value
   elseif current == nil or (op == 'max' and value > current) or (op == 'min' and value < current) then
     new = value
   end
-  if new ~= nil then
-    new = string.format('%d', new)
-    profile[field] = new
-    changed[#changed + 1] = field
-    changed[#changed + 1] = new
-  end
+  if new ~= nil then set_field(field, new) end
 end
 local seq = (tonumber(profile['ja']) or 0) + 1
 changed[#changed + 1] = 'ja'
