@@ -11,6 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from crm_core.errors import FitRejected
 from crm_core.settings import Settings
 from scorers.probability import fit_from_profiles
 from scorers.profile import FIELD_CODES, Profile
@@ -132,9 +133,16 @@ async def test_cli_fit_prints_the_published_version(
         assert code == 0, err
         report = orjson.loads(out)
         assert report["version"] == expected_version
-        assert report["customers"] == 300 and report["log_likelihood"] < 0
-        assert set(report["bgnbd"]) == {"r", "alpha", "a", "b"}
-        assert set(report["gamma_gamma"]) == {"p", "q", "v"}
+        assert report["customers"] == 300 and report["bgnbd"]["log_likelihood"] < 0
+        assert set(report["bgnbd"]) == {
+            "r", "alpha", "a", "b", "log_likelihood", "time_unit", "converged"
+        }  # fmt: skip
+        assert report["bgnbd"]["time_unit"] == "week"
+        assert set(report["gamma_gamma"]) == {"p", "q", "gamma"}
+        dropout = report["dropout_model"]
+        assert dropout["kind"] == "pareto_nbd" and set(dropout["params"]) == {
+            "r", "alpha", "s", "beta"
+        }  # fmt: skip
         assert report["fitted_at"] == "2026-01-01T00:00:00+00:00" and report["fit_seconds"] > 0
     registry = ModelRegistry(redis_client, prefix)
     assert await registry.current_version(PROBABILITY_MODEL) == 2
@@ -150,3 +158,18 @@ async def test_cli_fit_says_when_there_are_too_few_profiles(
     assert await ModelRegistry(redis_client, prefix).current_version(PROBABILITY_MODEL) is None
     code, _, err = await _cli(isolated_settings, "fit", "--as-of", "yesterday")
     assert code == 2 and "ISO 8601" in err
+
+
+async def test_a_degenerate_fit_is_counted_and_the_last_good_version_stays(
+    isolated_settings: Settings, prefix: str, redis_client: aioredis.Redis
+) -> None:
+    profiles = simulate(300, seed=8)
+    good = await fit_and_publish(isolated_settings, redis_client, as_of=AS_OF, profiles=profiles)
+    # Same-day repeat orders counted apart (profiles stored before the day count): t_x == 0.
+    unmerged = [p._replace(purchase_days=0, last_purchase_at=p.first_purchase_at) for p in profiles]
+    for _ in range(2):
+        with pytest.raises(FitRejected, match="last good version stays"):
+            await fit_and_publish(isolated_settings, redis_client, as_of=AS_OF, profiles=unmerged)
+    registry = ModelRegistry(redis_client, prefix)
+    assert await registry.current_version(PROBABILITY_MODEL) == int(good.version)
+    assert await registry.rejected(PROBABILITY_MODEL) == 2
