@@ -13,6 +13,7 @@ analytic gradient here (central differences), so a fit costs ~10x a BG/NBD fit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,6 +195,9 @@ def pareto_nbd_p_alive_crossing_time(
     """The ``T`` at which P(alive) falls to ``threshold`` with no further purchase (root
     finding: no closed form); ``t_x`` if already below, ``None`` when not before ``cap``.
 
+    Scalar arithmetic on the log-odds of having died, whose only ``T``-dependent special
+    function is one 2F1 (~50 us a crossing: the timers call it per high-value customer).
+
     >>> params = ParetoNbdParams(r=0.553, alpha=10.578, s=0.606, beta=11.669)
     >>> at = pareto_nbd_p_alive_crossing_time(params, 0, 0.0, 0.6)
     >>> round(at, 2), round(float(pareto_nbd_p_alive(params, 0, 0.0, at)), 6)
@@ -201,15 +205,29 @@ def pareto_nbd_p_alive_crossing_time(
     """
     if not 0 < threshold < 1:
         raise ModelError("threshold must be strictly between 0 and 1.")
+    p = params
+    k = p.r + p.s + x
+    shift, gap = max(p.alpha, p.beta), abs(p.alpha - p.beta)
+    upper = p.s + 1.0 if p.alpha >= p.beta else p.r + x
+    at_last = math.log(float(hyp2f1(k, upper, k + 1.0, gap / (shift + t_x)))) - k * math.log(
+        shift + t_x
+    )
+    target = math.log((1.0 - threshold) / threshold)
 
-    def gap(big_t: float) -> float:
-        return float(pareto_nbd_p_alive(params, x, t_x, big_t)) - threshold
+    def log_odds_dead(big_t: float) -> float:  # log((1 - P(alive)) / P(alive)) - target
+        at_end = math.log(float(hyp2f1(k, upper, k + 1.0, gap / (shift + big_t))))
+        at_end -= k * math.log(shift + big_t)
+        if at_end >= at_last:
+            return -math.inf
+        died = math.log(p.s / k) + at_last + math.log(-math.expm1(at_end - at_last))
+        alive = -(p.r + x) * math.log(p.alpha + big_t) - p.s * math.log(p.beta + big_t)
+        return died - alive - target
 
-    if gap(t_x) <= 0:
+    if log_odds_dead(t_x) >= 0:
         return t_x
     hi = t_x + 1.0
-    while gap(hi) > 0:
+    while log_odds_dead(hi) < 0:
         if hi >= cap:
             return None
         hi = min(cap, t_x + (hi - t_x) * 4.0)
-    return float(brentq(gap, t_x, hi, xtol=1e-9, rtol=1e-12))
+    return float(brentq(log_odds_dead, t_x, hi, xtol=1e-7, rtol=1e-12))
