@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _STEP = 1e-6  # central-difference step in log-parameters
+_INFEASIBLE = 1e30  # the negative log-likelihood the optimiser sees where it is undefined
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,13 @@ def _log_terms(
 def _log_likelihood(
     p: ParetoNbdParams, x: FloatArray, t_x: FloatArray, big_t: FloatArray
 ) -> FloatArray:
-    alive, died = _log_terms(p, x, t_x, big_t)
-    head = gammaln(p.r + x) - gammaln(p.r) + p.r * np.log(p.alpha) + p.s * np.log(p.beta)
-    return np.asarray(head + np.logaddexp(alive, died), dtype=np.float64)
+    # Far from the data (e.g. s and beta in the hundreds, where the 2F1 overflows) the terms can
+    # come out undefined: such a point is infeasible (-inf), so a fit backs off or is rejected.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        alive, died = _log_terms(p, x, t_x, big_t)
+        head = gammaln(p.r + x) - gammaln(p.r) + p.r * np.log(p.alpha) + p.s * np.log(p.beta)
+        log_likelihood = head + np.logaddexp(alive, died)
+    return np.asarray(np.where(np.isnan(log_likelihood), -np.inf, log_likelihood), dtype=np.float64)
 
 
 def pareto_nbd_log_likelihood(
@@ -126,7 +131,9 @@ def fit_pareto_nbd(
         raise ModelError("Pareto/NBD needs at least one customer with a repeat purchase to fit.")
 
     def neg_ll(theta: FloatArray) -> float:
-        return -float(w @ _log_likelihood(ParetoNbdParams(*np.exp(theta)), xs, txs, ts))
+        with np.errstate(invalid="ignore"):
+            value = -float(w @ _log_likelihood(ParetoNbdParams(*np.exp(theta)), xs, txs, ts))
+        return value if np.isfinite(value) else _INFEASIBLE
 
     def neg_ll_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
         steps = np.eye(len(theta)) * _STEP

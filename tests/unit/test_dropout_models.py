@@ -145,3 +145,17 @@ def test_vectorised_equals_scalar_and_round_trips(model: PurchaseModel) -> None:
         one = float(model.expected_purchases(10.0, x[i], t_x[i], big_t[i]))
         assert expected[i] == pytest.approx(one, rel=1e-12)
     assert PurchaseModel.from_dict(model.to_dict()) == model
+
+
+def test_pareto_nbd_likelihood_is_minus_infinity_not_nan_where_its_2f1_breaks_down() -> None:
+    """A population refresh once drove the fit to s ~ 300, beta ~ 9,000, where the 2F1 of a
+    customer with t_x = 0 is undefined: that point is infeasible (-inf, no warning), so the
+    optimiser backs off instead of reading NaN."""
+    params = ParetoNbdParams(r=1.717, alpha=18.03, s=296.24, beta=9191.47)
+    x = np.array([0.0, 0.0, 2.0, 9.0])
+    t_x = np.array([0.0, 0.0, 9.8, 30.2])
+    big_t = np.array([28.6, 8.8, 27.1, 36.2])
+    log_likelihood = pareto_nbd_log_likelihood(params, x, t_x, big_t)
+    assert not np.isnan(log_likelihood).any()
+    assert np.isneginf(log_likelihood[:2]).all()
+    assert np.isfinite(log_likelihood[2:]).all()
