@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     #: one-time buyer P(alive) 1 however long their silence.
     dropout_model: Literal["pareto_nbd", "mbgnbd", "bgnbd"] = "pareto_nbd"
     win_back_after_days: float = Field(default=90.0, gt=0)
+    # Publish win-back and cross-sell alerts for customers who unsubscribed or withdrew consent
+    # (scorers/consent.py); off: they are not published, the other alerts say contactable=false.
+    marketing_alerts_when_not_contactable: bool = False
     population_refresh_seconds: float = Field(default=3600.0, ge=0)
 
     # --- the churn model (labels, learner, scoring) -------------------------------------------

@@ -55,6 +55,7 @@ MarketingType = Literal[
     "message_bounced",
     "message_unsubscribed",
     "message_converted",
+    "consent_withdrawn",
 ]
 
 
@@ -132,7 +133,10 @@ class ServiceEvent(EventEnvelope):
 
 # --- marketing ----------------------------------------------------------------------------------
 class MarketingPayload(BaseModel):
-    """One campaign message and the channel it went through."""
+    """One campaign message and the channel it went through.
+
+    For ``consent_withdrawn`` (the customer withdrew marketing consent, e.g. in a preference
+    centre), ``campaign_id`` names where the withdrawal came from."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -268,6 +268,9 @@ class Alert(OutputModel):
     """Something worth acting on; consumers deduplicate on ``idempotency_key``.
 
     Every alert type except ``model_drift`` is about one customer and needs ``customer_id``.
+    ``contactable`` says whether marketing may contact that customer (no unsubscribe or consent
+    withdrawal, :mod:`scorers.consent`); marketing actions (``win_back``, ``cross_sell``) for a
+    customer who is not contactable are not published unless a setting asks for them.
     """
 
     schema_version: Literal[1] = 1
@@ -279,6 +282,11 @@ class Alert(OutputModel):
     scores: dict[str, float | int | str | None] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
+    contactable: bool = Field(
+        default=True,
+        description="Whether marketing may contact the customer (false after an unsubscribe or "
+        "a consent withdrawal); true for alerts about no customer.",
+    )
 
     @model_validator(mode="after")
     def _customer_alerts_name_a_customer(self) -> Self:

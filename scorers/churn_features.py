@@ -55,6 +55,7 @@ _MARKETING_SIGNALS = {
     "message_opened": "opened",
     "message_clicked": "clicked",
     "message_unsubscribed": "unsubscribes",
+    "consent_withdrawn": "unsubscribes",
     "message_bounced": "bounces",
 }
 

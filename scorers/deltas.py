@@ -25,6 +25,7 @@ _MARKETING_COUNTERS = {
     "message_bounced": "messages_bounced",
     "message_unsubscribed": "unsubscribes",
     "message_converted": "conversions",
+    "consent_withdrawn": "unsubscribes",  # from all marketing at once (scorers/consent.py)
 }
 _ENGAGEMENTS = frozenset({"message_opened", "message_clicked", "message_converted"})
 
@@ -33,7 +34,7 @@ def _marketing_delta_parts(event_type: str) -> tuple[Mapping[str, int], tuple[st
     maxes = ["last_marketing_event_at"]
     if event_type in _ENGAGEMENTS:
         maxes.append("last_engagement_at")
-    if event_type == "message_unsubscribed":
+    if event_type in ("message_unsubscribed", "consent_withdrawn"):
         maxes.append("last_unsubscribe_at")
     return MappingProxyType({_MARKETING_COUNTERS[event_type]: 1}), tuple(maxes)
 

@@ -13,6 +13,7 @@ from schemas import Event, MarketingEvent, PurchaseEvent, ServiceEvent
 from scorers.profile import Profile
 
 _ENGAGED = {"message_opened", "message_clicked", "message_converted"}
+_UNSUBSCRIBES = {"message_unsubscribed", "consent_withdrawn"}
 _COUNTER = {
     "message_sent": "messages_sent",
     "message_delivered": "messages_delivered",
@@ -21,6 +22,7 @@ _COUNTER = {
     "message_bounced": "messages_bounced",
     "message_unsubscribed": "unsubscribes",
     "message_converted": "conversions",
+    "consent_withdrawn": "unsubscribes",
 }
 
 
@@ -89,7 +91,7 @@ def _profile(events: list[Event], rates: Mapping[str, float]) -> Profile:
         resolution_count=len(timed),
         last_ticket_at=_max(_ts(e) for e in service),
         last_engagement_at=_max(_ts(e) for e in marketing if e.type in _ENGAGED),
-        last_unsubscribe_at=_max(_ts(e) for e in marketing if e.type == "message_unsubscribed"),
+        last_unsubscribe_at=_max(_ts(e) for e in marketing if e.type in _UNSUBSCRIBES),
         last_purchase_event_at=_max(_ts(e) for e in purchases),
         last_service_event_at=_max(_ts(e) for e in service),
         last_marketing_event_at=_max(_ts(e) for e in marketing),

@@ -28,6 +28,7 @@ from scorers.churn_features import signal_of
 from scorers.churn_labels import LabelPolicy
 from scorers.churn_pass import ChurnPass
 from scorers.churn_scoring import ChurnPolicy, ChurnScoring
+from scorers.consent import contactable, publishable
 from scorers.deltas import base_amount_minor
 from scorers.probability import ProbabilityModel
 from scorers.probability_batch import BatchScores, score_batch
@@ -84,11 +85,14 @@ class RoundScorer:
         churn: ChurnScoring | None = None,
         groups: ValueGroupPolicy | None = None,
         fx_rates: Mapping[str, float] | None = None,
+        *,
+        marketing_when_not_contactable: bool = False,
     ) -> None:
         self.timeline = timeline
         self.churn = churn
         self.groups = groups
         self.fx_rates = dict(fx_rates) if fx_rates is not None else {"USD": 1.0}
+        self.marketing_when_not_contactable = marketing_when_not_contactable
 
     def _order(self, event: Event) -> tuple[str, str, int] | None:
         if not isinstance(event, PurchaseEvent):
@@ -214,7 +218,14 @@ class RoundScorer:
                 **fields,
             )
             out.snapshots.append(OutputMessage(known.partition, key, snapshot))
+            may_contact = contactable(point.profile)
             for draft in point.alerts:
+                if not publishable(
+                    draft.alert_type,
+                    contactable=may_contact,
+                    when_not=self.marketing_when_not_contactable,
+                ):
+                    continue
                 alert = Alert(
                     alert_type=draft.alert_type,
                     severity=draft.severity,
@@ -236,6 +247,7 @@ class RoundScorer:
                     },
                     reasons=draft.reasons,
                     details=draft.details,
+                    contactable=may_contact,
                 )
                 message = OutputMessage(known.partition, key, alert.to_json_bytes())
                 out.alerts.append((customer_id, draft.idempotency_key, message))
@@ -278,7 +290,13 @@ def round_scorer(
         )
     )
     groups = ValueGroupPolicy(s.value_group_churn_threshold, s.value_group_high_clv)
-    return RoundScorer(timeline, churn, groups, s.fx_rates)
+    return RoundScorer(
+        timeline,
+        churn,
+        groups,
+        s.fx_rates,
+        marketing_when_not_contactable=s.marketing_alerts_when_not_contactable,
+    )
 
 
 class _Columns:

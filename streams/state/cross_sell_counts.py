@@ -46,6 +46,7 @@ import redis.asyncio as aioredis
 
 from crm_core.settings import Settings
 from schemas import Alert, AlertType, Event, PurchaseEvent, Severity
+from scorers.consent import contactable
 from scorers.cross_sell import (
     CrossSellPolicy,
     CrossSellRule,
@@ -88,6 +89,7 @@ class CrossSellDraft:
     event_id: str
     order_id: str
     rule: CrossSellRule
+    contactable: bool = True
 
     @property
     def idempotency_key(self) -> str:
@@ -117,6 +119,7 @@ class CrossSellDraft:
                 "order_id": self.order_id,
                 "event_id": self.event_id,
             },
+            contactable=self.contactable,
         )
 
     def message(self) -> tuple[str, str, OutputMessage]:
@@ -151,15 +154,25 @@ class CrossSellDecision:
         return self._round.apply_commands(self.orders, self.customer_fields)
 
     def alerts(self) -> list[tuple[str, str, OutputMessage]]:
-        """The drafts as entries of :attr:`streams.round.scorer.ScoredRound.alerts`."""
-        return [d.message() for d in self.drafts]
+        """The drafts to publish as entries of :attr:`streams.round.scorer.ScoredRound.alerts`:
+        those for a customer who is not contactable only if the settings ask for them."""
+        when_not = self._round.when_not_contactable
+        return [d.message() for d in self.drafts if d.contactable or when_not]
 
 
 class CrossSellRound:
     """Builds a round's cross-sell reads, decisions and writes (see the module doc)."""
 
-    def __init__(self, prefix: str, policy: CrossSellPolicy, dedup_keep: int = 20_000) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        policy: CrossSellPolicy,
+        dedup_keep: int = 20_000,
+        *,
+        when_not_contactable: bool = False,
+    ) -> None:
         self.policy = policy
+        self.when_not_contactable = when_not_contactable
         self._prefix = prefix
         self._keys = Layout(prefix)
         self._tag = self._keys.cross_sell_counters()
@@ -177,7 +190,12 @@ class CrossSellRound:
             max_items_per_customer=settings.cross_sell_max_categories,
             max_partners=settings.cross_sell_max_partners,
         )
-        return cls(settings.redis_key_prefix, policy, settings.cross_sell_dedup_keep)
+        return cls(
+            settings.redis_key_prefix,
+            policy,
+            settings.cross_sell_dedup_keep,
+            when_not_contactable=settings.marketing_alerts_when_not_contactable,
+        )
 
     # --- keys ----------------------------------------------------------------------------------
     @property
@@ -268,6 +286,7 @@ class CrossSellRound:
                         event.event_id,
                         event.payload.order_id,
                         found,
+                        contactable(a.profile),
                     )
                 )
         fields = {c: dict(known.written) for c, known in customers.items() if known.written}

@@ -345,3 +345,20 @@ def test_the_round_takes_its_policy_from_settings() -> None:
     xsell = CrossSellRound.from_settings(s)
     assert xsell.policy.min_lift == 2.5 and math.isinf(xsell.policy.half_life_seconds)
     assert xsell.customer_key("c-1") == "crm:{c-1}:xc" and xsell.meta_key == "crm:{xsell}:m"
+
+
+@pytest.mark.parametrize("when_not", [False, True])
+def test_a_customer_who_unsubscribed_gets_no_cross_sell_alert_unless_asked(when_not: bool) -> None:
+    stats = seed_shop()
+    xsell = CrossSellRound("t", POLICY, when_not_contactable=when_not)
+    order = _order("c", "e1", 100.0, "ink")
+    applied = [order._replace(profile=Profile(unsubscribes=1, last_unsubscribe_at=50))]
+    reads = xsell.read_keys(a.event for a in applied)
+    decision = xsell.decide(reads, _stored(stats, reads), applied)
+
+    assert len(decision.drafts) == 1  # decided and remembered all the same: counted once
+    assert decision.customer_fields["c"][f"s:ink{SEP}paper"] == 100
+    published = [Alert.model_validate_json(m.value) for _, _, m in decision.alerts()]
+    assert [(a.alert_type, a.contactable) for a in published] == (
+        [(AlertType.CROSS_SELL, False)] if when_not else []
+    )
