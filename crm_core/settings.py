@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # Publish win-back and cross-sell alerts for customers who unsubscribed or withdrew consent
     # (scorers/consent.py); off: they are not published, the other alerts say contactable=false.
     marketing_alerts_when_not_contactable: bool = False
+
+    # --- customer data rights (streams/state/erasure.py) -----------------------------------
+    erasure_key: SecretStr | None = None  # HMAC key of the erased ids' suppression records
+    # An erasure deletes again after this long, when rounds in flight at its start are done.
+    erase_fence_seconds: float = Field(default=5.0, ge=0)
     population_refresh_seconds: float = Field(default=3600.0, ge=0)
 
     # --- the churn model (labels, learner, scoring) -------------------------------------------

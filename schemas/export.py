@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
 from schemas.events import MarketingEvent, PurchaseEvent, ServiceEvent
-from schemas.outputs import Alert, DeadLetter, ScoreSnapshot, TrainingExample
+from schemas.outputs import Alert, CustomerErased, DeadLetter, ScoreSnapshot, TrainingExample
 
 __all__ = ["DEFAULT_DIRECTORY", "SCHEMA_MODELS", "export_json_schemas", "json_schema", "main"]
 
@@ -34,6 +34,7 @@ SCHEMA_MODELS: Mapping[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "dead_letter": (DeadLetter, "serialization"),
     "score_snapshot": (ScoreSnapshot, "serialization"),
     "alert": (Alert, "serialization"),
+    "customer_erased": (CustomerErased, "serialization"),
     "training_example": (TrainingExample, "serialization"),
 }
 

@@ -35,6 +35,7 @@ __all__ = [
     "DEAD_LETTER_VALUE_BYTES",
     "Alert",
     "AlertType",
+    "CustomerErased",
     "DeadLetter",
     "OutputModel",
     "ScoreSnapshot",
@@ -313,3 +314,13 @@ class TrainingExample(OutputModel):
     label: Literal[0, 1]
     features: dict[str, float]
     idempotency_key: str = Field(min_length=1, description="churn + customer + snapshot time")
+
+
+# --- customer data rights -----------------------------------------------------------------------
+class CustomerErased(OutputModel):
+    """A customer was erased (``crm.erasures``, a compacted topic keyed by the customer id): a
+    downstream tool that holds the customer's data should delete it too."""
+
+    schema_version: Literal[1] = 1
+    customer_id: CustomerId
+    erased_at: UtcDatetime = Field(description="When the erasure was requested (wall clock).")

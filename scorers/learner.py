@@ -19,6 +19,7 @@ LearnOutcome(learned=False, p=None, drift=False)
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from collections import OrderedDict
@@ -93,6 +94,7 @@ class OnlineLearner:
         """
         if label not in (0, 1):
             raise ModelError(f"churn label must be 0 or 1 (1 = churned), got {label!r}.")
+        key = _memo(key)
         if key in self._keys:
             return LearnOutcome(learned=False, p=None, drift=False)
         p = self.model.predict_proba(features)
@@ -112,7 +114,7 @@ class OnlineLearner:
         self._remember(key)
         return LearnOutcome(learned=True, p=p, drift=drifted)
 
-    def _remember(self, key: str) -> None:
+    def _remember(self, key: str) -> None:  # a digest from _memo
         if self.dedup_keys == 0:
             return
         self._keys[key] = None
@@ -147,3 +149,9 @@ class OnlineLearner:
         if not hasattr(learner, "clusters"):  # a checkpoint from before the segmentation
             learner.clusters = CustomerClusters()
         return learner
+
+
+def _memo(key: str) -> str:
+    """What the dedup memory keeps of an example's key: a digest, so a checkpoint holds no
+    customer id (keys name the customer; an erased customer must leave no trace)."""
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()

@@ -53,6 +53,12 @@ class PipelineMetrics:
         self.duplicates = Counter(
             "crm_duplicates_skipped", "Redelivered or re-sent events skipped", registry=r
         )
+        self.skipped = Counter(
+            "crm_events_skipped",
+            "Valid events not applied, by reason (erased: the customer was erased)",
+            ["reason"],
+            registry=r,
+        )
         self.consumed = Counter("crm_consumed", "Messages consumed from input topics", registry=r)
         self.event_to_score = Histogram(
             "crm_event_to_score_seconds",

@@ -217,6 +217,7 @@ class IngestStats:
         self.examples = 0
         self.alerts: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()  # valid events not applied, by reason
 
     def report(self) -> dict[str, Any]:
         """The totals, for ``/health``."""
@@ -228,6 +229,7 @@ class IngestStats:
             "timer_checkpoints": self.timer_checkpoints,
             "alerts": dict(self.alerts),
             "dead_letters": dict(self.dead_letters),
+            "skipped": dict(self.skipped),
             "training_examples": self.examples,
         }
 

@@ -59,6 +59,7 @@ from streams.models.registry import ModelRegistry
 from streams.round.messages import Applied
 from streams.round.scorer import ScoredRound, round_scorer
 from streams.state.cross_sell_counts import CrossSellDecision
+from streams.state.erasure import ErasedCustomers
 from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.state.retry import RedisSteps
 from streams.state.round_store import PendingRound, RoundStore
@@ -84,6 +85,7 @@ class IngestService(Service):
         self._store = RedisProfileStore(self._redis, settings)
         self._rounds = RoundStore(self._redis, self._store, settings)
         self._processor = PipelineProcessor(settings)
+        self._erased = ErasedCustomers(self._redis, settings)  # their events are skipped
         self._scorer = round_scorer(settings)
         self._timeline = self._scorer.timeline
         self._churn = self._scorer.churn
@@ -154,6 +156,7 @@ class IngestService(Service):
         await self._dead_letter_producer.start()
         await self._consumer.start()
         await self._follower.follow()
+        await self._erased.refresh()
 
     async def on_stop(self) -> None:
         self._stopping.set()
@@ -318,6 +321,8 @@ class IngestService(Service):
         # reads them again.
         items = [(a, True) for a in late if a.record.partition in limits]
         items += [(a, False) for a in released if a.record.partition in limits]
+        if self._erased.count:
+            items, popped = self._skip_erased(items, popped)
         customers: dict[str, int] = {}
         for a, _ in items:
             customers[a.event.customer_id] = a.record.partition
@@ -444,6 +449,19 @@ class IngestService(Service):
             commits = {tp: o for tp, o in round_.commits.items() if tp.partition in current}
             await self._commits.add(deliveries, commits, result, roundtrip)
 
+    def _skip_erased(
+        self, items: list[tuple[Accepted, bool]], popped: dict[int, list[str]]
+    ) -> tuple[list[tuple[Accepted, bool]], dict[int, list[str]]]:
+        """The round without erased customers: their events are counted (reason ``erased``),
+        not applied and not dead-lettered; their timers are dropped."""
+        erased = self._erased.erased
+        kept = [(a, late) for a, late in items if not erased(a.event.customer_id)]
+        skipped = len(items) - len(kept)
+        if skipped:
+            self.stats.skipped["erased"] += skipped
+            self.metrics.skipped.labels("erased").inc(skipped)
+        return kept, {p: [c for c in names if not erased(c)] for p, names in popped.items()}
+
     def _limit(self, partition: int) -> int | None:
         """:func:`_limit` of the partition's watermark, or None before it has one."""
         if partition not in self._clock.partitions:  # revoked while its round was finishing
@@ -497,6 +515,13 @@ class IngestService(Service):
         await refresh_periodically(
             self.settings, self._redis, self._clock.low_watermark, self._stopping
         )
+
+    @Service.timer(1.0)
+    async def _refresh_erased(self) -> None:
+        """Pick up new erasures (``crm-score erase`` waits longer than this before it deletes
+        again: see streams/state/erasure.py)."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._erased.refresh()
 
     @Service.timer(5.0)
     async def _poll_model(self) -> None:

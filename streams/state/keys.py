@@ -25,7 +25,9 @@ they joined the value group / cluster); ``{agent:<identity>}:owned`` / ``:shared
 ``{alerts}`` (recent alerts, capped); ``{audit}``; ``{apikeys}`` (hashes only); ``{ops}:auc``
 (the churn model's AUC over time); ``{model:<name>}:<suffix>`` (the model registry);
 ``{lock:<name>}`` (the learner's and the population refresh's locks); ``{xsell}:...`` (the
-cross-sell counters); ``{quarantine}`` (dead letters the dead-letter topic refused).
+cross-sell counters); ``{quarantine}`` (dead letters the dead-letter topic refused);
+``{erased}`` (suppression records of erased customers: keyed hash of the id -> when, see
+:mod:`streams.state.erasure`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Layout:
         self.audit = f"{prefix}:{{audit}}"
         self.api_keys = f"{prefix}:{{apikeys}}"
         self.auc_history = f"{prefix}:{{ops}}:auc"
+        self.erased = f"{prefix}:{{erased}}"
 
     def profile(self, customer_id: str) -> str:
         """The profile hash (the ``ix`` field is the API's)."""
@@ -59,6 +62,19 @@ class Layout:
     def profile_pattern(self) -> str:
         """A ``SCAN`` pattern that matches every profile hash (and only those)."""
         return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":{*}:p"
+
+    def customer_keys(self, customer_id: str) -> tuple[str, ...]:
+        """Every key that belongs to one customer alone (what an erasure deletes)."""
+        return (
+            self.profile(customer_id),
+            self.seen(customer_id),
+            self.journal(customer_id),
+            self.alert_claims(customer_id),
+            self.cross_sell(customer_id),
+            self.snapshot(customer_id),
+            self.contact(customer_id),
+            self.shared(customer_id),
+        )
 
     def seen(self, customer_id: str) -> str:
         """The customer's recently seen event ids."""

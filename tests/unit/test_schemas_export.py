@@ -33,6 +33,7 @@ def test_one_stable_file_per_model(tmp_path: Path) -> None:
         "dead_letter",
         "score_snapshot",
         "alert",
+        "customer_erased",
         "training_example",
     }
     for path in paths:
