@@ -343,7 +343,7 @@ def api_command(
 
 @api_key_app.command("create")
 def api_key_create(
-    role: str = typer.Option(..., help="admin, manager or agent"),
+    role: str = typer.Option(..., help="admin, manager, agent or privacy (may erase)"),
     department: str | None = typer.Option(None, help="managers: the department (a path)"),
     identity: str | None = typer.Option(None, help="agents: the identity customers name"),
     pii: bool = typer.Option(False, "--pii", help="may see contact details unmasked"),

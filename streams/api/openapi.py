@@ -56,6 +56,25 @@ _SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "Erasure": {
+        "type": "object",
+        "description": "What an erasure did; the customer is named only by its suppression tag "
+        "(HMAC-SHA256 of the id with CRM_ERASURE_KEY).",
+        "required": [
+            "suppression_tag",
+            "erased_at",
+            "first_erasure",
+            "keys_deleted",
+            "index_entries_removed",
+        ],
+        "properties": {
+            "suppression_tag": {"type": "string"},
+            "erased_at": {"type": "string", "format": "date-time"},
+            "first_erasure": {"type": "boolean"},
+            "keys_deleted": {"type": "integer"},
+            "index_entries_removed": {"type": "integer"},
+        },
+    },
     "Contact": {
         "type": "object",
         "description": "PII; every field masked (e.g. j***@example.com) without `pii`.",
@@ -295,7 +314,19 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One customer: profile, scores, segment, P(alive), CLV, churn.",
                     "parameters": [customer],
                     "responses": {"200": _json(_ref("Customer"), "The customer."), **_ERRORS},
-                }
+                },
+                "delete": {
+                    "summary": "Erase the customer (needs the `erase` permission: admin and "
+                    "privacy keys): every key and index entry, a suppression record so its "
+                    "events are skipped from now on, customer_erased on crm.erasures. "
+                    "Idempotent; answers after CRM_ERASE_FENCE_SECONDS.",
+                    "parameters": [customer],
+                    "responses": {
+                        "200": _json(_ref("Erasure"), "Erased (or erased before)."),
+                        "403": {"$ref": "#/components/responses/Forbidden"},
+                        **_ERRORS,
+                    },
+                },
             },
             "/api/customers/{customer_id}/share": {
                 "post": {

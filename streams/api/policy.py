@@ -5,7 +5,8 @@ A caller is a :class:`Principal` (from its API key). Its scope depends on its ro
 - ``admin`` sees every customer;
 - ``manager`` sees customers with a department in its department's subtree (the department
   and every one under it in the :class:`DepartmentTree` from config);
-- ``agent`` sees customers it owns and customers shared with it.
+- ``agent`` sees customers it owns and customers shared with it;
+- ``privacy`` (a data-protection officer) sees every customer and may erase them.
 
 A customer outside the scope is answered exactly like one that does not exist (404), so a
 caller cannot learn that it exists. PII (contact name, e-mail, phone, address) is masked for a
@@ -48,15 +49,16 @@ __all__ = [
     "mask_phone",
 ]
 
-Role = Literal["admin", "manager", "agent"]
+Role = Literal["admin", "manager", "agent", "privacy"]
 #: What a key may do beyond reading its scope: ``pii`` (unmasked contact details), ``share``
-#: (share a customer with an agent).
-PERMISSIONS: tuple[str, ...] = ("pii", "share")
+#: (share a customer with an agent), ``erase`` (erase a customer: admins and ``privacy``).
+PERMISSIONS: tuple[str, ...] = ("pii", "share", "erase")
 #: Permissions every key of a role has; others are granted per key.
 ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = {
-    "admin": frozenset({"pii", "share"}),
+    "admin": frozenset({"pii", "share", "erase"}),
     "manager": frozenset(),
     "agent": frozenset(),
+    "privacy": frozenset({"erase"}),
 }
 
 
@@ -72,7 +74,7 @@ class Principal:
 
     def __post_init__(self) -> None:
         if self.role not in get_args(Role):
-            raise ConfigError(f"unknown role {self.role!r}: use admin, manager or agent")
+            raise ConfigError(f"unknown role {self.role!r}: use admin, manager, agent or privacy")
         if self.role == "manager" and not self.department:
             raise ConfigError("a manager key needs a department")
         if self.role == "agent" and not self.identity:
@@ -158,12 +160,12 @@ class Scope:
     @property
     def everything(self) -> bool:
         """Whether the scope holds every customer (no filtering needed)."""
-        return self.principal.role == "admin"
+        return self.principal.role in ("admin", "privacy")
 
     def allows(self, customer: CustomerAccess) -> bool:
         """Whether the principal may see ``customer``."""
         role = self.principal.role
-        if role == "admin":
+        if self.everything:
             return True
         if role == "manager":
             return not self.departments.isdisjoint(customer.departments)

@@ -51,7 +51,6 @@ async def erase_customer(
     customer_id: str,
     at: datetime,
     principal: Principal | None,
-    *,
     method: str = "CLI",
 ) -> ErasureReport:
     """Erase ``customer_id`` (see the module doc); the report counts both deletions."""

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from crm_core.errors import ConfigError
 from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
@@ -29,6 +30,7 @@ from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard
 from streams.api.policy import DepartmentTree, Principal, Scope
 from streams.api.queries import Queries
+from streams.api.rights import erase_customer
 from streams.api.views import clusters_view, customer_view, error_body, rule_view
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MODEL, ModelRegistry
@@ -94,6 +96,7 @@ class ApiHandlers:
         return [
             web.get("/customers/{customer_id}", self.customer),
             web.post("/customers/{customer_id}/share", self.share),
+            web.delete("/customers/{customer_id}", self.erase),
             web.get("/segments", self.segment_counts),
             web.get("/segments/{name}/customers", self.segment_members),
             web.get("/value-groups", self.value_group_counts),
@@ -194,6 +197,21 @@ class ApiHandlers:
         await self.queries.share(customer_id, identity)
         await self._audit(principal, request, customer_id, "allowed", 200)
         return json_response({"customer_id": customer_id, "shared_with": identity})
+
+    async def erase(self, request: web.Request) -> web.Response:
+        """DELETE /api/customers/{customer_id}: erase the customer (streams/api/rights.py)."""
+        customer_id = request.match_info["customer_id"]
+        principal = await self._principal(request, customer_id)
+        if not principal.can("erase"):
+            await self._audit(principal, request, customer_id, "forbidden", 403)
+            raise _Error(403, "this key may not erase customers (admins and privacy keys may)")
+        try:
+            report = await erase_customer(
+                self.settings, self.client, customer_id, datetime.now(UTC), principal, "DELETE"
+            )
+        except ConfigError as exc:
+            raise _Error(503, str(exc)) from None
+        return json_response(report.to_dict())
 
     async def segment_counts(self, request: web.Request) -> web.Response:
         """GET /api/segments."""

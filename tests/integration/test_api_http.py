@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
 from crm_core.settings import Settings
 from schemas import PurchaseEvent, example_event_dict
@@ -99,7 +100,10 @@ class Api:
 
 @pytest.fixture
 async def api(isolated_settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[Api]:
-    settings = isolated_settings
+    secret = SecretStr("test-erasure-key-" + "k" * 32)
+    settings = isolated_settings.model_copy(
+        update={"erasure_key": secret, "erase_fence_seconds": 0.0}
+    )
     layout = Layout(settings.redis_key_prefix)
     applied = [_applied(c, d, o) for c, (d, o, *_) in CUSTOMERS.items()]
     snapshots = [_snapshot(c, s, v, p) for c, (_, _, s, v, p) in CUSTOMERS.items()]
@@ -125,6 +129,7 @@ async def api(isolated_settings: Settings, redis_client: aioredis.Redis) -> Asyn
         "agent1": Principal("", "agent", identity="agent-1"),
         "agent3": Principal("", "agent", identity="agent-3"),
         "agent3pii": Principal("", "agent", identity="agent-3", granted=frozenset({"pii"})),
+        "privacy": Principal("", "privacy"),
     }
     keys = {name: await store.create(p) for name, p in principals.items()}
     root = web.Application()
@@ -342,3 +347,36 @@ async def test_health_and_openapi_need_no_key(api: Api) -> None:
     assert set(body["models"]) == {"probability", "churn", "rfm"}
     document = await (await api.client.get("/api/openapi.json")).json()
     assert "/api/customers/{customer_id}" in document["paths"]
+
+
+async def test_erase_needs_the_permission_and_leaves_only_the_suppression_record(
+    api: Api, redis_client: aioredis.Redis
+) -> None:
+    layout = Layout(api.settings.redis_key_prefix)
+    for who in ("emea", "agent1"):
+        headers = {"Authorization": f"Bearer {api.keys[who]}"}
+        response = await api.client.delete("/api/customers/c-uk", headers=headers)
+        assert response.status == 403
+    assert (await api.get("/api/customers/c-uk", "privacy"))[0] == 200  # privacy sees everyone
+
+    headers = {"Authorization": f"Bearer {api.keys['privacy']}"}
+    response = await api.client.delete("/api/customers/c-uk", headers=headers)
+    body = await response.json()
+    assert response.status == 200 and body["first_erasure"] and body["keys_deleted"] >= 2
+    assert await redis_client.hkeys(layout.erased) == [body["suppression_tag"].encode()]
+    # Nothing under the prefix names the customer any more: keys, index members, recent
+    # alerts and the audit trail (its entries name the suppression tag instead).
+    async for key in redis_client.scan_iter(match=f"{layout.prefix}:*"):
+        assert b"c-uk" not in key
+    members = await redis_client.zrange(layout.segment("Champions", "clv"), 0, -1)
+    assert b"c-uk" not in members and len(members) == 2
+    alerts: Any = await redis_client.xrange(layout.alerts)
+    assert alerts and all(fields[b"c"] != b"c-uk" for _, fields in alerts)
+    entries = await AuditLog(redis_client, layout).read()
+    assert entries and all(e.customer != "c-uk" and "c-uk" not in e.path for e in entries)
+    assert entries[-1].role == "privacy" and entries[-1].method == "DELETE"
+    assert (await api.get("/api/customers/c-uk", "admin"))[0] == 404
+    assert (await api.get("/api/segments", "admin"))[1]["total"] == len(CUSTOMERS) - 1
+
+    again = await api.client.delete("/api/customers/c-uk", headers=headers)
+    assert again.status == 200 and not (await again.json())["first_erasure"]
