@@ -192,7 +192,9 @@ def pareto_nbd_expected_purchases(
     else:
         spread = -np.expm1(-(p.s - 1.0) * log_growth) / (p.s - 1.0)
     rate = (p.r + xs) * (p.beta + big_t) / (p.alpha + big_t)
-    alive, died = _log_terms(p, xs, txs, big_t)
+    # P(alive) does not depend on t: its two 2F1 per customer are evaluated once, on (x, t_x,
+    # T) as given, not once per horizon after broadcasting (the scorer asks for 14 horizons).
+    alive, died = _log_terms(p, *check_customers(x, t_x, T))
     return np.asarray(expit(alive - died) * rate * spread, dtype=np.float64)
 
 

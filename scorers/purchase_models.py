@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -112,7 +113,7 @@ class PurchaseModel:
             raise ModelError("threshold must be strictly between 0 and 1.")
         p = self.params
         if isinstance(p, ParetoNbdParams):
-            return pareto_nbd_p_alive_crossing_time(p, x, t_x, threshold)
+            return _pareto_nbd_crossing(p, x, t_x, threshold)
         if self.kind == "bgnbd" and x <= 0:
             return None  # no repeat purchase: P(alive) stays 1 in BG/NBD
         b_x = p.b + x - (1 if self.kind == "bgnbd" else 0)
@@ -155,3 +156,9 @@ def fit_purchase_model(
     fit = fit_bgnbd(x, t_x, T) if kind == "bgnbd" else fit_mbgnbd(x, t_x, T)
     check_fit(kind, fit.log_likelihood, fit.at_bound)
     return PurchaseModel("bgnbd" if kind == "bgnbd" else "mbgnbd", fit.params, fit.log_likelihood)
+
+
+#: The timers ask for the same customer's crossing at every checkpoint of a silence and at its
+#: due time (the profile, so the answer, has not changed); each is a root search over 2F1
+#: evaluations, so answers are kept per (parameters, x, t_x, threshold): a pure function.
+_pareto_nbd_crossing = functools.lru_cache(maxsize=16_384)(pareto_nbd_p_alive_crossing_time)
