@@ -12,7 +12,7 @@ import typer
 
 from crm_core.errors import CrmScoringError
 from crm_core.settings import get_settings
-from crm_score.rights_cli import erase_command
+from crm_score.rights_cli import erase_command, export_command
 from crm_score.sentiment_cli import sentiment_command
 from crm_score.services_cli import fail as _fail
 from crm_score.services_cli import services_app
@@ -27,6 +27,7 @@ api_key_app = typer.Typer(help="Query API keys (stored hashed in Redis).", no_ar
 app.add_typer(api_key_app, name="api-key")
 app.command("sentiment")(sentiment_command)
 app.command("erase")(erase_command)
+app.command("export")(export_command)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from crm_core.errors import CrmScoringError
 from crm_core.settings import get_settings
 from crm_score.services_cli import fail
 
-__all__ = ["erase_command"]
+__all__ = ["erase_command", "export_command"]
 
 
 def erase_command(
@@ -41,3 +41,40 @@ def erase_command(
         typer.echo(orjson.dumps(asyncio.run(run())).decode())
     except CrmScoringError as exc:
         raise fail(exc) from None
+
+
+def export_command(
+    customer_id: str = typer.Argument(..., help="the customer id to export"),
+) -> None:
+    """Print everything stored about a customer as one JSON document (contact unmasked), and
+    audit it. Exit code 1 when no such customer is stored."""
+    from streams.api.audit import AuditLog, Decision
+    from streams.api.export import export_document
+    from streams.api.policy import Principal
+    from streams.api.queries import Queries
+    from streams.state.keys import Layout
+    from streams.state.profiles import connect_redis
+
+    settings = get_settings()
+    who = Principal(f"cli:{getpass.getuser()}", "admin")
+    layout = Layout(settings.redis_key_prefix)
+    path = f"/api/customers/{customer_id}/export"
+
+    async def run() -> dict[str, object] | None:
+        client = connect_redis(settings)
+        try:
+            record = await Queries(client, layout, []).customer(customer_id)
+            audit = AuditLog(client, layout, settings.api_audit_maxlen)
+            decision: Decision = "allowed" if record is not None else "not_found"
+            await audit.record(who, "CLI", path, customer_id, decision, 200 if record else 404)
+            if record is None:
+                return None
+            return await export_document(client, layout, record, who, datetime.now(UTC))
+        finally:
+            await client.aclose()
+
+    document = asyncio.run(run())
+    if document is None:
+        typer.secho(f"no customer {customer_id!r} is stored", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(orjson.dumps(document).decode())

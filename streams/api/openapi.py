@@ -328,6 +328,18 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/customers/{customer_id}/export": {
+                "get": {
+                    "summary": "Everything stored about the customer as one document (profile, "
+                    "scores, indexes, alert state, alerts, cross-sell, contact: masked without "
+                    "`pii`). Same scope as GET /api/customers/{customer_id}; audited.",
+                    "parameters": [customer],
+                    "responses": {
+                        "200": _json({"type": "object"}, "The export (export_version 1)."),
+                        **_ERRORS,
+                    },
+                }
+            },
             "/api/customers/{customer_id}/share": {
                 "post": {
                     "summary": "Share a customer with an agent (needs the `share` permission).",

@@ -25,6 +25,7 @@ from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
 from streams.api.auth import KeyStore
+from streams.api.export import export_document
 from streams.api.guard import AuthFailures, clip
 from streams.api.metrics import ApiMetrics
 from streams.api.ops import OpsBoard
@@ -97,6 +98,7 @@ class ApiHandlers:
             web.get("/customers/{customer_id}", self.customer),
             web.post("/customers/{customer_id}/share", self.share),
             web.delete("/customers/{customer_id}", self.erase),
+            web.get("/customers/{customer_id}/export", self.export),
             web.get("/segments", self.segment_counts),
             web.get("/segments/{name}/customers", self.segment_members),
             web.get("/value-groups", self.value_group_counts),
@@ -197,6 +199,21 @@ class ApiHandlers:
         await self.queries.share(customer_id, identity)
         await self._audit(principal, request, customer_id, "allowed", 200)
         return json_response({"customer_id": customer_id, "shared_with": identity})
+
+    async def export(self, request: web.Request) -> web.Response:
+        """GET /api/customers/{customer_id}/export: everything stored (streams/api/export.py)."""
+        customer_id = request.match_info["customer_id"]
+        principal = await self._principal(request, customer_id)
+        record = await self.queries.customer(customer_id)
+        allowed = record is not None and Scope(principal, self.tree).allows(record.access)
+        decision: Decision = "allowed" if allowed else "denied" if record else "not_found"
+        await self._audit(principal, request, customer_id, decision, 200 if allowed else 404)
+        if record is None or not allowed:
+            raise _Error(404, f"no customer {clip(customer_id, 128)!r}")
+        document = await export_document(
+            self.client, self.layout, record, principal, datetime.now(UTC)
+        )
+        return json_response(document)
 
     async def erase(self, request: web.Request) -> web.Response:
         """DELETE /api/customers/{customer_id}: erase the customer (streams/api/rights.py)."""

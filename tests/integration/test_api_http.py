@@ -366,7 +366,7 @@ async def test_erase_needs_the_permission_and_leaves_only_the_suppression_record
     assert await redis_client.hkeys(layout.erased) == [body["suppression_tag"].encode()]
     # Nothing under the prefix names the customer any more: keys, index members, recent
     # alerts and the audit trail (its entries name the suppression tag instead).
-    async for key in redis_client.scan_iter(match=f"{layout.prefix}:*"):
+    async for key in redis_client.scan_iter(match=f"{layout.prefix}:*", count=10_000):
         assert b"c-uk" not in key
     members = await redis_client.zrange(layout.segment("Champions", "clv"), 0, -1)
     assert b"c-uk" not in members and len(members) == 2
@@ -380,3 +380,28 @@ async def test_erase_needs_the_permission_and_leaves_only_the_suppression_record
 
     again = await api.client.delete("/api/customers/c-uk", headers=headers)
     assert again.status == 200 and not (await again.json())["first_erasure"]
+
+
+async def test_export_holds_everything_stored_in_scope_and_is_audited(
+    api: Api, redis_client: aioredis.Redis
+) -> None:
+    status, doc = await api.get("/api/customers/c-uk/export", "admin")
+    assert status == 200 and doc["customer_id"] == "c-uk" and doc["export_version"] == 1
+    assert doc["contact"] == CONTACT and doc["contact_unmasked"] is True
+    assert doc["profile"]["orders"] == 3 and doc["profile"]["gross_minor"] == 9000
+    assert doc["scores"]["clv"] == 900.0 and doc["segment"] == "Champions"
+    assert (doc["value_group"], doc["cluster"]) == GROUPS["c-uk"]
+    assert doc["departments"] == {"purchase": "sales/emea/uk"} and doc["owner"] == "agent-1"
+    assert [a["alert_type"] for a in doc["recent_alerts"]] == ["churn_risk", "win_back"]
+    assert doc["contactable"] is True
+
+    status, masked = await api.get("/api/customers/c-uk/export", "agent1")  # owns c-uk
+    assert status == 200 and masked["contact_unmasked"] is False
+    assert masked["contact"]["email"] == "j***@example.com"
+    assert (await api.get("/api/customers/c-uk/export", "agent3"))[0] == 404  # not in scope
+    entries = await AuditLog(redis_client, Layout(api.settings.redis_key_prefix)).read()
+    assert [(e.path, e.decision) for e in entries[-3:]] == [
+        ("/api/customers/c-uk/export", "allowed"),
+        ("/api/customers/c-uk/export", "allowed"),
+        ("/api/customers/c-uk/export", "denied"),
+    ]

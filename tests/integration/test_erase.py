@@ -40,7 +40,7 @@ async def holding(settings: Settings, needle: str) -> list[str]:
     found, wanted = [], needle.encode()
     values: list[Any]
     try:
-        async for raw_key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=1000):
+        async for raw_key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=10_000):
             key = bytes(raw_key)
             kind = _text(await client.type(key))
             if kind == "string":
@@ -79,7 +79,7 @@ async def wipe_all_but_suppression(settings: Settings) -> None:
     client = connect_redis(settings)
     keep = Layout(settings.redis_key_prefix).erased.encode()
     try:
-        async for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=1000):
+        async for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=10_000):
             if bytes(key) != keep:
                 await client.delete(key)
     finally:
