@@ -11,6 +11,7 @@ False
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from functools import lru_cache
@@ -196,16 +197,30 @@ class Settings(BaseSettings):
 
     def subprocess_env(self, **extra: str) -> dict[str, str]:
         """This process's environment plus the ``CRM_*`` variables that make a child process
-        (e.g. a worker) use the same broker, Redis and namespace as these settings."""
+        (e.g. a worker) use the same broker, Redis and namespace as these settings, and every
+        other field set on this object to a value the environment does not give
+        (``model_copy(update=...)``: a test's session or reply timeout reaches its worker)."""
         env = dict(os.environ)
-        for name in _NAMESPACE_FIELDS:
+        inherited = type(self)()  # what the child would read from the environment alone
+        changed = [n for n in sorted(self.model_fields_set)
+                   if getattr(self, n) != getattr(inherited, n)]  # fmt: skip
+        for name in dict.fromkeys((*_NAMESPACE_FIELDS, *changed)):
             value = getattr(self, name)
             if value is None:
                 env.pop(f"CRM_{name.upper()}", None)
             else:
-                text = value.isoformat() if isinstance(value, datetime) else str(value)
-                env[f"CRM_{name.upper()}"] = text
+                env[f"CRM_{name.upper()}"] = self._env_text(name, value)
         return {**env, **extra}
+
+    def _env_text(self, name: str, value: object) -> str:
+        """``value`` of field ``name`` as its environment variable spells it."""
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, str | Path | int | float):
+            return str(value)
+        return json.dumps(self.model_dump(mode="json", include={name})[name])
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict, secrets replaced by ``'**********'`` (safe to log)."""
