@@ -53,7 +53,7 @@ from streams.ingest.lag import ingest_group
 from streams.ingest.metrics import PipelineMetrics
 from streams.ingest.quarantine import Quarantine
 from streams.ingest.records import Accepted, IngestStats, ParsedBatch, PipelineProcessor
-from streams.ingest.topics import ensure_topics
+from streams.ingest.topics import ensure_topics, repair_topic_configs
 from streams.models.refresh import ModelFollower, refresh_periodically
 from streams.models.registry import ModelRegistry
 from streams.round.messages import Applied
@@ -68,6 +68,8 @@ __all__ = ["IngestService"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: How long /health waits for Redis' PING before it answers 503 (a hung Redis, not a slow one).
+_PING_SECONDS = 2.0
 
 
 class IngestService(Service):
@@ -118,6 +120,7 @@ class IngestService(Service):
         self._last_states: dict[str, CustomerState] = {}
         self._ownership = PartitionOwnership()  # streams.ingest.handover
         self._steps = RedisSteps(self.metrics.redis_errors, self._stopping, log)
+        self._assigned = asyncio.Event()  # partitions were assigned: check the topic configs
 
     async def on_start(self) -> None:
         s = self.settings
@@ -177,6 +180,7 @@ class IngestService(Service):
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Rebalance: start clocks for new partitions, floored at their saved watermarks."""
+        self._assigned.set()  # a recreated topic has the broker's defaults: _repair_topics
         partitions = {tp.partition for tp in assigned} - self._clock.partitions
         floors = await self._retrying(lambda: self._rounds.watermarks(partitions))
         self._clock.assign(partitions, floors)
@@ -479,13 +483,13 @@ class IngestService(Service):
         """Redis reachable, partitions assigned, watermarks, totals so far; ``ok`` when Redis
         answers and takes the rounds' writes and every input topic is consumed (else
         ``reason`` says why)."""
-        try:
-            redis_ok = bool(await self._redis.ping())
+        try:  # a Redis that hangs must not hang /health (its reply timeout may be long)
+            redis_ok = bool(await asyncio.wait_for(self._redis.ping(), _PING_SECONDS))
         except Exception:
             redis_ok = False
         failing = self._steps.failing
         if failing is None and not redis_ok:
-            failing = "Redis does not answer PING"
+            failing = f"Redis does not answer PING within {_PING_SECONDS:g} s"
         s = self.settings
         assigned, caught_up, topics = await assignment_status(
             self._consumer, s.input_topics, s.partitions
@@ -522,6 +526,15 @@ class IngestService(Service):
         again: see streams/state/erasure.py)."""
         with contextlib.suppress(RedisError, OSError):
             await self._erased.refresh()
+
+    @Service.task
+    async def _repair_topics(self) -> None:
+        """After each assignment, the project's topic configs back where a topic lost them
+        (streams.ingest.topics), off the rebalance's path: the admin calls may be slow."""
+        while not self._stopping.is_set():
+            await self._assigned.wait()
+            self._assigned.clear()
+            await repair_topic_configs(self.settings)
 
     @Service.timer(5.0)
     async def _poll_model(self) -> None:

@@ -1,7 +1,6 @@
 """Redis refusing or failing mid-round, on a private redis-server (shared Kafka): out of memory
 (maxmemory with noeviction), read-only (turned into a replica of nothing), every client
-connection killed. (A timeout closes the connection as a reset does; pausing Redis here was
-left out: on this shared machine a round can hold the event loop for longer than a pause.)
+connection killed, and the server stopped (SIGSTOP) until the worker has timed out on it.
 
 While Redis refuses writes the worker stops fetching and its /health answers 503 with the
 reason; once Redis takes writes again it goes on. It ends with the profiles equal to a batch
@@ -11,7 +10,9 @@ recomputation and the alert states, due-index and alert keys equal to a clean ru
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -158,3 +159,46 @@ async def test_redis_oom_readonly_and_reset_mid_round(
         labels["kind"] for labels, value in errors if value > 0
     }, errors
     print(f"\nRedis errors by kind: {errors}; {outcome.repeats()} repeated alerts (same key)")
+
+
+@pytest.mark.timeout(600)  # the whole history held up once, plus the clean run
+async def test_redis_that_stops_answering_mid_round(
+    base_settings: Settings,
+    private_redis: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis stops answering (the server is stopped with SIGSTOP: connections stay open, nothing
+    comes back) while rounds are running. It stays stopped until the worker has said so, not
+    for a fixed time, so a round holding the event loop on a busy machine cannot outlast it.
+    The worker keeps the default reply timeout (10 s): /health must answer 503 meanwhile, not
+    wait for Redis as long (its PING is bounded), and a test's HTTP client gives up at 5 s."""
+    monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
+    history = standard_history()
+    reference = await standard_reference(base_settings, tmp_path / "clean.log")
+    settings = fault_settings(private_redis, history, broker_session_timeout=45.0)
+    await publish_models(settings, history)
+    await produce_messages(settings, history.messages)
+    pid = LocalRedis(settings).process.pid()
+    assert pid is not None, "the private Redis has no PID file"
+    worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
+    try:
+        await worker.start()
+        await consumed_at_least(worker, len(history.messages) // 3)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await _refusing(worker, "Redis timeout")
+            timeouts = [v for labels, v in metric_values(worker, "crm_redis_errors_total")
+                        if labels["kind"] == "timeout"]  # fmt: skip
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert timeouts and timeouts[0] > 0, f"no timeout counted: {timeouts}"
+        await wait_caught_up(settings, [worker], timeout=180)
+        assert worker.proc is not None and worker.proc.returncode is None, worker.log_tail()
+        status, health = worker.health_status()
+        assert status == 200 and health["ok"] is True, health
+    finally:
+        await worker.stop()
+    outcome = await read_outcome(settings, history)
+    assert_matches_clean(outcome, reference, history)
+    print(f"\n{timeouts[0]:.0f} Redis timeouts counted; {outcome.repeats()} repeated alerts")
