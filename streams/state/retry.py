@@ -65,7 +65,8 @@ def redis_error_kind(exc: BaseException) -> str:
 class RedisSteps:
     """Runs a service's Redis steps with :func:`retrying`, counts each failure by kind in
     ``errors`` (a Prometheus counter labelled ``kind``) and keeps why the last one failed
-    (:attr:`failing`) until :meth:`recovered` (a read going through says nothing of writes)."""
+    (:attr:`failing`) until :meth:`recovered` or the failed step goes through (another read
+    going through says nothing of writes)."""
 
     def __init__(self, errors: Counter, stopping: asyncio.Event, log: logging.Logger) -> None:
         self._errors = errors
@@ -74,14 +75,27 @@ class RedisSteps:
         self.failing: str | None = None
 
     async def run(self, call: Callable[[], Awaitable[T]]) -> T:
-        """``call`` until it succeeds (raises only once the service is stopping)."""
-        return await retrying(
+        """``call`` until it succeeds (raises only once the service is stopping). A step that
+        failed and then went through clears :attr:`failing`: whatever Redis refused it, it
+        takes now (else a failure in a round's last step would be reported until the next
+        round, which may never come once the input is read)."""
+        failures = 0
+
+        def failed(exc: BaseException) -> None:
+            nonlocal failures
+            failures += 1
+            self.failed(exc)
+
+        result = await retrying(
             call,
             errors=(StateStoreError,),
             stopping=self._stopping,
             log=self._log,
-            on_error=self.failed,
+            on_error=failed,
         )
+        if failures:
+            self.recovered()
+        return result
 
     def recovered(self) -> None:
         """Redis took a round's writes again."""
