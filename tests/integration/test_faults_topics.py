@@ -1,6 +1,7 @@
 """An input topic deleted and recreated under a running worker (shared Kafka and Redis): the
-worker must notice within seconds and consume the new topic, and /health must never say
-caught up while it does not consume it."""
+worker must notice within seconds and consume the new topic, /health must never say caught up
+while it does not consume it, and the new topic gets the project's configs back (recreated as
+the broker's auto-create does, it stamps the producer's time instead of the broker's)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
 
 from crm_core.settings import Settings
 from crm_score.event_files import FileMessage
@@ -71,13 +74,17 @@ async def test_input_topic_deleted_and_recreated_is_consumed_again(
             "/health did not say the purchase topic is gone",
             DETECTED_WITHIN,
         )
-        await ensure_topics(settings)  # recreated (unless the broker did), same partitions
+        # Recreated with the broker's defaults, as its auto-create does when a client asks for
+        # the topic (which may happen first: then this finds it there).
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([NewTopic(purchase, settings.partitions, 1)])
         await produce_messages(settings, _orders(range(5, 10)))
         await worker.wait_health(
             lambda h: h.get("applied") == 10 and h.get("caught_up") is True,
             "the recreated topic was not consumed",
             DETECTED_WITHIN,
         )
+        stamps = await _timestamp_type(admin, purchase)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -86,3 +93,14 @@ async def test_input_topic_deleted_and_recreated_is_consumed_again(
     assert any(not consuming for _, consuming in seen), "the deletion was never seen"
     wrong = [i for i, (caught_up, consuming) in enumerate(seen) if caught_up and not consuming]
     assert not wrong, f"/health said caught up without consuming {purchase} ({len(wrong)} polls)"
+    assert stamps == "LogAppendTime", f"the recreated {purchase} stamps {stamps}"
+
+
+async def _timestamp_type(admin: AIOKafkaAdminClient, topic: str) -> str:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+    for _ in range(50):  # the broker asked may not know the topic's configs yet: ask again
+        entries = (await admin.describe_configs([resource]))[0].resources[0][4]
+        if entries:
+            return str({entry[0]: entry[1] for entry in entries}["message.timestamp.type"])
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the broker never described {topic}'s configs")
