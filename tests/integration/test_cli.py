@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
 from crm_core.settings import Settings
-from crm_score.event_files import read_event_file
+from crm_score.event_files import profiles_from_file, read_event_file
 from scorers.probability import fit_from_profiles
 from tests.integration.harness import (
     WorkerProcess,
@@ -96,3 +97,46 @@ async def test_fit_from_an_event_file_equals_a_fit_on_its_recomputed_profiles(
         assert report["bgnbd"][name] == pytest.approx(value, rel=1e-9), name
     assert report["n_customers"] == expected.n_customers
     assert report["high_value_clv"] is not None
+
+
+async def test_fit_events_counts_what_the_worker_counts(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    """`crm-score fit --events` and the worker fold the same file into the same profiles: event
+    ids repeat within a customer (re-sent, also under another kind) and across customers
+    (another customer's event with the same id counts), so both deduplicate per customer."""
+    simulated = tmp_path / "simulated.jsonl"
+    code, out = await _cli(
+        isolated_settings, "simulate", "--customers", "60", "--days", "60", "--seed", "5",
+        "--duplicates", "0.05", "--out", str(simulated),
+    )  # fmt: skip
+    assert code == 0, out
+    lines = [orjson.loads(line) for line in simulated.read_bytes().splitlines()]
+    customers = sorted({line["customer_id"] for line in lines})
+    borrowed = []
+    for i, line in enumerate(lines[:: len(lines) // 40]):  # the same ids, other customers
+        borrowed.append({**line, "customer_id": customers[i % len(customers)]})
+    # In time order, so a customer's events of one kind (one partition) arrive in the order
+    # both judge them in (a late event is judged when it arrives: the order can differ then).
+    history = sorted(lines + borrowed, key=lambda line: str(line["event_time"]))
+    events_file = tmp_path / "history.jsonl"
+    events_file.write_bytes(b"\n".join(orjson.dumps(line) for line in history) + b"\n")
+    offline, _, skipped = profiles_from_file(
+        events_file, isolated_settings.fx_rates, now=datetime.now(UTC),
+        dedup_window_days=isolated_settings.dedup_window_days,
+    )  # fmt: skip
+    kept = len(history) - skipped
+    pairs = {(line["customer_id"], line["event_id"]) for line in history}
+    assert skipped > 0 and kept == len(pairs), "each customer's id counts once"
+    assert kept > len({line["event_id"] for line in history}), "no id counted for two customers"
+    worker = WorkerProcess(isolated_settings, str(tmp_path / "worker.log"))
+    await worker.start()
+    try:
+        code, out = await _cli(isolated_settings, "produce", str(events_file))
+        assert code == 0, out
+        await wait_caught_up(isolated_settings, [worker])
+        applied = worker.health()["applied"]
+    finally:
+        await worker.stop()
+    assert applied == kept, f"the worker applied {applied} events, fit --events {kept}"
+    assert await read_profiles(isolated_settings, offline) == offline
