@@ -61,15 +61,13 @@ from streams.round.scorer import ScoredRound, round_scorer
 from streams.state.cross_sell_counts import CrossSellDecision
 from streams.state.erasure import ErasedCustomers
 from streams.state.profiles import RedisProfileStore, connect_redis
-from streams.state.retry import RedisSteps
+from streams.state.retry import PING_SECONDS, RedisSteps, answers_ping
 from streams.state.round_store import PendingRound, RoundStore
 
 __all__ = ["IngestService"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-#: How long /health waits for Redis' PING before it answers 503 (a hung Redis, not a slow one).
-_PING_SECONDS = 2.0
 
 
 class IngestService(Service):
@@ -483,13 +481,10 @@ class IngestService(Service):
         """Redis reachable, partitions assigned, watermarks, totals so far; ``ok`` when Redis
         answers and takes the rounds' writes and every input topic is consumed (else
         ``reason`` says why)."""
-        try:  # a Redis that hangs must not hang /health (its reply timeout may be long)
-            redis_ok = bool(await asyncio.wait_for(self._redis.ping(), _PING_SECONDS))
-        except Exception:
-            redis_ok = False
+        redis_ok = await answers_ping(self._redis)
         failing = self._steps.failing
         if failing is None and not redis_ok:
-            failing = f"Redis does not answer PING within {_PING_SECONDS:g} s"
+            failing = f"Redis does not answer PING within {PING_SECONDS:g} s"
         s = self.settings
         assigned, caught_up, topics = await assignment_status(
             self._consumer, s.input_topics, s.partitions

@@ -46,7 +46,7 @@ from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
 from streams.round.messages import OutputMessage
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
-from streams.state.retry import retrying
+from streams.state.retry import answers_ping, retrying
 
 __all__ = ["LearnerService"]
 
@@ -407,10 +407,7 @@ class LearnerService(Service):
 
     async def health(self) -> dict[str, Any]:
         """Leader or not, what was learned and published, offsets; ``ok`` when Redis answers."""
-        try:
-            redis_ok = bool(await self._redis.ping())
-        except Exception:
-            redis_ok = False
+        redis_ok = await answers_ping(self._redis)  # a hung Redis must not hang /health
         learner = self._learner
         return {
             "ok": redis_ok,

@@ -9,12 +9,25 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 from redis import exceptions as redis_errors
+from redis.asyncio import Redis
 
 from crm_core.errors import StateStoreError
 
-__all__ = ["RedisSteps", "redis_error_kind", "retrying"]
+__all__ = ["PING_SECONDS", "RedisSteps", "answers_ping", "redis_error_kind", "retrying"]
 
 T = TypeVar("T")
+
+#: How long a health check waits for Redis' PING: a hung Redis must not hang /health (the
+#: reply timeout, ``CRM_REDIS_TIMEOUT_SECONDS``, may be much longer).
+PING_SECONDS = 2.0
+
+
+async def answers_ping(client: Redis) -> bool:
+    """Whether Redis answers PING within :data:`PING_SECONDS` (never raises)."""
+    try:
+        return bool(await asyncio.wait_for(client.ping(), PING_SECONDS))
+    except Exception:
+        return False
 
 
 async def retrying(
