@@ -381,6 +381,29 @@ async def clean_reference(
     return _REFERENCES[key]
 
 
+@dataclass(frozen=True)
+class FaultRun:
+    """A fault run's standard history, the clean run to compare with, and its settings."""
+
+    history: History
+    reference: Outcome
+    settings: Settings
+
+
+async def standard_fault_run(
+    base: Settings, servers: Settings, log_dir: Path, **update: Any
+) -> FaultRun:
+    """The standard history and its clean run on the shared services (``base``), and settings
+    for a fault run against ``servers`` (fresh names; ``update`` on top) with the models
+    published and the whole history produced, ready for a worker."""
+    history = standard_history()
+    reference = await standard_reference(base, log_dir / "clean.log")
+    settings = fault_settings(servers, history, **update)
+    await publish_models(settings, history)
+    await produce_messages(settings, history.messages)
+    return FaultRun(history, reference, settings)
+
+
 class PrivateServices:
     """A Kafka broker and a Redis server of the test's own, on free ports, with their own data
     directory: a test may restart or wipe them. Stops exactly what it started (PID files)."""

@@ -14,18 +14,14 @@ import orjson
 import pytest
 
 from crm_core.settings import Settings
-from crm_score.produce import produce_messages
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from tests.integration.faults import (
     assert_matches_clean,
     consumed_at_least,
-    fault_settings,
-    publish_models,
     read_all,
     read_outcome,
-    standard_history,
-    standard_reference,
+    standard_fault_run,
 )
 from tests.integration.harness import WorkerProcess, metric_values, valid_events, wait_caught_up
 
@@ -38,11 +34,10 @@ async def test_worker_paused_past_its_session_counts_each_event_once(
     base_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
-    history = standard_history()
-    reference = await standard_reference(base_settings, tmp_path / "clean.log")
-    settings = fault_settings(base_settings, history, broker_session_timeout=SESSION)
-    await publish_models(settings, history)
-    await produce_messages(settings, history.messages)
+    run = await standard_fault_run(
+        base_settings, base_settings, tmp_path, broker_session_timeout=SESSION
+    )
+    history, reference, settings = run.history, run.reference, run.settings
     worker = WorkerProcess(settings, str(tmp_path / "paused.log"))
     try:
         await worker.start()

@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
-from crm_score.produce import produce_messages
 from crm_score.services import LocalRedis
 from schemas import PurchaseEvent, example_event_dict
 from scorers.deltas import delta_for, epoch_seconds
@@ -30,11 +29,8 @@ from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore
 from tests.integration.faults import (
     assert_matches_clean,
     consumed_at_least,
-    fault_settings,
-    publish_models,
     read_outcome,
-    standard_history,
-    standard_reference,
+    standard_fault_run,
 )
 from tests.integration.harness import WorkerProcess, free_port, metric_values, wait_caught_up
 
@@ -119,13 +115,12 @@ async def test_redis_oom_readonly_and_reset_mid_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
-    history = standard_history()
-    reference = await standard_reference(base_settings, tmp_path / "clean.log")
     # A long group session: on this shared machine a big round can hold the event loop past
     # the default 10 s, and a rebalance is not what this test is about.
-    settings = fault_settings(private_redis, history, broker_session_timeout=45.0)
-    await publish_models(settings, history)
-    await produce_messages(settings, history.messages)
+    run = await standard_fault_run(
+        base_settings, private_redis, tmp_path, broker_session_timeout=45.0
+    )
+    history, reference, settings = run.history, run.reference, run.settings
     admin = aioredis.Redis.from_url(settings.redis_url)
     worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
     n = len(history.messages)
@@ -174,11 +169,10 @@ async def test_redis_that_stops_answering_mid_round(
     The worker keeps the default reply timeout (10 s): /health must answer 503 meanwhile, not
     wait for Redis as long (its PING is bounded), and a test's HTTP client gives up at 5 s."""
     monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
-    history = standard_history()
-    reference = await standard_reference(base_settings, tmp_path / "clean.log")
-    settings = fault_settings(private_redis, history, broker_session_timeout=45.0)
-    await publish_models(settings, history)
-    await produce_messages(settings, history.messages)
+    run = await standard_fault_run(
+        base_settings, private_redis, tmp_path, broker_session_timeout=45.0
+    )
+    history, reference, settings = run.history, run.reference, run.settings
     pid = LocalRedis(settings).process.pid()
     assert pid is not None, "the private Redis has no PID file"
     worker = WorkerProcess(settings, str(tmp_path / "worker.log"))

@@ -16,18 +16,15 @@ from pathlib import Path
 import pytest
 
 from crm_core.settings import Settings
-from crm_score.produce import produce_messages
 from crm_score.rebuild import RebuildError, rebuild_state
 from tests.integration.faults import (
     PrivateServices,
     assert_matches_clean,
     assert_state_matches,
     consumed_at_least,
-    fault_settings,
     publish_models,
     read_outcome,
-    standard_history,
-    standard_reference,
+    standard_fault_run,
 )
 from tests.integration.harness import WorkerProcess, wait_caught_up
 
@@ -55,11 +52,8 @@ async def test_kafka_restart_mid_stream_worker_reconnects(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
-    history = standard_history()
-    reference = await standard_reference(base_settings, tmp_path / "clean.log")
-    settings = fault_settings(private.settings, history)
-    await publish_models(settings, history)
-    await produce_messages(settings, history.messages)
+    run = await standard_fault_run(base_settings, private.settings, tmp_path)
+    history, reference, settings = run.history, run.reference, run.settings
     worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
     try:
         await worker.start()
@@ -82,11 +76,8 @@ async def test_redis_restart_mid_stream_then_wipe_and_rebuild(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
-    history = standard_history()
-    reference = await standard_reference(base_settings, tmp_path / "clean.log")
-    settings = fault_settings(private.settings, history)
-    await publish_models(settings, history)
-    await produce_messages(settings, history.messages)
+    run = await standard_fault_run(base_settings, private.settings, tmp_path)
+    history, reference, settings = run.history, run.reference, run.settings
     worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
     try:
         await worker.start()
