@@ -8,28 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scorers.value_groups import VALUE_GROUPS
+from streams.api.openapi_schemas import SCHEMAS, ref
 
 __all__ = ["OPENAPI_FILE", "openapi_document", "openapi_text"]
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-_STRING_OR_NULL = {"type": ["string", "null"]}
-_INTEGER_OR_NULL = {"type": ["integer", "null"]}
-_NUMBER = {"type": "number"}
-_STRING = {"type": "string"}
-_VALUE_GROUP = {"enum": [*VALUE_GROUPS, None]}
-_RULE_NUMBERS = ("support", "confidence", "lift", "customers_with_both",
-                 "antecedent_customers", "consequent_customers", "customers")  # fmt: skip
 _POPULATION = (
     " Population-level data (no customer data, no PII): any valid key may read it, whatever "
     "its scope; the call is audited like every read."
 )
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -42,243 +30,6 @@ _ERRORS = {
     "414": {"$ref": "#/components/responses/RequestLineTooLong"},
     "429": {"$ref": "#/components/responses/TooManyRequests"},
     "431": {"$ref": "#/components/responses/HeadersTooLarge"},
-}
-
-_SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["status", "message"],
-                "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
-            }
-        },
-    },
-    "Erasure": {
-        "type": "object",
-        "description": "What an erasure did; the customer is named only by its suppression tag "
-        "(HMAC-SHA256 of the id with CRM_ERASURE_KEY).",
-        "required": [
-            "suppression_tag",
-            "erased_at",
-            "first_erasure",
-            "keys_deleted",
-            "index_entries_removed",
-        ],
-        "properties": {
-            "suppression_tag": {"type": "string"},
-            "erased_at": {"type": "string", "format": "date-time"},
-            "first_erasure": {"type": "boolean"},
-            "keys_deleted": {"type": "integer"},
-            "index_entries_removed": {"type": "integer"},
-        },
-    },
-    "Contact": {
-        "type": "object",
-        "description": "PII; every field masked (e.g. j***@example.com) without `pii`.",
-        "properties": dict.fromkeys(("name", "email", "phone", "address"), _STRING_OR_NULL),
-    },
-    "Customer": {
-        "type": "object",
-        "required": ["customer_id", "profile", "departments", "reasons", "model_version"],
-        "properties": {
-            "customer_id": {"type": "string"},
-            "segment": _STRING_OR_NULL,
-            "p_alive": _NUMBER_OR_NULL,
-            "clv": {**_NUMBER_OR_NULL, "description": "Minor units of the base currency."},
-            "churn_probability": {
-                **_NUMBER_OR_NULL,
-                "description": "From the churn model version in `model_version.churn`.",
-            },
-            "reasons": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "The churn score's top reasons in words (when it is at or above "
-                "CRM_CHURN_ALERT_RESET).",
-            },
-            "value_group": {
-                **_VALUE_GROUP,
-                "description": "Value x risk group of the latest snapshot (null until CLV and "
-                "churn are known).",
-            },
-            "cluster": {
-                **_INTEGER_OR_NULL,
-                "minimum": 0,
-                "description": "Exploratory cluster: the nearest centre of GET /api/clusters.",
-            },
-            "model_version": {
-                "type": "object",
-                "properties": {
-                    "probability": _STRING_OR_NULL,
-                    "churn": {
-                        **_STRING_OR_NULL,
-                        "description": "The churn model version, or 'fallback:p_alive'.",
-                    },
-                },
-            },
-            "scores": {
-                "description": "The latest score snapshot, as on crm.scores "
-                "(schemas/json/score_snapshot.schema.json); null before the first.",
-                "type": ["object", "null"],
-            },
-            "profile": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
-            "departments": {
-                "type": "object",
-                "description": "Latest department per event kind (purchase, service, marketing).",
-                "additionalProperties": {"type": "string"},
-            },
-            "owner": _STRING_OR_NULL,
-            "shared_with": {"type": ["array", "null"], "items": {"type": "string"}},
-            "contact": {"oneOf": [_ref("Contact"), {"type": "null"}]},
-        },
-    },
-    "SegmentCounts": {
-        "type": "object",
-        "required": ["segments", "total"],
-        "properties": {
-            "segments": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}, "customers": {"type": "integer"}},
-                },
-            },
-            "total": {"type": "integer"},
-        },
-    },
-    "ValueGroupCounts": {
-        "type": "object",
-        "required": ["value_groups", "total"],
-        "properties": {
-            "value_groups": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"enum": list(VALUE_GROUPS)},
-                        "label": {"type": "string"},
-                        "customers": {"type": "integer"},
-                    },
-                },
-            },
-            "total": {"type": "integer"},
-        },
-    },
-    "Clusters": {
-        "type": "object",
-        "required": ["version", "n_examples", "clusters"],
-        "properties": {
-            "version": {**_INTEGER_OR_NULL, "description": "null before the first publish."},
-            "n_examples": {
-                **_INTEGER_OR_NULL,
-                "description": "Examples the segmentation had learned when published.",
-            },
-            "clusters": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "centre": {
-                            "type": "object",
-                            "description": "The centre in the features' own units (days, "
-                            "log counts, rates).",
-                            "additionalProperties": {"type": "number"},
-                        },
-                        "customers": {
-                            **_INTEGER_OR_NULL,
-                            "description": "Customers whose latest snapshot is in the cluster "
-                            "(each as assigned by the version that scored it).",
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "CrossSellRules": {
-        "type": "object",
-        "required": ["as_of", "thresholds", "rules"],
-        "properties": {
-            "as_of": {"type": "string", "format": "date-time"},
-            "thresholds": {
-                "type": "object",
-                "properties": dict.fromkeys(("min_confidence", "min_lift", "min_count"), _NUMBER),
-            },
-            "rules": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "description": "antecedent -> consequent; counts are customers, decayed "
-                    "with CRM_CROSS_SELL_HALF_LIFE_DAYS.",
-                    "properties": {
-                        **dict.fromkeys(("antecedent", "consequent", "reason"), _STRING),
-                        **dict.fromkeys(_RULE_NUMBERS, _NUMBER),
-                    },
-                },
-            },
-        },
-    },
-    "SegmentMembers": {
-        "type": "object",
-        "required": ["segment", "sort", "items", "next_cursor"],
-        "properties": {
-            "segment": {"type": "string"},
-            "sort": {"enum": ["clv", "churn"]},
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "customer_id": {"type": "string"},
-                        "segment": {"type": "string"},
-                        "clv": _NUMBER_OR_NULL,
-                        "churn_probability": _NUMBER_OR_NULL,
-                    },
-                },
-            },
-            "next_cursor": {
-                **_STRING_OR_NULL,
-                "description": "Pass as `cursor` for the next page; null at the end. A scoped "
-                "page may hold fewer than `limit` items before the end.",
-            },
-        },
-    },
-    "Alerts": {
-        "type": "object",
-        "required": ["alerts"],
-        "properties": {
-            "alerts": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "description": "An alert as on crm.alerts (schemas/json/alert.schema.json) "
-                    "plus its stream `id`.",
-                },
-            }
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["ok", "redis", "kafka", "models", "watermarks"],
-        "properties": {
-            "ok": {"type": "boolean"},
-            "redis": {"type": "boolean"},
-            "kafka": {"type": ["boolean", "null"]},
-            "models": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
-            "watermarks": {
-                "type": "object",
-                "description": "Per partition: the event-time watermark and its lag behind "
-                "the wall clock, seconds.",
-                "additionalProperties": {
-                    "type": "object",
-                    "properties": {"watermark": {"type": "string"}, "lag_seconds": {}},
-                },
-            },
-            "worker": {"type": ["object", "null"]},
-        },
-    },
 }
 
 
@@ -313,7 +64,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "One customer: profile, scores, segment, P(alive), CLV, churn.",
                     "parameters": [customer],
-                    "responses": {"200": _json(_ref("Customer"), "The customer."), **_ERRORS},
+                    "responses": {"200": _json(ref("Customer"), "The customer."), **_ERRORS},
                 },
                 "delete": {
                     "summary": "Erase the customer (needs the `erase` permission: admin and "
@@ -322,7 +73,7 @@ def openapi_document() -> dict[str, Any]:
                     "Idempotent; answers after CRM_ERASE_FENCE_SECONDS.",
                     "parameters": [customer],
                     "responses": {
-                        "200": _json(_ref("Erasure"), "Erased (or erased before)."),
+                        "200": _json(ref("Erasure"), "Erased (or erased before)."),
                         "403": {"$ref": "#/components/responses/Forbidden"},
                         **_ERRORS,
                     },
@@ -367,7 +118,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/segments": {
                 "get": {
                     "summary": "Customers per RFM segment, in the caller's scope.",
-                    "responses": {"200": _json(_ref("SegmentCounts"), "Counts."), **_ERRORS},
+                    "responses": {"200": _json(ref("SegmentCounts"), "Counts."), **_ERRORS},
                 }
             },
             "/api/segments/{name}/customers": {
@@ -379,13 +130,13 @@ def openapi_document() -> dict[str, Any]:
                         _param("cursor", "query", {"type": "string"}, "From next_cursor."),
                         limit,
                     ],
-                    "responses": {"200": _json(_ref("SegmentMembers"), "A page."), **_ERRORS},
+                    "responses": {"200": _json(ref("SegmentMembers"), "A page."), **_ERRORS},
                 }
             },
             "/api/value-groups": {
                 "get": {
                     "summary": "Customers per value x risk group, in the caller's scope.",
-                    "responses": {"200": _json(_ref("ValueGroupCounts"), "Counts."), **_ERRORS},
+                    "responses": {"200": _json(ref("ValueGroupCounts"), "Counts."), **_ERRORS},
                 }
             },
             "/api/clusters": {
@@ -393,7 +144,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "The published exploratory segmentation: centres and customers "
                     "per cluster.",
                     "description": "Counts are over the whole customer base." + _POPULATION,
-                    "responses": {"200": _json(_ref("Clusters"), "Clusters."), **_ERRORS},
+                    "responses": {"200": _json(ref("Clusters"), "Clusters."), **_ERRORS},
                 }
             },
             "/api/cross-sell/rules": {
@@ -403,7 +154,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Support, confidence and lift over all customers." + _POPULATION,
                     "parameters": [limit],
                     "responses": {
-                        "200": _json(_ref("CrossSellRules"), "Rules."),
+                        "200": _json(ref("CrossSellRules"), "Rules."),
                         "400": {"$ref": "#/components/responses/BadRequest"},
                         **_ERRORS,
                     },
@@ -416,7 +167,7 @@ def openapi_document() -> dict[str, Any]:
                         _param("type", "query", {"type": "string"}, "Only this alert type."),
                         limit,
                     ],
-                    "responses": {"200": _json(_ref("Alerts"), "Alerts."), **_ERRORS},
+                    "responses": {"200": _json(ref("Alerts"), "Alerts."), **_ERRORS},
                 }
             },
             "/api/health": {
@@ -424,8 +175,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Kafka, Redis, model versions, watermark lag (no key needed).",
                     "security": [],
                     "responses": {
-                        "200": _json(_ref("Health"), "Healthy."),
-                        "503": _json(_ref("Health"), "Unhealthy."),
+                        "200": _json(ref("Health"), "Healthy."),
+                        "503": _json(ref("Health"), "Unhealthy."),
                     },
                 }
             },
@@ -447,7 +198,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "responses": {
-                name: _json(_ref("Error"), text)
+                name: _json(ref("Error"), text)
                 for name, text in (
                     ("Unauthorized", "No valid API key."),
                     ("NotFound", "No such customer or segment in the caller's scope."),
@@ -465,7 +216,7 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 )
             },
-            "schemas": _SCHEMAS,
+            "schemas": SCHEMAS,
         },
     }
 
