@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 import orjson
 
-from scorers.anomaly import PurchaseHistory
 from scorers.churn_features import RecentActivity
 from scorers.churn_labels import Pending
+from scorers.purchase_history import PurchaseHistory
 
 __all__ = ["CustomerState"]
 
