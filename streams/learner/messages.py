@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from crm_core.errors import EventRejected
-from schemas import Alert, AlertType, DeadLetter, Severity, TrainingExample
+from schemas import Alert, AlertType, DeadLetter, Severity, TrainingExample, dead_letter_key
+from streams.round.messages import OutputMessage
 
 __all__ = ["DeliveryQueue", "dead_letter", "drift_alert", "drift_reasons", "parse_example"]
 
@@ -52,27 +53,20 @@ def parse_example(value: bytes | None) -> TrainingExample:
 
 
 def dead_letter(
-    error: EventRejected,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    timestamp_ms: int | None,
-    now: datetime,
-) -> bytes:
-    """The dead-letter message value for a training message that could not be used."""
-    return DeadLetter.from_rejection(
+    message: ConsumerRecord[Any, Any], error: EventRejected, now: datetime
+) -> OutputMessage:
+    """The dead letter of a training message that could not be used, keyed like it."""
+    value = DeadLetter.from_rejection(
         error,
-        source_topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key,
-        value=value,
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
         detected_at=now,
-        broker_timestamp_ms=timestamp_ms,
+        broker_timestamp_ms=message.timestamp,
     ).to_json_bytes()
+    return OutputMessage(message.partition, dead_letter_key(message.key), value)
 
 
 def drift_reasons(

@@ -34,16 +34,15 @@ from redis.exceptions import RedisError
 
 from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
-from schemas import dead_letter_key
 from scorers.learner import OnlineLearner
 from streams.ingest.kafka_io import publish_dead_letters
 from streams.ingest.metrics import LearnerMetrics
 from streams.ingest.quarantine import Quarantine
 from streams.ingest.topics import ensure_topics
 from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
+from streams.learner.publish import publish_learned
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
-from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, ModelRegistry
-from streams.round.messages import OutputMessage
+from streams.models.registry import CHURN_MODEL, ModelRegistry
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.retry import answers_ping, retrying
@@ -311,17 +310,7 @@ class LearnerService(Service):
             await outputs.send(self.settings.topic("alerts"), None, b"model", alert.to_json_bytes())
 
     async def _dead_letter(self, message: ConsumerRecord[Any, Any], error: EventRejected) -> None:
-        value = dead_letter(
-            error,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            timestamp_ms=message.timestamp,
-            now=datetime.now(UTC),
-        )
-        letter = OutputMessage(message.partition, dead_letter_key(message.key), value)
+        letter = dead_letter(message, error, datetime.now(UTC))
         producer = self._require(self._dead_letter_producer)
         topic = self.settings.topic("deadletter")
         # Never fails: what Kafka refuses goes to the quarantine; awaited before a checkpoint.
@@ -368,21 +357,8 @@ class LearnerService(Service):
         if not publish:
             return
         snapshot = learner.metrics.snapshot()
-        scorer = learner.model.compile()
-        metadata = {
-            "n_examples": learner.n_examples,
-            "kind": scorer.kind,
-            "drifts": learner.drifts,
-            "metrics": snapshot,
-            "published_at_offsets": {str(p): o for p, o in sorted(offsets.items())},
-        }
-        publish_it = partial(self._registry.publish, CHURN_MODEL, scorer.to_bytes(), metadata)
-        version = await self._retrying(publish_it, retry=retry)
-        if learner.clusters.ready:
-            assigner = learner.clusters.compile()
-            about = {"n_examples": assigner.n_examples, "centres": assigner.centres_in_units()}
-            publish_it = partial(self._registry.publish, CLUSTERS_MODEL, assigner.to_bytes(), about)
-            await self._retrying(publish_it, retry=retry)
+        run = partial(self._retrying, retry=retry)
+        version = await publish_learned(self._registry, learner, snapshot, offsets, run)
         self._version = version
         self._reference = snapshot
         self._learned_since, self._loss_since, self._loss_n = 0, 0.0, 0
