@@ -14,6 +14,7 @@ from schemas import Alert
 from scorers.consent import MARKETING_ACTIONS
 from tests.integration.faults import fault_settings, make_history, publish_models, read_all
 from tests.integration.harness import WorkerProcess, valid_events, wait_caught_up
+from tests.integration.test_erase import wipe
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,4 @@ async def test_alerts_carry_contactable_and_marketing_actions_respect_it(
     print(
         f"\n{len(about_customers)} alerts, {len(not_contactable)} about customers not contactable"
     )
+    await wipe(settings, keep_suppression=False)  # the shared Redis is scanned by other tests

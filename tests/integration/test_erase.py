@@ -73,13 +73,14 @@ async def erase(settings: Settings, customer_id: str) -> ErasureReport:
         await client.aclose()
 
 
-async def wipe_all_but_suppression(settings: Settings) -> None:
-    """Delete every key of the prefix except the suppression records (a wiped Redis that
-    kept ``{erased}``, as the README asks)."""
+async def wipe(settings: Settings, *, keep_suppression: bool) -> None:
+    """Delete every key of the prefix, or all but the suppression records (a wiped Redis that
+    kept ``{erased}``, as the README asks before a rebuild)."""
     client = connect_redis(settings)
-    keep = Layout(settings.redis_key_prefix).erased.encode()
+    keep = Layout(settings.redis_key_prefix).erased.encode() if keep_suppression else None
     try:
-        async for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=10_000):
+        pattern = f"{settings.redis_key_prefix}:*"
+        async for key in client.scan_iter(match=pattern, count=10_000):
             if bytes(key) != keep:
                 await client.delete(key)
     finally:
@@ -135,12 +136,13 @@ async def test_erase_while_events_are_in_flight_then_rebuild(
     assert not again.first and again.keys_deleted == 0
 
     # A rebuild over the topics (the target's events are still there) skips the customer.
-    await wipe_all_but_suppression(settings)
+    await wipe(settings, keep_suppression=True)
     rebuilt = await rebuild_state(settings, until=history.until, progress=False)
     assert rebuilt.applied > 0
     assert await holding(settings, target) == []
     assert len(await read_profiles(settings, history.customers)) == len(history.customers) - 1
     print(orjson.dumps({"erase": report.to_dict(), "rebuild": rebuilt.to_dict()}).decode())
+    await wipe(settings, keep_suppression=False)  # the shared Redis is scanned by other tests
 
 
 def _text(value: bytes | str) -> str:

@@ -111,7 +111,8 @@ async def cleanup(
     yield services
     for service in services:
         await service.stop()
-    keys = [k async for k in redis_client.scan_iter(match=f"{settings.redis_key_prefix}:*")]
+    pattern = f"{settings.redis_key_prefix}:*"
+    keys = [k async for k in redis_client.scan_iter(match=pattern, count=10_000)]
     if keys:
         await redis_client.delete(*keys)
 
