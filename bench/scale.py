@@ -42,6 +42,7 @@ from scorers.timeline import CustomerState
 from streams.ingest.lag import group_lag
 from streams.ingest.topics import ensure_topics
 from streams.state.profiles import ApplyRequest, RedisProfileStore, connect_redis
+from streams.state.records import write_command
 from streams.state.round_store import RoundStore
 
 
@@ -142,6 +143,7 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     ids = [f"m{i:07d}" for i in range(args.customers)]
     offset = 0
+    sha = await store.script()
     for chunk_start in range(0, len(ids), 2000):
         requests = []
         for cid in ids[chunk_start : chunk_start + 2000]:
@@ -161,7 +163,8 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
         last = {r.customer_id: res.seq for r, res in zip(requests, results, strict=True)}
         commands: list[tuple[str | bytes | int, ...]] = []
         for cid, seq in last.items():  # what a round's save leaves: state + mark, no journal
-            commands.append(("HSET", rounds.profile_key(cid), "as", state, "jw", seq))
+            saved: dict[str, bytes | int] = {"as": state, "jw": seq}
+            commands.append(write_command(sha, rounds.profile_key(cid), saved))
             commands.append(("DEL", store.journal_key(cid)))
             commands.append(("HSET", rounds.alerts_key(cid), f"segment_changed:{cid}:1:x", 1))
         items = [(cid, 1.9e9 + rng.random() * 3e7) for cid in last]

@@ -45,7 +45,7 @@ from typing import Any, TypeVar, cast
 import orjson
 import redis.asyncio as aioredis
 
-from bench.sweep_population import BOUNDARIES, MODEL, WATERMARK, customer, hash_fields, population
+from bench.sweep_population import BOUNDARIES, MODEL, WATERMARK, customer, population, record_fields
 from crm_core.settings import Settings
 from scorers.alerts import AlertPolicy
 from scorers.profile import Profile
@@ -53,6 +53,7 @@ from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
 from streams.round.scorer import RoundScorer
 from streams.state.profiles import RedisProfileStore, connect_redis
+from streams.state.records import ProfileRecords, pairs, write_command
 from streams.state.resp import RespConnection, pack_command
 from streams.state.round_store import RoundStore
 
@@ -73,6 +74,7 @@ async def _used_memory(client: aioredis.Redis) -> int:
 
 async def _fill_profiles(
     hot: RespConnection,
+    store: RedisProfileStore,
     rounds: RoundStore,
     ids: list[str],
     due: dict[str, tuple[Profile, CustomerState]],
@@ -80,11 +82,12 @@ async def _fill_profiles(
     seed: int,
 ) -> None:
     rng = random.Random(seed + 1)
+    sha = await store.script()
     for chunk in _chunks(ids, FILL_CHUNK):
         packed = b"".join(
             pack_command(
-                ("HSET", rounds.profile_key(cid),
-                 *hash_fields(rng, *(due.get(cid) or customer(rng, timeline, due=False))))
+                write_command(sha, rounds.profile_key(cid),
+                 record_fields(rng, *(due.get(cid) or customer(rng, timeline, due=False))))
             )
             for cid in chunk
         )  # fmt: skip
@@ -95,9 +98,10 @@ async def _reseed(
     client: aioredis.Redis, rounds: RoundStore, seeds: dict[str, tuple[bytes, int]]
 ) -> None:
     """Put the due customers back as they were before a scored sweep (state, due time, alerts)."""
+    records = ProfileRecords(client)
     async with client.pipeline(transaction=False) as pipe:
         for cid, (state, _) in seeds.items():
-            pipe.hset(rounds.profile_key(cid), "as", state)
+            await records.queue_write(pipe, rounds.profile_key(cid), {"as": state})
         for part in _chunks([rounds.alerts_key(cid) for cid in seeds], FILL_CHUNK):
             pipe.unlink(*part)
         await pipe.execute()
@@ -107,11 +111,12 @@ async def _reseed(
 async def _read_profiles(
     client: aioredis.Redis, rounds: RoundStore, customer_ids: list[str]
 ) -> int:
-    """HGETALL the profiles in one round trip and decode them; how many exist."""
+    """Read the profiles in one round trip and decode them; how many exist."""
+    records = ProfileRecords(client)
     async with client.pipeline(transaction=False) as pipe:
         for cid in customer_ids:
-            pipe.hgetall(rounds.profile_key(cid))
-        raws = await pipe.execute()
+            await records.queue_read(pipe, rounds.profile_key(cid))
+        raws = [pairs(reply) for reply in await pipe.execute()]
     return len([Profile.from_redis(raw) for raw in raws if raw])
 
 
@@ -240,7 +245,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         index_memory = await _used_memory(client)
         start = time.perf_counter()
         if profiles:
-            await _fill_profiles(hot, rounds, ids, due_customers, timeline, args.seed)
+            await _fill_profiles(hot, store, rounds, ids, due_customers, timeline, args.seed)
         fill_profiles_s = time.perf_counter() - start
         profiles_memory = await _used_memory(client)
         zset_bytes = int(await client.memory_usage(index.key(PARTITION), samples=0) or 0)

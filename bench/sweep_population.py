@@ -14,7 +14,7 @@ from scorers.profile import FIELD_CODES, Profile
 from scorers.quintiles import RfmBoundaries
 from scorers.timeline import CustomerState, Timeline
 
-__all__ = ["BOUNDARIES", "DAY", "MODEL", "WATERMARK", "customer", "hash_fields", "population"]
+__all__ = ["BOUNDARIES", "DAY", "MODEL", "WATERMARK", "customer", "population", "record_fields"]
 
 WATERMARK = 1_767_225_600  # 2026-01-01T00:00:00Z: the event time the sweep runs at
 DAY = 86_400
@@ -81,11 +81,12 @@ def population(
     return ids, due_at, due
 
 
-def hash_fields(rng: random.Random, profile: Profile, state: CustomerState) -> list[str | int]:
-    """The profile hash: set profile fields by short code, applied offsets, alert state."""
-    fields: list[str | int] = []
-    for name, value in profile._asdict().items():
-        if value:
-            fields += [FIELD_CODES[name], value]
-    return [*fields, "op", rng.randrange(10**7), "om", rng.randrange(10**7),
-            "as", state.to_bytes().decode()]  # fmt: skip
+def record_fields(
+    rng: random.Random, profile: Profile, state: CustomerState
+) -> dict[str, bytes | int]:
+    """The profile record: set profile fields by short code, applied offsets, alert state."""
+    fields: dict[str, bytes | int] = {
+        FIELD_CODES[name]: value for name, value in profile._asdict().items() if value
+    }
+    return {**fields, "op": rng.randrange(10**7), "om": rng.randrange(10**7),
+            "as": state.to_bytes()}  # fmt: skip

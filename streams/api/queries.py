@@ -22,6 +22,7 @@ from scorers.value_groups import VALUE_GROUPS
 from streams.api.policy import CustomerAccess, Scope
 from streams.state.keys import SORTS, Layout, Sort
 from streams.state.query_index import CustomerIndex
+from streams.state.records import ProfileRecords, pairs
 
 __all__ = ["CustomerRecord", "Page", "Queries", "access_of", "text"]
 
@@ -85,6 +86,7 @@ class Queries:
         scan_budget: int = 5000,
     ) -> None:
         self._client = client
+        self._records = ProfileRecords(client)
         self.layout = layout
         self.segments = list(segments)
         self._budget = scan_budget
@@ -94,11 +96,12 @@ class Queries:
         trip), or None if it has no profile."""
         layout = self.layout
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(layout.profile(customer_id))
+            await self._records.queue_read(pipe, layout.profile(customer_id))
             pipe.get(layout.snapshot(customer_id))
             pipe.get(layout.contact(customer_id))
             pipe.smembers(layout.shared(customer_id))
-            raw, snapshot, contact, shared = await pipe.execute()
+            reply, snapshot, contact, shared = await pipe.execute()
+        raw = pairs(reply)
         if not raw:
             return None
         return CustomerRecord(
@@ -116,7 +119,7 @@ class Queries:
             return {}
         async with self._client.pipeline(transaction=False) as pipe:
             for c in customers:
-                pipe.hget(self.layout.profile(c), "ix")
+                await self._records.queue_get(pipe, self.layout.profile(c), "ix")
                 pipe.smembers(self.layout.shared(c))
             replies = await pipe.execute()
         out = {}

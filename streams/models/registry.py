@@ -34,6 +34,7 @@ from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.probability_batch import high_value_cut
 from scorers.profile import Profile
 from streams.state.keys import Layout
+from streams.state.records import ProfileRecords, pairs
 
 __all__ = [
     "CHURN_MODEL",
@@ -214,10 +215,11 @@ async def scan_profiles(
 async def _read_profiles(client: aioredis.Redis, keys: list[bytes]) -> list[Profile]:
     if not keys:
         return []
+    records = ProfileRecords(client)
     async with client.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.hgetall(key)
-        raws: list[Mapping[bytes | str, bytes | str]] = await pipe.execute()
+            await records.queue_read(pipe, key)
+        raws = [pairs(reply) for reply in await pipe.execute()]
     return [Profile.from_redis(raw) for raw in raws if raw]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from importlib import resources
 from typing import Any, NamedTuple
 
 import hiredis
@@ -19,8 +18,9 @@ from redis.exceptions import RedisError
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.dedup import event_id_hash
-from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER, Profile, ProfileDelta
+from scorers.profile import FIELD_CODES, Profile, ProfileDelta
 from streams.state.keys import OFFSET_FIELDS, Layout
+from streams.state.records import SCRIPT, ProfileRecords, read_command
 from streams.state.resp import RespConnection, Sent
 from streams.state.resp import pack_command as _pack_command
 
@@ -34,13 +34,6 @@ __all__ = [
 ]
 
 
-_SCRIPT = (
-    resources.files("streams.state")
-    .joinpath("scripts", "apply_event.lua")
-    .read_text()
-    .replace("__FIELDS__", ", ".join(f"'{FIELD_CODES[name]}'" for name in FIELD_ORDER))
-    .replace("__DEFAULTS__", ", ".join("false" if d is None else str(d) for d in FIELD_DEFAULTS))
-)
 # The script's `order` operation names these fields by their codes.
 assert [FIELD_CODES[f] for f in ("first_purchase_at", "last_purchase_at", "orders", "gross_minor",
         "purchase_days", "first_day_minor")] == ["fp", "lp", "n", "g", "pd", "fa"]  # fmt: skip
@@ -138,7 +131,7 @@ class RedisProfileStore:
 
     async def _load_script(self) -> str:
         if self._sha is None:
-            self._sha = str(await self._client.script_load(_SCRIPT))
+            self._sha = str(await self._client.script_load(SCRIPT))
         return self._sha
 
     async def apply_batch(self, requests: Sequence[ApplyRequest]) -> list[ApplyResult]:
@@ -162,43 +155,66 @@ class RedisProfileStore:
         return [_to_result(reply) for reply in replies]
 
     async def read_and_apply(
-        self, read_first: Sequence[str], requests: Sequence[ApplyRequest]
+        self,
+        read_first: Sequence[str],
+        requests: Sequence[ApplyRequest],
+        hashes: Sequence[str] = (),
     ) -> tuple[list[dict[bytes | str, bytes | str]], list[ApplyResult]]:
-        """HGETALL each key of ``read_first``, then apply ``requests``, in one round trip.
+        """Read each profile record of ``read_first`` and HGETALL each key of ``hashes``,
+        then apply ``requests``, in one round trip (replies in that order).
 
         The reads see the state before any of the requests (Redis runs one connection's
         commands in order). Raises StateStoreError if Redis fails; as with :meth:`apply_batch`
         the whole call may be repeated.
         """
-        reads = b"".join(_pack_command(("HGETALL", key)) for key in read_first)
+        reads = len(read_first) + len(hashes)
         try:
             for _ in range(2):  # a second time when Redis restarted and lost its scripts
-                packed = reads + self._pack(await self._load_script(), requests)
-                replies = await self._hot.execute(packed, len(read_first) + len(requests))
-                applied = replies[len(read_first) :]
-                if not any(_is_noscript(r) for r in applied):
+                sha = await self._load_script()
+                packed = self._pack_reads(sha, read_first, hashes) + self._pack(sha, requests)
+                replies = await self._hot.execute(packed, reads + len(requests))
+                if not any(_is_noscript(r) for r in replies):
                     break
                 self._sha = None
         except (RedisError, OSError, TimeoutError) as exc:
             raise StateStoreError(
-                f"Redis did not read {len(read_first)} profiles and apply {len(requests)} "
-                f"events ({exc!r}); the round is retried and its offsets stay uncommitted"
+                f"Redis did not read {reads} keys and apply {len(requests)} events ({exc!r}); "
+                "the round is retried and its offsets stay uncommitted"
             ) from exc
-        return await self._results(replies, len(read_first))
+        return await self._results(replies, reads)
 
     def send_read_and_apply(
-        self, read_first: Sequence[str], requests: Sequence[ApplyRequest]
+        self,
+        read_first: Sequence[str],
+        requests: Sequence[ApplyRequest],
+        hashes: Sequence[str] = (),
     ) -> InFlight:
         """:meth:`read_and_apply`, written now and read later with :meth:`collect`, so Redis
         works on it while the caller finishes the previous round. Sends nothing when the
         connection is down; collect() then raises and the caller repeats the call."""
         sent = None
+        reads = len(read_first) + len(hashes)
         if self._sha is not None:
-            packed = b"".join(_pack_command(("HGETALL", key)) for key in read_first)
+            packed = self._pack_reads(self._sha, read_first, hashes)
             # The round before may still be in flight: its events come first per customer.
             packed += self._pack(self._sha, requests, self._sent_last)
-            sent = self._hot.send(packed, len(read_first) + len(requests))
-        return InFlight(len(read_first), len(requests), sent)
+            sent = self._hot.send(packed, reads + len(requests))
+        return InFlight(reads, len(requests), sent)
+
+    @staticmethod
+    def _pack_reads(sha: str, profiles: Sequence[str], hashes: Sequence[str]) -> bytes:
+        packed = [_pack_command(read_command(sha, key)) for key in profiles]
+        packed += [_pack_command(("HGETALL", key)) for key in hashes]
+        return b"".join(packed)
+
+    async def script(self) -> str:
+        """The SHA of the loaded script that applies events and reads and writes records
+        (:mod:`streams.state.records`), loading it if needed."""
+        return await self._load_script()
+
+    def forget_script(self) -> None:
+        """Redis answered NOSCRIPT (it restarted): load the script again on next use."""
+        self._sha = None
 
     def was_lost(self, in_flight: InFlight) -> bool:
         """True when a sent call's replies can no longer be read (repeat it, before anything
@@ -216,7 +232,7 @@ class RedisProfileStore:
             replies = await self._hot.receive(in_flight.sent)
         except (OSError, TimeoutError) as exc:
             raise StateStoreError(f"lost the replies of a round ({exc!r})") from exc
-        if any(_is_noscript(r) for r in replies[in_flight.reads :]):
+        if any(_is_noscript(r) for r in replies):
             self._sha = None
             await self._hot.close()  # the next round, sent behind this one, failed the same way
             raise StateStoreError("Redis lost its script cache (restarted?)")
@@ -286,8 +302,16 @@ class RedisProfileStore:
 
     async def get_profile(self, customer_id: str) -> Profile | None:
         """The stored profile, or None for an unknown customer."""
-        raw = await self._client.hgetall(self.profile_key(customer_id))
+        raw = await self.read_fields(customer_id)
         return Profile.from_redis(raw) if raw else None
+
+    async def read_fields(self, customer_id: str) -> dict[bytes | str, bytes | str]:
+        """Every field of the customer's record (:mod:`streams.state.records`), as bytes."""
+        return await ProfileRecords(self._client).read(self.profile_key(customer_id))
+
+    async def write_fields(self, customer_id: str, fields: Mapping[str, bytes | str | int]) -> None:
+        """Set fields of the customer's record (tests and tools; rounds save in one write)."""
+        await ProfileRecords(self._client).write(self.profile_key(customer_id), fields)
 
 
 def _is_noscript(reply: object) -> bool:

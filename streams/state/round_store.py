@@ -35,6 +35,7 @@ from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
 from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 from streams.state.query_index import CustomerIndex, RoundIndexer
+from streams.state.records import write_command
 from streams.state.recovery import RoundRecovery
 from streams.state.resp import Command, RespConnection, pack_command
 
@@ -122,10 +123,9 @@ class RoundStore:
         (``customer -> partition``), and the cross-sell counters of the round's ``events``, and
         applying its events; :meth:`collect` reads the answers."""
         xs = self._cross_sell_reads(events)
-        keys = [self.profile_key(c) for c in customers] + list(xs.keys)
-        return PendingRound(
-            dict(customers), list(requests), self._store.send_read_and_apply(keys, requests), xs
-        )
+        keys = [self.profile_key(c) for c in customers]
+        in_flight = self._store.send_read_and_apply(keys, requests, list(xs.keys))
+        return PendingRound(dict(customers), list(requests), in_flight, xs)
 
     def _cross_sell_reads(self, events: Iterable[Event]) -> CrossSellReads:
         if self.cross_sell is None:
@@ -170,7 +170,7 @@ class RoundStore:
         if not customers and not requests:
             return {}, []
         raws, outcomes = await self._store.read_and_apply(
-            [self.profile_key(c) for c in customers] + list(xs.keys), requests
+            [self.profile_key(c) for c in customers], requests, list(xs.keys)
         )
         n = len(customers)
         raws, self._cross_sell_read = raws[:n], (xs, raws[n:])
@@ -224,12 +224,15 @@ class RoundStore:
         recovery = self.recovery  # the order below is what a save cut short relies on
         indexes, commands = self._indexer.commands(self._index_before, applied, scored.snapshots)
         commands = recovery.before_save(scored) + commands  # outbox, due times
-        fields = {c: [_STATE_FIELD, state.to_bytes()] for c, state in scored.states.items()}
+        fields: dict[str, dict[bytes, bytes | int]] = {
+            c: {_STATE_FIELD: state.to_bytes()} for c, state in scored.states.items()
+        }
         for c, index in indexes.items():
-            fields.setdefault(c, []).extend((_INDEX_FIELD, index.to_bytes()))
+            fields.setdefault(c, {})[_INDEX_FIELD] = index.to_bytes()
         for c, seq in recovery.marks().items():  # the journal number the state includes
-            fields.setdefault(c, []).extend((_JOURNAL_MARK, str(seq).encode()))
-        commands += [("HSET", self.profile_key(c), *values) for c, values in fields.items()]
+            fields.setdefault(c, {})[_JOURNAL_MARK] = seq
+        sha = await self._store.script()  # the record's fields are set by its script
+        commands += [write_command(sha, self.profile_key(c), f) for c, f in fields.items()]
         first_alert = len(commands)
         commands += recovery.claim_commands(scored.alerts)
         if cross_sell is not None:  # counters first, then the customers' sets (see its doc)
@@ -238,6 +241,8 @@ class RoundStore:
         replies = await self._execute(commands)
         failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
         if failed:
+            if any(str(r).startswith("NOSCRIPT") for r in failed):
+                self._store.forget_script()  # Redis restarted: the retry loads it again
             raise StateStoreError(f"Redis refused part of the round's save: {failed[0]}")
         # Deletions only once every write above took: Redis out of memory refuses writes but
         # not deletions, and parked timers or journal entries dropped beside a refused state

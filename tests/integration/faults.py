@@ -37,6 +37,7 @@ from scorers.timeline import CustomerState
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.state.profiles import connect_redis
+from streams.state.records import ProfileRecords
 from tests.integration.harness import (
     WorkerProcess,
     free_port,
@@ -177,7 +178,7 @@ async def read_outcome(settings: Settings, history: History, alerts: bool = True
     try:
         states = {}
         for cid in profiles:
-            raw = await client.hget(f"{prefix}:{{{cid}}}:p", "as")
+            raw = await ProfileRecords(client).get(f"{prefix}:{{{cid}}}:p", "as")
             states[cid] = CustomerState.from_bytes(raw)
         claimed = {}
         for cid in profiles:

@@ -16,6 +16,7 @@ import pytest
 from crm_core.settings import Settings
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
+from streams.state.records import ProfileRecords
 from tests.integration.faults import (
     assert_matches_clean,
     consumed_at_least,
@@ -62,7 +63,8 @@ async def test_worker_paused_past_its_session_counts_each_event_once(
     # after the worker's commit failed is dead-lettered again: at least once, like the topic).
     client = connect_redis(settings)
     try:
-        ja = [await client.hget(keys.profile(c), "ja") for c in history.customers]
+        records = ProfileRecords(client)
+        ja = [await records.get(keys.profile(c), "ja") for c in history.customers]
     finally:
         await client.aclose()
     published = [orjson.loads(v) for v in await read_all(settings, "deadletter")]

@@ -33,6 +33,7 @@ from scorers.timeline import CustomerState
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.state.profiles import connect_redis
+from streams.state.records import ProfileRecords
 from tests.integration.harness import (
     WorkerProcess,
     read_profiles,
@@ -156,7 +157,7 @@ async def _outcome(settings: Settings, messages: list[SimulatedMessage]) -> dict
     try:
         states = {}
         for cid in profiles:
-            raw = await client.hget(f"{settings.redis_key_prefix}:{{{cid}}}:p", "as")
+            raw = await ProfileRecords(client).get(f"{settings.redis_key_prefix}:{{{cid}}}:p", "as")
             states[cid] = CustomerState.from_bytes(raw)
     finally:
         await client.aclose()

@@ -31,6 +31,7 @@ from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
+from streams.state.records import ProfileRecords
 from tests.integration.harness import WorkerProcess, read_profiles, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ async def _stored(
     try:
         states, snapshots = {}, {}
         for customer in profiles:
-            raw = await client.hget(layout.profile(customer), "as")
+            raw = await ProfileRecords(client).get(layout.profile(customer), "as")
             states[customer] = CustomerState.from_bytes(raw)
             snapshot = await client.get(layout.snapshot(customer))
             if snapshot is not None:

@@ -96,7 +96,7 @@ async def test_outcomes_say_what_happened(base_settings: Settings) -> None:
         first = await store.apply_batch([_request(event, 0)])
         # Not saved yet (no round recorded its walk): the redelivery is walked again.
         recovered = await store.apply_batch([_request(event, 0)])
-        await client.hset(store.profile_key(event.customer_id), "jw", first[0].seq)  # saved
+        await store.write_fields(event.customer_id, {"jw": first[0].seq})  # saved
         redelivered = await store.apply_batch([_request(event, 0)])
         duplicate = await store.apply_batch([_request(again, 1)])
         journal = await client.hlen(store.journal_key(event.customer_id))
@@ -153,10 +153,10 @@ async def test_events_released_out_of_offset_order_apply_once_each(
     store = RedisProfileStore(client, base_settings, key_prefix=f"r-{uuid.uuid4().hex[:8]}")
     try:
         applied = await store.apply_batch([_request(later, 11), _request(earlier, 10)])
-        await client.hset(store.profile_key(earlier.customer_id), "jw", applied[-1].seq)
+        await store.write_fields(earlier.customer_id, {"jw": applied[-1].seq})
         again = await store.apply_batch([_request(earlier, 10), _request(later, 11)])
         profile = await store.get_profile(earlier.customer_id)
-        offset = await client.hget(store.profile_key(earlier.customer_id), "op")
+        offset = (await store.read_fields(earlier.customer_id)).get(b"op")
     finally:
         await store.close()
         await client.aclose()

@@ -1,5 +1,5 @@
 -- Apply one customer event to its profile, at most once, atomically.
--- KEYS[1]  profile hash                  {prefix}:{customer}:p
+-- KEYS[1]  profile record                {prefix}:{customer}:p  (see load_record below)
 -- KEYS[2]  recently seen event ids       {prefix}:{customer}:seen  (13-byte records:
 --          8-byte event-id hash, 1-byte kind (p/s/m), 4-byte big-endian event time, epoch s)
 -- ARGV[1]  offset field for this event's topic: "op", "os" or "om" (its 2nd letter is the kind)
@@ -27,10 +27,77 @@
 -- necessarily a redelivery: it is one when its id was seen, or when it is too old to tell.
 local FIELDS = {__FIELDS__}
 local DEFAULTS = {__DEFAULTS__}
+
+-- The profile record (KEYS[1]): one string, a version byte (1) and a MessagePack map of field
+-- code -> value: numbers for the profile fields, the offsets, 'ja' and 'jw'; strings (as
+-- written) for the rest (the alert state 'as', the query API's index 'ix'). An absent field
+-- is its default. A profile stored before the record existed (a hash of the same fields, as
+-- text) is read as it is and written back as a record: an old store keeps working.
+local VERSION = '\1'
+local NUMERIC = {op = true, os = true, om = true, ja = true, jw = true}
+for _, field in ipairs(FIELDS) do NUMERIC[field] = true end
+
+local function load_record(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'string' then
+    local raw = redis.call('GET', key)
+    if string.sub(raw, 1, 1) ~= VERSION then
+      return redis.error_reply('RECORD ' .. key .. ' has an unknown layout version: upgrade')
+    end
+    return cmsgpack.unpack(string.sub(raw, 2))
+  end
+  local record = {}
+  if kind == 'hash' then
+    local flat = redis.call('HGETALL', key)
+    for i = 1, #flat, 2 do
+      local field, value = flat[i], flat[i + 1]
+      if NUMERIC[field] then value = tonumber(value) end
+      record[field] = value
+    end
+  end
+  return record
+end
+
+local function store_record(key, record)
+  redis.call('SET', key, VERSION .. cmsgpack.pack(record))
+end
+
+local function text(value)
+  if type(value) == 'number' then return string.format('%d', value) end
+  return value or ''
+end
+
+-- ARGV[1] 'read': every field of the record as HGETALL would give it (name, value as text).
+-- ARGV[1] 'get', ARGV[2] a field: its value as HGET would give it.
+-- ARGV[1] 'write', then field, value pairs: set them as HSET would (KEYS[1] only).
+local mode = ARGV[1]
+if mode == 'read' or mode == 'get' or mode == 'write' then
+  local record = load_record(KEYS[1])
+  if record['err'] then return record end
+  if mode == 'get' then
+    if record[ARGV[2]] == nil then return false end
+    return text(record[ARGV[2]])
+  end
+  if mode == 'read' then
+    local flat = {}
+    for field, value in pairs(record) do
+      flat[#flat + 1] = field
+      flat[#flat + 1] = text(value)
+    end
+    return flat
+  end
+  for a = 2, #ARGV, 2 do
+    local value = ARGV[a + 1]
+    if NUMERIC[ARGV[a]] then value = tonumber(value) end
+    record[ARGV[a]] = value
+  end
+  store_record(KEYS[1], record)
+  return 0
+end
+
 local offset = tonumber(ARGV[2])
-local flat = redis.call('HGETALL', KEYS[1])
-local profile = {}
-for i = 1, #flat, 2 do profile[flat[i]] = flat[i + 1] end
+local profile = load_record(KEYS[1])
+if profile['err'] then return profile end
 if ARGV[6] ~= '' and (tonumber(profile[ARGV[6]]) or -1) < tonumber(ARGV[7]) then
   return redis.error_reply('ORDER the event sent before this one was not applied')
 end
@@ -68,7 +135,8 @@ while true do
   if not i then break end
   if (i - 1) % 13 == 0 then
     if behind then return redelivered() end
-    redis.call('HSET', KEYS[1], ARGV[1], offset)
+    profile[ARGV[1]] = offset
+    store_record(KEYS[1], profile)
     return {2}
   end
   pos = i + 1
@@ -86,7 +154,8 @@ if now < newest[kind] - window then
   -- Older than any id still remembered for this kind: it cannot be proven new. Applying it
   -- could count it twice, so it is refused (and dead-lettered by the caller).
   if behind then return redelivered() end
-  redis.call('HSET', KEYS[1], ARGV[1], offset)
+  profile[ARGV[1]] = offset
+  store_record(KEYS[1], profile)
   return {3}
 end
 local kept = {}
@@ -101,14 +170,10 @@ redis.call('SET', KEYS[2], table.concat(kept))
 
 if behind then offset = applied end
 local before = {}
-for i, field in ipairs(FIELDS) do before[i] = profile[field] or '' end
-local changed = {ARGV[1], offset}
+for i, field in ipairs(FIELDS) do before[i] = text(profile[field]) end
 profile[ARGV[1]] = offset
 local function set_field(field, new)
-  new = string.format('%d', new)
   profile[field] = new
-  changed[#changed + 1] = field
-  changed[#changed + 1] = new
 end
 for a = 8, #ARGV, 3 do
   local op, field, value = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
@@ -143,13 +208,12 @@ for a = 8, #ARGV, 3 do
   if new ~= nil then set_field(field, new) end
 end
 local seq = (tonumber(profile['ja']) or 0) + 1
-changed[#changed + 1] = 'ja'
-changed[#changed + 1] = seq
-redis.call('HSET', KEYS[1], unpack(changed))
+profile['ja'] = seq
+store_record(KEYS[1], profile)
 local result, packed = {1}, {}
 for i, field in ipairs(FIELDS) do
   result[i + 1] = tonumber(profile[field]) or DEFAULTS[i]
-  packed[i] = profile[field] or ''
+  packed[i] = text(profile[field])
 end
 result[#FIELDS + 2] = seq
 redis.call('HSET', KEYS[3], entry,
