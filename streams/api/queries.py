@@ -23,6 +23,7 @@ from streams.api.policy import CustomerAccess, Scope
 from streams.state.keys import SORTS, Layout, Sort
 from streams.state.query_index import CustomerIndex
 from streams.state.records import ProfileRecords, pairs
+from streams.state.snapshots import unpack as unpack_snapshot
 
 __all__ = ["CustomerRecord", "Page", "Queries", "access_of", "text"]
 
@@ -108,7 +109,7 @@ class Queries:
             customer_id,
             Profile.from_redis(raw),
             CustomerIndex.from_bytes(raw.get(b"ix")),
-            orjson.loads(snapshot) if snapshot else None,
+            unpack_snapshot(snapshot) if snapshot else None,
             orjson.loads(contact) if contact else None,
             frozenset(text(s) for s in shared),
         )

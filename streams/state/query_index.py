@@ -34,6 +34,7 @@ import orjson
 from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import SORTS, Layout
 from streams.state.resp import Command
+from streams.state.snapshots import pack as pack_snapshot
 
 __all__ = ["CustomerIndex", "RoundIndexer", "sort_score"]
 
@@ -183,8 +184,8 @@ class RoundIndexer:
                 last[message.key] = message.value
         for key, value in last.items():
             customer = key.decode()
-            commands.append(("SET", layout.snapshot(customer), value))
             snapshot = orjson.loads(value)
+            commands.append(("SET", layout.snapshot(customer), pack_snapshot(snapshot, value)))
             segment = snapshot.get("segment")
             old = before.get(customer) or CustomerIndex()
             index = after.get(customer) or old

@@ -32,6 +32,7 @@ from streams.models.registry import CHURN_MODEL, PROBABILITY_MODEL, ModelRegistr
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.records import ProfileRecords
+from streams.state.snapshots import unpack as unpack_snapshot
 from tests.integration.harness import WorkerProcess, read_profiles, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,9 @@ async def _stored(
             states[customer] = CustomerState.from_bytes(raw)
             snapshot = await client.get(layout.snapshot(customer))
             if snapshot is not None:
-                snapshots[customer] = orjson.loads(snapshot)
+                snapshots[customer] = unpack_snapshot(
+                    snapshot.encode() if isinstance(snapshot, str) else snapshot
+                )
     finally:
         await client.aclose()
     return profiles, states, snapshots
