@@ -6,14 +6,14 @@ partition's (``{due:<p>}``); the indexes and registries have their own.
 
 Per customer (``{prefix}:{<customer>}:...``):
 
-- ``:p``: the profile hash (:mod:`streams.state.profiles`); besides the profile it holds the
+- ``:p``: the profile record (:mod:`streams.state.records`); besides the profile it holds the
   alert state (field ``as``), the journal mark (``jw``) and the query API's
   :class:`~streams.state.query_index.CustomerIndex` (``ix``);
 - ``:seen``: recently seen event ids (dedup); ``:j``: the recovery journal
   (:mod:`streams.state.recovery`); ``:al``: idempotency keys of alerts claimed or published;
   ``:xc``: the customer's cross-sell items and suggestions;
-- ``:sc``: the latest score snapshot (JSON, as on ``crm.scores``); ``:id``: the latest contact
-  details (JSON; PII); ``:sh``: agents the customer is shared with.
+- ``:sc``: the latest score snapshot (its values, :mod:`streams.state.snapshots`); ``:id``:
+  the latest contact details (JSON; PII); ``:sh``: agents the customer is shared with.
 
 Per partition (``{prefix}:{due:<p>}...``): the due-index sorted set itself; ``:inflight``
 (popped timers until saved); ``:wm`` (last watermark); ``:out`` (alert outbox); ``:outs``
@@ -56,11 +56,11 @@ class Layout:
         self.erased = f"{prefix}:{{erased}}"
 
     def profile(self, customer_id: str) -> str:
-        """The profile hash (the ``ix`` field is the API's)."""
+        """The profile record (its ``ix`` field is the API's)."""
         return f"{self.prefix}:{{{customer_id}}}:p"
 
     def profile_pattern(self) -> str:
-        """A ``SCAN`` pattern that matches every profile hash (and only those)."""
+        """A ``SCAN`` pattern that matches every profile record (and only those)."""
         return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":{*}:p"
 
     def customer_keys(self, customer_id: str) -> tuple[str, ...]:

@@ -118,7 +118,7 @@ class RedisProfileStore:
         )
 
     def profile_key(self, customer_id: str) -> str:
-        """The profile hash of one customer."""
+        """The profile record of one customer."""
         return self._keys.profile(customer_id)
 
     def seen_key(self, customer_id: str) -> str:

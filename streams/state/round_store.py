@@ -90,7 +90,7 @@ class RoundStore:
         await self._writer.close()
 
     def profile_key(self, customer_id: str) -> str:
-        """The customer's profile hash (it also holds the alert state)."""
+        """The customer's profile record (it also holds the alert state)."""
         return self._layout.profile(customer_id)
 
     def alerts_key(self, customer_id: str) -> str:
