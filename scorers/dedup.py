@@ -8,9 +8,13 @@ Events are judged in the order given: the worker's is its release order (event t
 event id; :func:`release_order`), late events when they arrive.
 
 The worker runs this rule inside Redis, next to the profile it guards
-(``streams/apply_event.lua``, on :func:`event_id_hash` of the id); :class:`Dedup` is the same
-rule for event files (``crm-score fit --events``, ``crm-score evaluate``).
+(``streams/state/scripts/apply_event.lua``, on :func:`event_id_hash` of the id); :class:`Dedup`
+is the same rule for event files (``crm-score fit --events``, ``crm-score evaluate``).
 ``tests/integration/test_store.py`` checks that both give the same verdicts.
+
+Ids are compared by an 8-byte hash (13 bytes kept per id with its kind and time). Two ids of one
+customer with the same hash inside the window would count the second as a duplicate: with ``n``
+ids remembered, a chance of ``n / 2**64`` per event (~1e-18 for a customer's 20).
 
 Examples
 --------

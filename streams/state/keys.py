@@ -9,7 +9,8 @@ Per customer (``{prefix}:{<customer>}:...``):
 - ``:p``: the profile record (:mod:`streams.state.records`); besides the profile it holds the
   alert state (field ``as``), the journal mark (``jw``) and the query API's
   :class:`~streams.state.query_index.CustomerIndex` (``ix``);
-- ``:seen``: recently seen event ids (dedup); ``:j``: the recovery journal
+- ``:seen``: recently seen event ids (dedup) as kept before they moved into the record's
+  ``ids`` (read once, then deleted); ``:j``: the recovery journal
   (:mod:`streams.state.recovery`); ``:al``: idempotency keys of alerts claimed or published;
   ``:xc``: the customer's cross-sell items and suggestions;
 - ``:sc``: the latest score snapshot (its values, :mod:`streams.state.snapshots`); ``:id``:
@@ -77,7 +78,7 @@ class Layout:
         )
 
     def seen(self, customer_id: str) -> str:
-        """The customer's recently seen event ids."""
+        """The customer's recently seen event ids, before the record held them."""
         return f"{self.prefix}:{{{customer_id}}}:seen"
 
     def journal(self, customer_id: str) -> str:

@@ -3,14 +3,16 @@
 ``{prefix}:{<customer>}:p`` holds a version byte and a MessagePack map of field code -> value:
 the profile's integer fields (:data:`scorers.profile.FIELD_CODES`), the applied offset per
 input kind (``op``/``os``/``om``), the journal numbers (``ja``/``jw``, see
-:mod:`streams.state.recovery`), and as bytes the alert state (``as``) and the query API's
-index (``ix``); an absent field is its default. It used to be a Redis hash of the same fields
-as text: once the alert state outgrew 64 bytes Redis kept it as a hash table, ~1.9 kB a
-customer, where the record is a few hundred bytes.
+:mod:`streams.state.recovery`), and as bytes the alert state (``as``), the query API's index
+(``ix``) and the recently seen event ids (``ids``, :mod:`scorers.dedup`; 13 bytes an id, in
+their own key before the record); an absent field is its default. It used to be a Redis hash
+of the same fields as text: once the alert state outgrew 64 bytes Redis kept it as a hash
+table, ~1.9 kB a customer, where the record is a few hundred bytes.
 
 One server-side script (``scripts/apply_event.lua``) owns the layout: it applies events, and
 reads and writes the record for everyone else, answering as ``HGETALL`` / ``HGET`` / ``HSET``
-on the hash did (field codes and values as bytes), so readers stay as they were. A profile
+on the hash did (field codes and values as bytes; ``read`` leaves out ``ids``), so readers stay
+as they were. A profile
 still stored as a hash (a store written before the record) is read as it is and written back
 as a record the first time it changes: an old store keeps working after an upgrade.
 """
@@ -27,6 +29,7 @@ from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER
 from streams.state.resp import Command
 
 __all__ = [
+    "OWN_FIELDS",
     "SCRIPT",
     "ProfileRecords",
     "get_command",
@@ -45,6 +48,10 @@ SCRIPT = (
 )
 
 Value = bytes | str | int
+#: The record's fields besides the profile's (offsets, journal numbers, alert state, API index,
+#: seen ids): no profile field may have one of these codes.
+OWN_FIELDS = ("op", "os", "om", "ja", "jw", "as", "ix", "ids")
+assert not set(OWN_FIELDS) & set(FIELD_CODES.values()), "a profile code clashes with a record field"
 
 
 def read_command(sha: str, key: str) -> Command:

@@ -16,6 +16,7 @@ import pytest
 
 from crm_core.settings import Settings
 from scorers.customer_state import CustomerState
+from scorers.dedup import event_id_hash
 from scorers.profile import Profile, ProfileDelta, apply_delta
 from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
 from streams.state.query_index import CustomerIndex
@@ -28,6 +29,7 @@ _OLD = json.loads((Path(__file__).parents[1] / "data" / "profile_hash_v0.json").
 _BUYER, _READER = sorted(_OLD)  # the customer who buys, the one who only reads messages
 #: The fields an order changes (profile, offset, apply number): every other one is kept.
 _ORDER_CHANGES = {b"n", b"g", b"fp", b"lp", b"xp", b"pd", b"fa", b"op", b"ja"}
+_SEEN_BEFORE = "order-applied-before-the-upgrade"
 
 
 @pytest.fixture
@@ -38,6 +40,8 @@ async def old_store(base_settings: Settings) -> AsyncIterator[tuple[Settings, Re
     store = RedisProfileStore(client, settings)
     for customer, fields in _OLD.items():
         await client.hset(store.profile_key(customer), mapping=fields)
+    at = int(_OLD[_BUYER]["lp"]).to_bytes(4, "big")  # the old layout's seen ids: their own key
+    await client.set(store.seen_key(_BUYER), event_id_hash(_SEEN_BEFORE) + b"p" + at)
     try:
         yield settings, store
     finally:
@@ -110,6 +114,13 @@ async def test_a_round_on_an_old_store_reads_it_and_writes_records(
 
         again = await store.apply_batch(requests)
         assert all(r.outcome is not ApplyOutcome.APPLIED for r in again)
+        # The ids seen before the upgrade moved into the record, with the new one.
+        assert not await client.exists(store.seen_key(_BUYER))
+        seen = await ProfileRecords(client).get(store.profile_key(_BUYER), "ids")
+        assert seen is not None and len(seen) == 26
+        assert event_id_hash(_SEEN_BEFORE) in seen and event_id_hash(requests[0].event_id) in seen
+        resent = requests[0]._replace(offset=offset + 1, event_id=_SEEN_BEFORE)
+        assert [r.outcome for r in await store.apply_batch([resent])] == [ApplyOutcome.DUPLICATE_ID]
         for outcome in outcomes:
             assert outcome.profile is not None
         assert [await store.get_profile(r.customer_id) for r in requests] == [

@@ -19,6 +19,7 @@ from scorers.dedup import Dedup, Verdict
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.profile import Profile
 from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
+from streams.state.records import ProfileRecords
 from tests.oracle import recompute_profiles
 from tests.strategies import delivery_histories
 
@@ -128,7 +129,7 @@ async def test_events_older_than_the_window_are_refused_not_double_counted(
     store = RedisProfileStore(client, settings_, key_prefix=f"w-{uuid.uuid4().hex[:8]}")
     try:
         await store.apply_batch([_request(old, 0), _request(later, 1)])
-        seen = await client.get(store.seen_key(old.customer_id))
+        seen = await ProfileRecords(client).get(store.profile_key(old.customer_id), "ids")
         # the old id fell out of the window: a re-send cannot be proven new and is refused
         again = await store.apply_batch([_request(old, 2)])
         profile = await store.get_profile(old.customer_id)

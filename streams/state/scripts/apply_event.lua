@@ -1,7 +1,8 @@
 -- Apply one customer event to its profile, at most once, atomically.
 -- KEYS[1]  profile record                {prefix}:{customer}:p  (see load_record below)
--- KEYS[2]  recently seen event ids       {prefix}:{customer}:seen  (13-byte records:
---          8-byte event-id hash, 1-byte kind (p/s/m), 4-byte big-endian event time, epoch s)
+-- KEYS[2]  recently seen event ids before they moved into the record's field 'ids' (13-byte
+--          records: 8-byte event-id hash, 1-byte kind (p/s/m), 4-byte big-endian event time,
+--          epoch s) {prefix}:{customer}:seen: read when the record has none, then deleted
 -- ARGV[1]  offset field for this event's topic: "op", "os" or "om" (its 2nd letter is the kind)
 -- ARGV[2]  the event's partition offset
 -- ARGV[3]  8-byte hash of the event id
@@ -30,7 +31,8 @@ local DEFAULTS = {__DEFAULTS__}
 
 -- The profile record (KEYS[1]): one string, a version byte (1) and a MessagePack map of field
 -- code -> value: numbers for the profile fields, the offsets, 'ja' and 'jw'; strings (as
--- written) for the rest (the alert state 'as', the query API's index 'ix'). An absent field
+-- written) for the rest (the alert state 'as', the query API's index 'ix', the recently seen
+-- event ids 'ids'). An absent field
 -- is its default. A profile stored before the record existed (a hash of the same fields, as
 -- text) is read as it is and written back as a record: an old store keeps working.
 local VERSION = '\1'
@@ -67,7 +69,7 @@ local function text(value)
   return value or ''
 end
 
--- ARGV[1] 'read': every field of the record as HGETALL would give it (name, value as text).
+-- ARGV[1] 'read': every field of the record but 'ids' as HGETALL would give it (name, text).
 -- ARGV[1] 'get', ARGV[2] a field: its value as HGET would give it.
 -- ARGV[1] 'write', then field, value pairs: set them as HSET would (KEYS[1] only).
 local mode = ARGV[1]
@@ -78,11 +80,13 @@ if mode == 'read' or mode == 'get' or mode == 'write' then
     if record[ARGV[2]] == nil then return false end
     return text(record[ARGV[2]])
   end
-  if mode == 'read' then
+  if mode == 'read' then  -- all but the seen ids ('ids'), which only this script needs
     local flat = {}
     for field, value in pairs(record) do
-      flat[#flat + 1] = field
-      flat[#flat + 1] = text(value)
+      if field ~= 'ids' then
+        flat[#flat + 1] = field
+        flat[#flat + 1] = text(value)
+      end
     end
     return flat
   end
@@ -127,7 +131,9 @@ end
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local kind = string.sub(ARGV[1], 2, 2)
-local seen = redis.call('GET', KEYS[2]) or ''
+local seen = profile['ids']
+local seen_key = seen == nil  -- the ids are still in the key of the layout before the record
+if seen_key then seen = redis.call('GET', KEYS[2]) or '' end
 local id = ARGV[3]
 local pos = 1
 while true do
@@ -166,7 +172,8 @@ for r = 1, #seen, 13 do
   end
 end
 kept[#kept + 1] = id .. kind .. struct.pack('>I4', now)
-redis.call('SET', KEYS[2], table.concat(kept))
+profile['ids'] = table.concat(kept)
+if seen_key then redis.call('DEL', KEYS[2]) end
 
 if behind then offset = applied end
 local before = {}
