@@ -20,7 +20,7 @@ from crm_core.settings import Settings
 from scorers.dedup import event_id_hash
 from scorers.profile import FIELD_CODES, Profile, ProfileDelta
 from streams.state.keys import OFFSET_FIELDS, Layout
-from streams.state.records import SCRIPT, ProfileRecords, read_command
+from streams.state.records import SCRIPT, ProfileRecords, pairs, read_command
 from streams.state.resp import RespConnection, Sent
 from streams.state.resp import pack_command as _pack_command
 
@@ -320,8 +320,8 @@ def _is_noscript(reply: object) -> bool:
 
 def _hash(reply: object) -> dict[bytes | str, bytes | str]:
     if not isinstance(reply, list):
-        raise StateStoreError(f"unexpected reply to HGETALL: {reply!r}")
-    return dict(zip(reply[::2], reply[1::2], strict=True))
+        raise StateStoreError(f"unexpected reply to a read: {reply!r}")
+    return pairs(reply)
 
 
 def _to_result(reply: object) -> ApplyResult:

@@ -111,7 +111,11 @@ class ProfileRecords:
 
 
 def pairs(reply: object) -> dict[bytes | str, bytes | str]:
-    """A ``read`` reply (field, value, field, value...) as a dict of bytes (as HGETALL's)."""
+    """A ``read`` reply (field, value, field, value...; numbers come as integers) as a dict of
+    bytes, as HGETALL's was."""
     if not isinstance(reply, list):
         return {}
-    return {bytes(k): bytes(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
+    return {
+        bytes(k): b"%d" % v if isinstance(v, int) else bytes(v)
+        for k, v in zip(reply[::2], reply[1::2], strict=True)
+    }

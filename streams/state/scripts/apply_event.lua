@@ -69,7 +69,8 @@ local function text(value)
   return value or ''
 end
 
--- ARGV[1] 'read': every field of the record but 'ids' as HGETALL would give it (name, text).
+-- ARGV[1] 'read': every field of the record but 'ids' as HGETALL would give it (name, value;
+--          numbers as integers).
 -- ARGV[1] 'get', ARGV[2] a field: its value as HGET would give it.
 -- ARGV[1] 'write', then field, value pairs: set them as HSET would (KEYS[1] only).
 local mode = ARGV[1]
@@ -81,11 +82,11 @@ if mode == 'read' or mode == 'get' or mode == 'write' then
     return text(record[ARGV[2]])
   end
   if mode == 'read' then  -- all but the seen ids ('ids'), which only this script needs
-    local flat = {}
+    local flat = {}  -- numbers go back as integers: formatting them here costs more than all else
     for field, value in pairs(record) do
       if field ~= 'ids' then
         flat[#flat + 1] = field
-        flat[#flat + 1] = text(value)
+        flat[#flat + 1] = value
       end
     end
     return flat
