@@ -174,7 +174,6 @@ for r = 1, #seen, 13 do
 end
 kept[#kept + 1] = id .. kind .. struct.pack('>I4', now)
 profile['ids'] = table.concat(kept)
-if seen_key then redis.call('DEL', KEYS[2]) end
 
 if behind then offset = applied end
 local before = {}
@@ -217,7 +216,10 @@ for a = 8, #ARGV, 3 do
 end
 local seq = (tonumber(profile['ja']) or 0) + 1
 profile['ja'] = seq
+-- The record is the first write: under maxmemory Redis refuses it and the script stops with
+-- nothing written (a write that came first, even a DEL, would let the rest through).
 store_record(KEYS[1], profile)
+if seen_key then redis.call('DEL', KEYS[2]) end
 local result, packed = {1}, {}
 for i, field in ipairs(FIELDS) do
   result[i + 1] = tonumber(profile[field]) or DEFAULTS[i]
