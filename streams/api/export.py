@@ -23,6 +23,7 @@ from scorers.customer_state import CustomerState
 from streams.api.policy import Principal, mask_contact
 from streams.api.queries import CustomerRecord
 from streams.state.keys import Layout
+from streams.state.records import ProfileRecords
 
 __all__ = ["EXPORT_VERSION", "export_document"]
 
@@ -46,7 +47,7 @@ async def export_document(
     """The export of ``record``'s customer as ``principal`` may see it, made at ``at``."""
     customer_id = record.customer_id
     async with client.pipeline(transaction=False) as pipe:
-        pipe.hget(layout.profile(customer_id), "as")
+        await ProfileRecords(client).queue_get(pipe, layout.profile(customer_id), "as")
         pipe.hgetall(layout.alert_claims(customer_id))
         pipe.hgetall(layout.cross_sell(customer_id))
         raw_state, claims, cross_sell = await pipe.execute()

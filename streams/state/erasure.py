@@ -39,6 +39,7 @@ from scorers.segments import load_segments
 from scorers.value_groups import VALUE_GROUPS
 from streams.state.keys import SORTS, Layout
 from streams.state.query_index import CustomerIndex
+from streams.state.records import ProfileRecords
 
 __all__ = [
     "CustomerEraser",
@@ -117,7 +118,7 @@ class CustomerEraser:
         """Delete the customer's keys and index entries: (keys deleted, entries removed)."""
         layout, member = self._layout, customer_id
         index = CustomerIndex.from_bytes(
-            cast(bytes | None, await self._client.hget(layout.profile(member), "ix"))
+            await ProfileRecords(self._client).get(layout.profile(member), "ix")
         )
         shared = cast(set[bytes], await self._client.smembers(layout.shared(member)))
         owners = {index.owner} if index.owner is not None else set()
