@@ -1,7 +1,9 @@
 """Parse raw input messages into events, or reject them with a dead-letter reason.
 
-The fast path is one pydantic ``validate_json`` per message on a union discriminated by
-``type``; only a message that fails is looked at again to find the most specific reason.
+The fast path reads a plain event with orjson and checks its fields by hand
+(:mod:`schemas._decode`, ~10x cheaper than validating); anything else is one pydantic
+``validate_json`` on a union discriminated by ``type``, and only a message that fails is looked
+at again to find the most specific reason. Either way the event is the same.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from crm_core.errors import ConfigError, EventRejected
 from schemas._classify import classify, shorten
+from schemas._decode import decode_plain
 from schemas._duplicates import duplicate_key
 from schemas.currencies import ISO_4217_CODES
 from schemas.events import Event, MarketingEvent, PurchaseEvent, ServiceEvent
@@ -120,16 +123,9 @@ class EventParser:
             adapter = _ADAPTERS[kind]
         except KeyError:
             raise ValueError(f"unknown kind {kind!r}; expected one of {list(_ADAPTERS)}") from None
-        try:
-            event = adapter.validate_json(raw, strict=True)
-        except ValidationError as exc:
-            raise _rejection(exc, raw, kind) from exc
-        if (duplicate := duplicate_key(raw)) is not None:
-            raise EventRejected(
-                DeadLetterReason.DUPLICATE_KEY.value,
-                f"key {shorten(duplicate, 60)!r} appears twice in one object; an event must "
-                "say each thing once (JSON parsers would silently keep the last value)",
-            )
+        event = decode_plain(raw, kind)
+        if event is None:  # not the plain shape: pydantic decides, and names the reason
+            event = _validate(adapter, raw, kind)
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         if event.event_time > now + self._skew:
@@ -151,6 +147,20 @@ class EventParser:
                 ),
             )
         return event
+
+
+def _validate(adapter: TypeAdapter[Event], raw: bytes, kind: str) -> Event:
+    try:
+        event = adapter.validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise _rejection(exc, raw, kind) from exc
+    if (duplicate := duplicate_key(raw)) is not None:
+        raise EventRejected(
+            DeadLetterReason.DUPLICATE_KEY.value,
+            f"key {shorten(duplicate, 60)!r} appears twice in one object; an event must "
+            "say each thing once (JSON parsers would silently keep the last value)",
+        )
+    return event
 
 
 def _rejection(exc: ValidationError, raw: bytes, kind: str) -> EventRejected:
