@@ -22,6 +22,7 @@ from streams.ingest.records import BatchResult
 from streams.round.messages import OutputMessage
 
 __all__ = [
+    "BrokerWatch",
     "OrderedCommits",
     "RebalanceHooks",
     "align",
@@ -279,3 +280,23 @@ async def consumer_lags(consumer: AIOKafkaConsumer) -> list[tuple[str, int, int]
         if highwater is not None:
             lags.append((tp.topic, tp.partition, max(0, highwater - await consumer.position(tp))))
     return lags
+
+
+class BrokerWatch:
+    """How many Kafka brokers the consumer's cluster metadata lists (a broker that dies drops
+    out of it once the controller fences it, ~10 s, and the client refreshes, every
+    ``CRM_KAFKA_METADATA_MAX_AGE_SECONDS``), against the most it has listed since start.
+
+    A replicated cluster keeps serving without one broker (``acks=all`` with
+    ``min.insync.replicas=2`` of 3), so a missing broker makes the worker degraded, not
+    unhealthy: /health names it and ``crm_kafka_brokers`` shows it, but stays 200."""
+
+    def __init__(self) -> None:
+        self.most = 0
+
+    def observe(self, consumer: AIOKafkaConsumer | None) -> tuple[int, int]:
+        """(brokers listed now, most listed so far); (0, 0) before any metadata."""
+        # aiokafka has no public accessor for the metadata the client already holds.
+        listed = len(consumer._client.cluster.brokers()) if consumer is not None else 0
+        self.most = max(self.most, listed)
+        return listed, self.most

@@ -124,6 +124,14 @@ class PipelineMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.kafka_brokers = Gauge(
+            "crm_kafka_brokers", "Kafka brokers in the consumer's cluster metadata", registry=r
+        )
+        self.kafka_brokers_missing = Gauge(
+            "crm_kafka_brokers_missing",
+            "Brokers listed before that the cluster metadata no longer lists (down or fenced)",
+            registry=r,
+        )
         self.model_version = Gauge(
             "crm_model_version",
             "Version of each model the worker scores with (probability, churn, rfm)",
@@ -178,6 +186,11 @@ class PipelineMetrics:
         ):
             if isinstance(version, int | float):
                 self.model_version.labels(model).set(version)
+
+    def set_brokers(self, listed: int, most: int) -> None:
+        """Brokers the cluster metadata lists now, and how many fewer than the most so far."""
+        self.kafka_brokers.set(listed)
+        self.kafka_brokers_missing.set(most - listed)
 
     def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
         """Set consumer lag from (topic, partition, messages behind) triples."""

@@ -39,6 +39,7 @@ from scorers.timeline import CustomerState
 from streams.ingest.clock import EventClock
 from streams.ingest.handover import PartitionOwnership, drop_revoked, publish_left_over
 from streams.ingest.kafka_io import (
+    BrokerWatch,
     OrderedCommits,
     RebalanceHooks,
     align,
@@ -119,6 +120,7 @@ class IngestService(Service):
         self._ownership = PartitionOwnership()  # streams.ingest.handover
         self._steps = RedisSteps(self.metrics.redis_errors, self._stopping, log)
         self._assigned = asyncio.Event()  # partitions were assigned: check the topic configs
+        self._brokers = BrokerWatch()
 
     async def on_start(self) -> None:
         s = self.settings
@@ -491,6 +493,8 @@ class IngestService(Service):
         )
         if failing is None and topics:
             failing = "; ".join(topics)
+        brokers, most = self._brokers.observe(self._consumer)
+        degraded = [f"Kafka: {most - brokers} of {most} brokers missing"] if brokers < most else []
         watermarks = {}
         for p in sorted(self._clock.partitions):
             w = self._clock.watermark(p)
@@ -502,6 +506,8 @@ class IngestService(Service):
             "assigned_partitions": assigned,
             "caught_up": caught_up,
             "input_problems": topics,
+            "kafka_brokers": brokers,
+            "degraded": degraded,
             "clock_mode": self.settings.clock_mode,
             "watermarks": watermarks,
             "buffered": self._clock.buffered(),
@@ -541,6 +547,7 @@ class IngestService(Service):
         """Consumer lag per assigned partition, from the fetcher's high-water marks."""
         if self._consumer is not None:
             self.metrics.set_lag(await consumer_lags(self._consumer))
+        self.metrics.set_brokers(*self._brokers.observe(self._consumer))
 
 
 def _limit(watermark: float) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -25,6 +26,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_run(count: int, *, bus: bool) -> int:
+    """The first of ``count`` consecutive free ports (and their +10000 bus ports if ``bus``)."""
+    for _ in range(200):
+        first = free_port() if not bus else 20000 + int.from_bytes(os.urandom(2)) % 30000
+        ports = [first + i for i in range(count)]
+        ports += [port + 10000 for port in ports] if bus else []
+        if all(_bindable(port) for port in ports):
+            return first
+    raise RuntimeError(f"no run of {count} free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def settings_env(settings: Settings, web_port: int | None = None) -> dict[str, str]:

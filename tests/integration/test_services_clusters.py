@@ -6,8 +6,6 @@ The shared single-node servers (CRM_* defaults) are never touched: every port he
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,29 +22,9 @@ from redis.cluster import RedisCluster
 from crm_core.settings import Settings
 from crm_score.services import LocalKafkaCluster, LocalRedisCluster
 from streams.ingest.topics import ensure_topics
-from tests.integration.harness import free_port
+from tests.integration.harness import free_port_run
 
 pytestmark = pytest.mark.integration
-
-
-def _free_run(count: int, *, bus: bool) -> int:
-    """The first of ``count`` consecutive free ports (and their +10000 bus ports if ``bus``)."""
-    for _ in range(200):
-        first = free_port() if not bus else 20000 + int.from_bytes(os.urandom(2)) % 30000
-        ports = [first + i for i in range(count)]
-        ports += [port + 10000 for port in ports] if bus else []
-        if all(_bindable(port) for port in ports):
-            return first
-    raise RuntimeError(f"no run of {count} free ports found")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,13 +49,13 @@ def cluster_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Settin
     root.mkdir()
     if (base_settings.services_dir / "cache").exists():  # Kafka's jars: no second download
         (root / "cache").symlink_to(base_settings.services_dir / "cache")
-    brokers = _free_run(3, bus=False)
+    brokers = free_port_run(3, bus=False)
     settings = base_settings.model_copy(
         update={
             "services_dir": root,
-            "redis_cluster_port": _free_run(3, bus=True),
+            "redis_cluster_port": free_port_run(3, bus=True),
             "kafka_bootstrap": ",".join(f"127.0.0.1:{brokers + i}" for i in range(3)),
-            "kafka_controller_port": _free_run(3, bus=False),
+            "kafka_controller_port": free_port_run(3, bus=False),
             "kafka_heap": "384m",
             "replication_factor": 3,
             "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
