@@ -494,6 +494,7 @@ class IngestService(Service):
         if failing is None and topics:
             failing = "; ".join(topics)
         brokers, most = self._brokers.observe(self._consumer)
+        self.metrics.set_brokers(brokers, most)
         degraded = [f"Kafka: {most - brokers} of {most} brokers missing"] if brokers < most else []
         watermarks = {}
         for p in sorted(self._clock.partitions):
