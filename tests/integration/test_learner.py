@@ -244,6 +244,17 @@ async def test_a_dead_letter_the_topic_refuses_is_quarantined_and_learning_goes_
         limit = {"max.message.bytes": "2048"}
         topic = ConfigResource(ConfigResourceType.TOPIC, settings.topic("deadletter"), limit)
         await admin.alter_configs([topic])
+        for _ in range(100):  # the broker applies a new topic config shortly after the answer
+            described = await admin.describe_configs(
+                [ConfigResource(topic.resource_type, topic.name)]
+            )
+            entries = {entry[0]: entry[1] for entry in described[0].resources[0][4]}
+            if entries.get("max.message.bytes") == "2048":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the dead-letter topic never showed max.message.bytes=2048")
+        await asyncio.sleep(1)  # the answer comes from the broker's metadata: let it apply too
     finally:
         await admin.close()
     good = make_examples(60)
