@@ -248,8 +248,8 @@ async def test_a_dead_letter_the_topic_refuses_is_quarantined_and_learning_goes_
             described = await admin.describe_configs(
                 [ConfigResource(topic.resource_type, topic.name)]
             )
-            entries = {entry[0]: entry[1] for entry in described[0].resources[0][4]}
-            if entries.get("max.message.bytes") == "2048":
+            configs = {entry[0]: entry[1] for entry in described[0].resources[0][4]}
+            if configs.get("max.message.bytes") == "2048":
                 break
             await asyncio.sleep(0.1)
         else:
