@@ -54,8 +54,14 @@ def learner(
 @app.command("simulate")
 def simulate_command(
     customers: int = typer.Option(5000, help="number of customers"),
-    days: float = typer.Option(365.0, help="history length; it ends now"),
-    seed: int = typer.Option(1, help="random seed (same seed, same events)"),
+    days: float = typer.Option(365.0, help="history length, ending at --end"),
+    end: datetime | None = typer.Option(
+        None,
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        help="when the history ends (ISO time, UTC unless it says; default: now). Fix it to "
+        "get the same events on another day",
+    ),
+    seed: int = typer.Option(1, help="random seed (same seed and --end, same events)"),
     malformed: float = typer.Option(0.0, help="fraction of malformed messages to inject"),
     duplicates: float = typer.Option(0.0, help="fraction of events re-sent with the same id"),
     rate: float | None = typer.Option(
@@ -75,8 +81,9 @@ def simulate_command(
     from crm_score.produce import produce_messages
     from crm_score.simulate import SimulationConfig, simulate, write_ground_truth
 
+    ends = datetime.now(UTC) if end is None else end
     config = SimulationConfig.ending_at(
-        datetime.now(UTC),
+        ends if ends.tzinfo is not None else ends.replace(tzinfo=UTC),
         days=days,
         customers=customers,
         seed=seed,

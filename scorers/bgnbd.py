@@ -135,7 +135,9 @@ def fit_bgnbd(
     # Start from r = 1 with the pooled repeat rate, and a flat Beta(1, 1) dropout prior.
     start = np.log(np.array([1.0, float(w @ ts) / float(w @ xs), 1.0, 1.0]))
     best = maximise_log_likelihood(
-        lambda th: bgnbd_neg_ll_and_grad(th, xs, txs, ts, w, modified=modified), start
+        lambda th: bgnbd_neg_ll_and_grad(th, xs, txs, ts, w, modified=modified),
+        start,
+        point_mass_pairs=((0, 1), (2, 3)),  # gamma(r, alpha) purchase rates, beta(a, b) dropout
     )
     return BgNbdFit(
         params=BgNbdParams(*best.values),

@@ -141,7 +141,7 @@ def fit_pareto_nbd(
         return neg_ll(theta), grad
 
     start = np.log(np.array([1.0, float(w @ ts) / float(w @ xs), 1.0, float(w @ ts) / len(ts)]))
-    best = maximise_log_likelihood(neg_ll_and_grad, start)
+    best = maximise_log_likelihood(neg_ll_and_grad, start, point_mass_pairs=((0, 1), (2, 3)))
     return ParetoNbdFit(
         params=ParetoNbdParams(*best.values),
         log_likelihood=best.log_likelihood,

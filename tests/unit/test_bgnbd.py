@@ -19,7 +19,7 @@ from scipy.special import betaln
 import scorers.bgnbd
 from crm_core.errors import ModelError
 from crm_score.datasets import cdnow_summary, load_cdnow_sample
-from scorers._special import alive_expected_count, bgnbd_neg_ll_and_grad
+from scorers._special import alive_expected_count, bgnbd_neg_ll_and_grad, maximise_log_likelihood
 from scorers.bgnbd import (
     BgNbdFit,
     BgNbdParams,
@@ -347,3 +347,59 @@ def test_concentrated_dropout_prior_stays_finite_and_matches_its_limit() -> None
         posterior_rate = ((6.69 + big_t) / (6.69 + big_t + p * 13.0)) ** (0.68 + x)
         limit = p_alive(params, x, t_x, big_t) * (1.0 - posterior_rate) / p
         np.testing.assert_allclose(got, limit, rtol=5e-3)
+
+
+# --- the point-mass limits ---------------------------------------------------------------------
+
+
+def _homogeneous_dropout(n: int, p: float, seed: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Customers of a BG/NBD whose dropout probability is ``p`` for everyone (Beta(a, b) with
+    a, b -> infinity) and whose purchase rates are Gamma(2, 10 weeks)."""
+    rng = np.random.default_rng(seed)
+    xs, txs, ts = np.zeros(n), np.zeros(n), rng.uniform(30, 60, n)
+    for i in range(n):
+        rate, t = rng.gamma(2.0, 1 / 10.0), 0.0
+        while True:
+            t += rng.exponential(1 / rate)
+            if t > ts[i]:
+                break
+            xs[i], txs[i] = xs[i] + 1, t
+            if rng.random() < p:
+                break
+    return xs, txs, ts
+
+
+def test_everyone_dropping_out_alike_is_a_fit_not_a_runaway() -> None:
+    """With no spread in dropout the beta's a and b run off to infinity together: that is the
+    model's own limit (dropout probability a / (a + b) for all), and the fit stands."""
+    x, t_x, big_t = _homogeneous_dropout(300, 0.2, seed=2)
+    fit = fit_bgnbd(x, t_x, big_t)
+    p = fit.params
+    assert not fit.at_bound
+    assert p.a > 1e4 and p.b > 1e4  # off along the ridge a / (a + b) = const
+    assert p.a / (p.a + p.b) == pytest.approx(0.2, abs=0.03)
+    assert p.r == pytest.approx(2.0, rel=0.3) and p.alpha == pytest.approx(10.0, rel=0.3)
+    alive = p_alive(p, x, t_x, big_t)
+    assert np.all(np.isfinite(alive)) and np.all((alive >= 0) & (alive <= 1))
+    limit = 1 / (1 + p.a / p.b * ((p.alpha + big_t) / (p.alpha + t_x)) ** (p.r + x))
+    repeaters = x > 0
+    assert alive[repeaters] == pytest.approx(limit[repeaters], rel=1e-4)
+
+
+def test_a_pair_off_to_infinity_together_is_a_limit_and_anything_else_a_runaway() -> None:
+    """A likelihood rising for ever along theta0 = theta1 + 1 (a mixing distribution turning
+    into a point mass): at the bound, and only a named pair may stop there."""
+
+    def ridge(theta: FloatArray) -> tuple[float, FloatArray]:
+        gap = theta[0] - theta[1] - 1.0
+        value = gap**2 - 0.1 * theta[0] + theta[2] ** 2
+        return value, np.array([2 * gap - 0.1, -2 * gap, 2 * theta[2]])
+
+    start = np.zeros(3)
+    limit = maximise_log_likelihood(ridge, start, point_mass_pairs=((0, 1),))
+    assert not limit.at_bound and limit.converged
+    assert limit.values[0] > 1e12 and limit.values[0] / limit.values[1] == pytest.approx(np.e)
+    assert maximise_log_likelihood(ridge, start).at_bound
+    assert maximise_log_likelihood(ridge, start, point_mass_pairs=((1, 2),)).at_bound
+    alone = fit_bgnbd([3, 2, 4, 1], [0, 0, 0, 0], [20, 30, 25, 40])  # every repeat on day 0
+    assert alone.at_bound and not alone.converged
