@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.timeline import CustomerState
+from streams.ingest.checkpoint import KafkaOutputs, RoundCheckpoint, RoundOutcome
 from streams.ingest.clock import EventClock
 from streams.ingest.handover import PartitionOwnership, drop_revoked, publish_left_over
 from streams.ingest.kafka_io import (
@@ -46,8 +47,6 @@ from streams.ingest.kafka_io import (
     append_time_bound,
     assignment_status,
     consumer_lags,
-    publish,
-    publish_dead_letters,
     track_positions,
 )
 from streams.ingest.lag import ingest_group
@@ -57,9 +56,7 @@ from streams.ingest.records import Accepted, IngestStats, ParsedBatch, PipelineP
 from streams.ingest.topics import ensure_topics, repair_topic_configs
 from streams.models.refresh import ModelFollower, refresh_periodically
 from streams.models.registry import ModelRegistry
-from streams.round.messages import Applied
-from streams.round.scorer import ScoredRound, round_scorer
-from streams.state.cross_sell_counts import CrossSellDecision
+from streams.round.scorer import round_scorer
 from streams.state.erasure import ErasedCustomers
 from streams.state.profiles import RedisProfileStore, connect_redis
 from streams.state.retry import PING_SECONDS, RedisSteps, answers_ping
@@ -106,6 +103,7 @@ class IngestService(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._dead_letter_producer: AIOKafkaProducer | None = None  # not idempotent: quarantine
+        self._outputs: KafkaOutputs | None = None  # both producers, once started
         self._quarantine = Quarantine(
             self._redis,
             settings.redis_key_prefix,
@@ -157,6 +155,9 @@ class IngestService(Service):
         self._commits = OrderedCommits(self._consumer, self.metrics)
         await self._producer.start()
         await self._dead_letter_producer.start()
+        self._outputs = KafkaOutputs(
+            s, self._producer, self._dead_letter_producer, self._quarantine
+        )
         await self._consumer.start()
         await self._follower.follow()
         await self._erased.refresh()
@@ -226,17 +227,15 @@ class IngestService(Service):
 
     @Service.task
     async def _consume(self) -> None:
-        consumer, producer = self._consumer, self._producer
-        if consumer is None or producer is None:
+        consumer = self._consumer
+        if consumer is None:
             raise RuntimeError("IngestService._consume ran before on_start")
         try:
-            await self._consume_until_stopped(consumer, producer)
+            await self._consume_until_stopped(consumer)
         finally:
             self._loop_exited.set()
 
-    async def _consume_until_stopped(
-        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
-    ) -> None:
+    async def _consume_until_stopped(self, consumer: AIOKafkaConsumer) -> None:
         previous: _Round | None = None
         lead = self.settings.watermark_max_lead_seconds
         with contextlib.suppress(OSError, TimeoutError, StateStoreError, RedisError):
@@ -282,18 +281,18 @@ class IngestService(Service):
             self._to_pop.clear()
             try:
                 if idle and previous is not None:
-                    await self._complete(previous, consumer, producer)
+                    await self._complete(previous)
                     previous = None
                     continue
                 # Redis reads and applies this round while the previous one is scored and
                 # published; a round whose replies were lost is redone first, so a customer's
                 # events are always applied in order.
                 if previous is not None and self._rounds.was_lost(previous.sent):
-                    await self._complete(previous, consumer, producer)
+                    await self._complete(previous)
                     previous = None
                 current = await self._submit(parsed, late, released, to_pop, generation)
                 if previous is not None:
-                    await self._complete(previous, consumer, producer)
+                    await self._complete(previous)
                 previous = current
             except StateStoreError:
                 if self._stopping.is_set():
@@ -301,7 +300,7 @@ class IngestService(Service):
                 raise
         if previous is not None:
             with contextlib.suppress(StateStoreError):
-                await self._complete(previous, consumer, producer)
+                await self._complete(previous)
 
     async def _submit(
         self,
@@ -349,9 +348,7 @@ class IngestService(Service):
             generation,
         )
 
-    async def _complete(
-        self, round_: _Round, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
-    ) -> None:
+    async def _complete(self, round_: _Round) -> None:
         """Read the round's answers (redoing it if they were lost), walk, save, publish, then
         commit behind it."""
         result = round_.parsed.result
@@ -388,70 +385,39 @@ class IngestService(Service):
             if owned != used:
                 recovery = self._rounds.recovery
                 scored, applied = drop_revoked(scored, applied, before, owned, recovery)
-            await self._save_and_publish(
-                round_, scored, applied, cross_sell, owned, current, producer, roundtrip
+            outcome = RoundOutcome(
+                scored,
+                applied,
+                cross_sell,
+                {p: round_.watermarks[p] for p in owned},
+                # Never a stale partition's offsets: the events the dropped part applied must
+                # be read again.
+                {tp: o for tp, o in round_.commits.items() if tp.partition in current},
+                result,
+                roundtrip,
             )
+            await self._checkpoint(round_, outcome)
 
-    async def _save_and_publish(
-        self,
-        round_: _Round,
-        scored: ScoredRound,
-        applied: list[Applied],
-        cross_sell: CrossSellDecision | None,
-        owned: set[int],
-        current: set[int],
-        producer: AIOKafkaProducer,
-        roundtrip: float,
-    ) -> None:
-        """Save the round, send its outputs, queue its commit behind their acknowledgements."""
-        result = round_.parsed.result
-        fresh = await self._retrying(
-            lambda: self._rounds.save(
-                scored, {p: round_.watermarks[p] for p in owned}, applied, cross_sell
-            )
-        )
+    async def _checkpoint(self, round_: _Round, outcome: RoundOutcome) -> None:
+        """Save, publish and commit the round (streams.ingest.checkpoint), keeping the
+        worker's own books between the steps."""
+        outputs = self._outputs if self.publishing else None  # a rebuild publishes nothing
+        checkpoint = RoundCheckpoint(outcome, self._rounds, self._retrying, outputs)
+        await checkpoint.save()
         self._steps.recovered()
-        self._last_states = scored.states
-        for partition, items in scored.due.items():
+        self._last_states = outcome.scored.states
+        for partition, items in outcome.scored.due.items():
             # A due time the next round's sweep popped past before this save landed.
             limit = self._limit(partition)
             if limit is not None and any(t is not None and t <= limit for _, t in items):
                 self._to_pop.add(partition)
-        alerts, recent, claimed = [], [], []
-        for (customer, key, message), new in zip(scored.alerts, fresh, strict=True):
-            if new:
-                alerts.append(message)
-                claimed.append((message.partition, customer, key))
-                result.alerts_by_type[key.split(":", 1)[0]] += 1  # keys start with the rule
-                recent.append((customer, key.split(":", 1)[0], message.value))
-        if recent:  # the query API's recent alerts
-            await self._retrying(lambda: self._rounds.record_alerts(recent))
-        result.snapshots = scored.snapshots
-        result.timer_checkpoints = scored.timer_checkpoints
-        self.stats.add(result)
-        deliveries: list[asyncio.Future[Any]] = []
-        if self.publishing:  # a rebuild (crm_score.rebuild) only rebuilds state
-            outputs = await publish(producer, self.settings.topic("scores"), result.snapshots)
-            outputs += await publish(producer, self.settings.topic("training"), scored.examples)
-            self._rounds.recovery.outputs.sent(outputs)  # dropped from the outbox once acked
-            acks = await publish(producer, self.settings.topic("alerts"), alerts)
-            self._rounds.recovery.published(acks, claimed)  # confirmed once acknowledged
-            deliveries = outputs + acks
-            assert self._dead_letter_producer is not None
-            deliveries += await publish_dead_letters(
-                self._dead_letter_producer,
-                self.settings.topic("deadletter"),
-                result.dead_letters,
-                self._quarantine,
-            )
-        self.stats.examples += len(scored.examples)
+        self.stats.add(outcome.result)
+        await checkpoint.publish()
+        self.stats.examples += len(outcome.scored.examples)
         assigned = {p: w for p, w in round_.watermarks.items() if p in self._clock.partitions}
         self.metrics.set_clock(assigned, self._clock.buffered, time.time())  # some may be revoked
         if self._commits is not None:
-            # Never a stale partition's offsets: the events the dropped part applied must be
-            # read again.
-            commits = {tp: o for tp, o in round_.commits.items() if tp.partition in current}
-            await self._commits.add(deliveries, commits, result, roundtrip)
+            await checkpoint.commit(self._commits)
 
     def _skip_erased(
         self, items: list[tuple[Accepted, bool]], popped: dict[int, list[str]]
