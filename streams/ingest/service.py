@@ -21,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -35,10 +33,9 @@ from redis.exceptions import RedisError
 
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
-from scorers.timeline import CustomerState
-from streams.ingest.checkpoint import KafkaOutputs, RoundCheckpoint, RoundOutcome
+from streams.ingest.checkpoint import KafkaOutputs
 from streams.ingest.clock import EventClock
-from streams.ingest.handover import PartitionOwnership, drop_revoked, publish_left_over
+from streams.ingest.handover import publish_left_over
 from streams.ingest.kafka_io import (
     BrokerWatch,
     OrderedCommits,
@@ -52,15 +49,15 @@ from streams.ingest.kafka_io import (
 from streams.ingest.lag import ingest_group
 from streams.ingest.metrics import PipelineMetrics
 from streams.ingest.quarantine import Quarantine
-from streams.ingest.records import Accepted, IngestStats, ParsedBatch, PipelineProcessor
+from streams.ingest.records import Accepted, IngestStats
+from streams.ingest.round_runner import RoundRunner, SubmittedRound
 from streams.ingest.topics import ensure_topics, repair_topic_configs
 from streams.models.refresh import ModelFollower, refresh_periodically
 from streams.models.registry import ModelRegistry
-from streams.round.scorer import round_scorer
 from streams.state.erasure import ErasedCustomers
 from streams.state.profiles import RedisProfileStore, connect_redis
-from streams.state.retry import PING_SECONDS, RedisSteps, answers_ping
-from streams.state.round_store import PendingRound, RoundStore
+from streams.state.retry import PING_SECONDS, answers_ping
+from streams.state.round_store import RoundStore
 
 __all__ = ["IngestService"]
 
@@ -82,11 +79,7 @@ class IngestService(Service):
         self._redis = connect_redis(settings)
         self._store = RedisProfileStore(self._redis, settings)
         self._rounds = RoundStore(self._redis, self._store, settings)
-        self._processor = PipelineProcessor(settings)
         self._erased = ErasedCustomers(self._redis, settings)  # their events are skipped
-        self._scorer = round_scorer(settings)
-        self._timeline = self._scorer.timeline
-        self._churn = self._scorer.churn
         until = settings.replay_until
         self._clock: EventClock[Accepted] = EventClock(
             settings.input_topics,
@@ -95,10 +88,18 @@ class IngestService(Service):
             idle_after=settings.idle_advance_seconds,
             replay_until=None if until is None else until.timestamp(),
         )
-        self._to_pop: set[int] = set()  # partitions to sweep even if their watermark is still
+        self._stopping = asyncio.Event()
+        self._runner = RoundRunner(
+            settings, self._rounds, self._clock, self._erased, self.stats, self.metrics,
+            self._stopping,
+        )  # fmt: skip
+        self._processor = self._runner.processor
+        self._ownership = self._runner.ownership  # streams.ingest.handover
+        self._steps = self._runner.steps
         self._unpositioned: set[TopicPartition] = set()
+        scorer = self._runner.scorer
         self._follower = ModelFollower(
-            ModelRegistry(self._redis, settings.redis_key_prefix), self._timeline, self._churn
+            ModelRegistry(self._redis, settings.redis_key_prefix), scorer.timeline, scorer.churn
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -110,13 +111,8 @@ class IngestService(Service):
             settings.deadletter_quarantine_maxlen,
             self.metrics.quarantined,
         )
-        self._stopping = asyncio.Event()
         self._loop_exited = asyncio.Event()
         self._commits: OrderedCommits | None = None
-        self._swept: dict[int, int] = {}  # partition -> last checkpoint limit swept
-        self._last_states: dict[str, CustomerState] = {}
-        self._ownership = PartitionOwnership()  # streams.ingest.handover
-        self._steps = RedisSteps(self.metrics.redis_errors, self._stopping, log)
         self._assigned = asyncio.Event()  # partitions were assigned: check the topic configs
         self._brokers = BrokerWatch()
 
@@ -186,7 +182,7 @@ class IngestService(Service):
         floors = await self._retrying(lambda: self._rounds.watermarks(partitions))
         self._clock.assign(partitions, floors)
         await self._recover(partitions)
-        self._to_pop |= partitions
+        self._runner.assigned(partitions)
         self._unpositioned |= {tp for tp in assigned if tp.partition in partitions}
         log.info("assigned partitions %s (watermark floors %s)", sorted(partitions), floors)
 
@@ -203,9 +199,7 @@ class IngestService(Service):
         partitions = {tp.partition for tp in revoked}
         self._ownership.revoked(partitions)
         dropped = self._clock.revoke(partitions)
-        self._to_pop -= partitions
-        for partition in partitions:
-            self._swept.pop(partition, None)
+        self._runner.revoked(partitions)
         if self._commits is not None:
             self._commits.forget(revoked)
         self._unpositioned -= revoked
@@ -236,7 +230,7 @@ class IngestService(Service):
             self._loop_exited.set()
 
     async def _consume_until_stopped(self, consumer: AIOKafkaConsumer) -> None:
-        previous: _Round | None = None
+        previous: SubmittedRound | None = None
         lead = self.settings.watermark_max_lead_seconds
         with contextlib.suppress(OSError, TimeoutError, StateStoreError, RedisError):
             await self._store.connect()  # else the first round finds no connection and redoes
@@ -273,12 +267,10 @@ class IngestService(Service):
             )  # of the release below (the hooks run at awaits)
             moved = set(self._clock.advance(wall))
             released = [x for p in sorted(moved) for x in self._clock.release(p)]
-            # Idle partitions' watermarks creep with the wall clock: sweep once a second.
-            to_pop = {p for p in moved if self._limit(p) != self._swept.get(p)} | self._to_pop
+            to_pop = self._runner.to_sweep(moved)
             idle = not (parsed.result.consumed or late or released or to_pop)
             if idle and previous is None:
                 continue
-            self._to_pop.clear()
             try:
                 if idle and previous is not None:
                     await self._complete(previous)
@@ -287,10 +279,10 @@ class IngestService(Service):
                 # Redis reads and applies this round while the previous one is scored and
                 # published; a round whose replies were lost is redone first, so a customer's
                 # events are always applied in order.
-                if previous is not None and self._rounds.was_lost(previous.sent):
+                if previous is not None and self._runner.was_lost(previous):
                     await self._complete(previous)
                     previous = None
-                current = await self._submit(parsed, late, released, to_pop, generation)
+                current = await self._runner.submit(parsed, late, released, to_pop, generation)
                 if previous is not None:
                     await self._complete(previous)
                 previous = current
@@ -302,148 +294,14 @@ class IngestService(Service):
             with contextlib.suppress(StateStoreError):
                 await self._complete(previous)
 
-    async def _submit(
-        self,
-        parsed: ParsedBatch,
-        late: list[Accepted],
-        released: list[Accepted],
-        to_pop: set[int],
-        generation: int,
-    ) -> _Round:
-        """Pop what is due and send the round's reads and events to Redis (not awaited)."""
-        async with self._ownership.lock:
-            watermarks = {
-                p: w for p in self._clock.partitions if (w := self._clock.watermark(p)) is not None
-            }
-            limits = {p: _limit(w) for p, w in watermarks.items()}
-            pop = {p: limits[p] for p in to_pop if p in limits}
-            self._swept.update(pop)
-            popped = await self._retrying(lambda: self._rounds.pop_due(pop)) if pop else {}
-        self.metrics.set_due_backlog({p: len(names) for p, names in popped.items()})
-        # Events of a partition revoked since their release are not applied: its next owner
-        # reads them again.
-        items = [(a, True) for a in late if a.record.partition in limits]
-        items += [(a, False) for a in released if a.record.partition in limits]
-        if self._erased.count:
-            items, popped = self._skip_erased(items, popped)
-        customers: dict[str, int] = {}
-        for a, _ in items:
-            customers[a.event.customer_id] = a.record.partition
-        for partition, names in popped.items():
-            for name in names:
-                customers.setdefault(name, partition)
-        sent = self._rounds.send(
-            customers, [a.request for a, _ in items], [a.event for a, _ in items]
-        )
-        commits = {TopicPartition(t, p): o for (t, p), o in self._clock.commit_offsets().items()}
-        return _Round(
-            parsed,
-            items,
-            watermarks,
-            limits,
-            set(pop),
-            sent,
-            commits,
-            time.perf_counter(),
-            generation,
-        )
-
-    async def _complete(self, round_: _Round) -> None:
-        """Read the round's answers (redoing it if they were lost), walk, save, publish, then
-        commit behind it."""
-        result = round_.parsed.result
-        sent = round_.sent
-        try:
-            lost = self._rounds.was_lost(sent)  # sent on a connection that failed since
-            before, outcomes = await self._rounds.collect(sent)
-        except StateStoreError as exc:
-            if not lost:
-                self._steps.failed(exc)
-            log.warning("%s; applying the round again", exc)
-            before, outcomes = await self._retrying(
-                lambda: self._rounds.load_and_apply(sent.customers, sent.requests, sent.cross_sell)
-            )
-        roundtrip = time.perf_counter() - round_.sent_at
-        # The round's reads may have run before the previous round's save landed (it is on
-        # another connection): that round's states are the current ones.
-        for customer_id, state in self._last_states.items():
-            known = before.get(customer_id)
-            if known is not None:
-                before[customer_id] = replace(known, state=state)
-        applied = self._processor.settle(round_.items, outcomes)
-        cross_sell = self._rounds.cross_sell_decide(applied)
-        scored = self._scorer.score(applied, before, round_.limits)
-        if cross_sell is not None:
-            scored.alerts += cross_sell.alerts()
-        used = {known.partition for known in before.values()} | round_.popped
-        async with self._ownership.lock:  # the revocation hook waits until outputs are sent
-            current = self._ownership.current(round_.generation, self._clock.partitions)
-            owned = used & current
-            # Counted like saved: only on partitions the round may still write (fenced).
-            self._processor.account(round_.items, outcomes, result, current)
-            result.only(current)
-            if owned != used:
-                recovery = self._rounds.recovery
-                scored, applied = drop_revoked(scored, applied, before, owned, recovery)
-            outcome = RoundOutcome(
-                scored,
-                applied,
-                cross_sell,
-                {p: round_.watermarks[p] for p in owned},
-                # Never a stale partition's offsets: the events the dropped part applied must
-                # be read again.
-                {tp: o for tp, o in round_.commits.items() if tp.partition in current},
-                result,
-                roundtrip,
-            )
-            await self._checkpoint(round_, outcome)
-
-    async def _checkpoint(self, round_: _Round, outcome: RoundOutcome) -> None:
-        """Save, publish and commit the round (streams.ingest.checkpoint), keeping the
-        worker's own books between the steps."""
-        outputs = self._outputs if self.publishing else None  # a rebuild publishes nothing
-        checkpoint = RoundCheckpoint(outcome, self._rounds, self._retrying, outputs)
-        await checkpoint.save()
-        self._steps.recovered()
-        self._last_states = outcome.scored.states
-        for partition, items in outcome.scored.due.items():
-            # A due time the next round's sweep popped past before this save landed.
-            limit = self._limit(partition)
-            if limit is not None and any(t is not None and t <= limit for _, t in items):
-                self._to_pop.add(partition)
-        self.stats.add(outcome.result)
-        await checkpoint.publish()
-        self.stats.examples += len(outcome.scored.examples)
-        assigned = {p: w for p, w in round_.watermarks.items() if p in self._clock.partitions}
-        self.metrics.set_clock(assigned, self._clock.buffered, time.time())  # some may be revoked
-        if self._commits is not None:
-            await checkpoint.commit(self._commits)
-
-    def _skip_erased(
-        self, items: list[tuple[Accepted, bool]], popped: dict[int, list[str]]
-    ) -> tuple[list[tuple[Accepted, bool]], dict[int, list[str]]]:
-        """The round without erased customers: their events are counted (reason ``erased``),
-        not applied and not dead-lettered; their timers are dropped."""
-        erased = self._erased.erased
-        kept = [(a, late) for a, late in items if not erased(a.event.customer_id)]
-        skipped = len(items) - len(kept)
-        if skipped:
-            self.stats.skipped["erased"] += skipped
-            self.metrics.skipped.labels("erased").inc(skipped)
-        return kept, {p: [c for c in names if not erased(c)] for p, names in popped.items()}
-
-    def _limit(self, partition: int) -> int | None:
-        """:func:`_limit` of the partition's watermark, or None before it has one."""
-        if partition not in self._clock.partitions:  # revoked while its round was finishing
-            return None
-        watermark = self._clock.watermark(partition)
-        return None if watermark is None else _limit(watermark)
-
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a Redis step until it succeeds (Redis may restart, fill up or turn read-only
-        under us) or we stop. The loop waits here, so nothing more is fetched meanwhile;
-        /health says why (:meth:`health`)."""
-        return await self._steps.run(call)
+        """:meth:`RoundRunner.retrying`: /health says why a step waits (:meth:`health`)."""
+        return await self._runner.retrying(call)
+
+    async def _complete(self, round_: SubmittedRound) -> None:
+        assert self._commits is not None  # on_start ran: the loop needs the consumer
+        outputs = self._outputs if self.publishing else None  # a rebuild publishes nothing
+        await self._runner.complete(round_, outputs, self._commits)
 
     async def health(self) -> dict[str, Any]:
         """Redis reachable, partitions assigned, watermarks, totals so far; ``ok`` when Redis
@@ -515,26 +373,3 @@ class IngestService(Service):
         if self._consumer is not None:
             self.metrics.set_lag(await consumer_lags(self._consumer))
         self.metrics.set_brokers(*self._brokers.observe(self._consumer))
-
-
-def _limit(watermark: float) -> int:
-    """The last whole second whose events have all been released: what a round walks up to.
-
-    The clock runs on exact event times (so an event leaves as soon as the watermark passes it,
-    not at the next whole second), while checkpoints fall on whole seconds and come after the
-    events of their second. Released events are strictly before the watermark, so second ``S``
-    is complete once the watermark reaches ``S + 1``."""
-    return math.floor(watermark) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class _Round:
-    parsed: ParsedBatch
-    items: list[tuple[Accepted, bool]]
-    watermarks: dict[int, float]
-    limits: dict[int, int]
-    popped: set[int]
-    sent: PendingRound
-    commits: dict[TopicPartition, int]
-    sent_at: float
-    generation: int  # revocations before its events were released

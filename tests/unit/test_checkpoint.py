@@ -8,6 +8,7 @@ recovery bookkeeping is the real one, it only builds commands."""
 from __future__ import annotations
 
 import asyncio
+import doctest
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry, Counter
 
+import streams.ingest.round_runner
 from crm_core.errors import StateStoreError
 from streams.ingest.checkpoint import (
     CheckpointOutOfOrder,
@@ -259,3 +261,7 @@ async def test_each_step_runs_once() -> None:
     with pytest.raises(CheckpointOutOfOrder, match="needs stage 'pending'"):
         await checkpoint.save()
     assert journal == ["save"]
+
+
+def test_the_walk_limit_example_holds() -> None:
+    assert doctest.testmod(streams.ingest.round_runner, raise_on_error=True).attempted > 0
