@@ -70,91 +70,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeVar
+
+from streams.ingest._clock_parts import (
+    PartitionState,
+    SourceProgress,
+    finite,
+    kafka_offset,
+    non_negative,
+)
 
 __all__ = ["EventClock"]
 
 T = TypeVar("T")
-
-# (event_time, sort_key, seq, topic, offset, item): seq is unique, so a comparison never gets to
-# the item.
-_Entry: TypeAlias = tuple[float, tuple[Any, ...], int, str, int, T]
-
-
-def _finite(value: float, name: str) -> float:
-    if isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of (epoch) seconds, got {value!r}")
-    return float(value)
-
-
-def _non_negative(value: float, name: str) -> float:
-    value = _finite(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return value
-
-
-def _offset(value: int, name: str) -> int:
-    if isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative Kafka offset, got {value!r}")
-    return value
-
-
-class _Source:
-    """One topic-partition: its progress, its largest event time, the offsets it has buffered."""
-
-    __slots__ = ("_held", "_low", "highwater", "max_time", "position")
-
-    def __init__(self) -> None:
-        self.max_time: float | None = None
-        self.position: int | None = None
-        self.highwater: int | None = None
-        self._held: Counter[int] = Counter()
-        self._low: list[int] = []  # min-heap of held offsets; released ones leave it lazily
-
-    @property
-    def caught_up(self) -> bool:
-        return (
-            self.position is not None
-            and self.highwater is not None
-            and self.position >= self.highwater
-        )
-
-    def hold(self, offset: int) -> None:
-        if not self._held[offset]:
-            heapq.heappush(self._low, offset)
-        self._held[offset] += 1
-
-    def drop(self, offset: int) -> None:
-        self._held[offset] -= 1
-        if not self._held[offset]:
-            del self._held[offset]
-
-    def lowest_held(self) -> int | None:
-        while self._low and self._low[0] not in self._held:
-            heapq.heappop(self._low)
-        return self._low[0] if self._low else None
-
-
-class _Partition(Generic[T]):
-    """One partition number: its topics, watermark, last arrival and buffer."""
-
-    __slots__ = ("buffer", "complete", "last_arrival", "sources", "watermark")
-
-    def __init__(self, topics: Sequence[str], floor: float | None) -> None:
-        self.sources = {topic: _Source() for topic in topics}
-        self.watermark = floor
-        self.complete = False  # every event exactly at the watermark has been seen too
-        self.last_arrival: float | None = None
-        self.buffer: list[_Entry[T]] = []
-
-    def final(self, event_time: float) -> bool:
-        """Whether no more events at ``event_time`` can come (they would be late)."""
-        if self.watermark is None:
-            return False
-        return event_time < self.watermark or (self.complete and event_time == self.watermark)
 
 
 class EventClock(Generic[T]):
@@ -204,11 +133,11 @@ class EventClock(Generic[T]):
         if not topics or len(set(topics)) != len(topics):
             raise ValueError(f"topics must be distinct and at least one, got {list(topics)!r}")
         self.topics: tuple[str, ...] = tuple(topics)
-        self.allowed_lateness = _non_negative(allowed_lateness, "allowed_lateness")
-        self.idle_after = _non_negative(idle_after, "idle_after")
+        self.allowed_lateness = non_negative(allowed_lateness, "allowed_lateness")
+        self.idle_after = non_negative(idle_after, "idle_after")
         self.live = live
-        self.replay_until = None if replay_until is None else _finite(replay_until, "replay_until")
-        self._parts: dict[int, _Partition[T]] = {}
+        self.replay_until = None if replay_until is None else finite(replay_until, "replay_until")
+        self._parts: dict[int, PartitionState[T]] = {}
         self._seq = itertools.count()
 
     @property
@@ -227,8 +156,8 @@ class EventClock(Generic[T]):
             if partition not in self._parts:
                 floor = floors.get(partition)
                 if floor is not None:
-                    floor = _finite(floor, f"floor of partition {partition}")
-                self._parts[partition] = _Partition(self.topics, floor)
+                    floor = finite(floor, f"floor of partition {partition}")
+                self._parts[partition] = PartitionState(self.topics, floor)
 
     def revoke(self, partitions: Iterable[int]) -> list[T]:
         """Forget ``partitions`` (a rebalance took them); their buffered items, to discard.
@@ -255,7 +184,7 @@ class EventClock(Generic[T]):
     def set_highwater(self, topic: str, partition: int, highwater: int | None) -> None:
         """The log-end offset of ``topic``/``partition`` as the consumer last saw it, or unknown."""
         source = self._source(topic, partition)
-        source.highwater = None if highwater is None else _offset(highwater, "highwater")
+        source.highwater = None if highwater is None else kafka_offset(highwater, "highwater")
 
     def set_position(self, topic: str, partition: int, next_offset: int) -> None:
         """The next offset the consumer reads from ``topic``/``partition``.
@@ -263,7 +192,7 @@ class EventClock(Generic[T]):
         Call it at assignment with the starting position, and after every fetch with the last
         record's offset + 1, whether the records were valid or not.
         """
-        self._source(topic, partition).position = _offset(next_offset, "next_offset")
+        self._source(topic, partition).position = kafka_offset(next_offset, "next_offset")
 
     def observe(
         self,
@@ -293,12 +222,12 @@ class EventClock(Generic[T]):
         {0: 1005.0}
         """
         source = self._source(topic, partition)
-        event_time = _finite(event_time, "event_time")
-        wall_now = _finite(wall_now, "wall_now")
-        _offset(offset, "offset")
+        event_time = finite(event_time, "event_time")
+        wall_now = finite(wall_now, "wall_now")
+        kafka_offset(offset, "offset")
         part = self._parts[partition]
         part.last_arrival = wall_now
-        counted = event_time if bound is None else min(event_time, _finite(bound, "bound"))
+        counted = event_time if bound is None else min(event_time, finite(bound, "bound"))
         if source.max_time is None or counted > source.max_time:
             source.max_time = counted
         if part.final(event_time):
@@ -314,7 +243,7 @@ class EventClock(Generic[T]):
         more to release. ``wall_now`` is read in live mode only. The first call after a
         partition is assigned starts its idle timer when nothing has arrived on it yet.
         """
-        wall_now = _finite(wall_now, "wall_now")
+        wall_now = finite(wall_now, "wall_now")
         moved: dict[int, float] = {}
         for partition, part in self._parts.items():
             if self.live and part.last_arrival is None:
@@ -400,7 +329,7 @@ class EventClock(Generic[T]):
             if source.max_time is not None and source.max_time > slowest
         ]
 
-    def _candidate(self, part: _Partition[T], wall_now: float) -> tuple[float | None, bool]:
+    def _candidate(self, part: PartitionState[T], wall_now: float) -> tuple[float | None, bool]:
         """``base - L`` (module docstring) and whether the partition is complete there.
 
         Lower bounds apply after subtracting ``L``: the watermark is ``replay_until`` exactly.
@@ -425,7 +354,7 @@ class EventClock(Generic[T]):
             return candidate, False
         return at_least, complete
 
-    def _part(self, partition: int) -> _Partition[T]:
+    def _part(self, partition: int) -> PartitionState[T]:
         try:
             return self._parts[partition]
         except KeyError:
@@ -434,7 +363,7 @@ class EventClock(Generic[T]):
                 "call assign() on rebalance"
             ) from None
 
-    def _source(self, topic: str, partition: int) -> _Source:
+    def _source(self, topic: str, partition: int) -> SourceProgress:
         part = self._part(partition)
         try:
             return part.sources[topic]
