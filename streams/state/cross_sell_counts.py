@@ -45,23 +45,23 @@ from importlib import resources
 import redis.asyncio as aioredis
 
 from crm_core.settings import Settings
-from schemas import Alert, AlertType, Event, PurchaseEvent, Severity
+from schemas import Event, PurchaseEvent
 from scorers.consent import contactable
 from scorers.cross_sell import (
     CrossSellPolicy,
     CrossSellRule,
     CrossSellStats,
     OrderUpdate,
-    idempotency_key,
     plan_order,
     recommend,
     top_rules,
 )
+from streams.round.cross_sell_alert import CrossSellDraft
 from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import Layout
 from streams.state.resp import Command
 
-__all__ = ["CrossSellDecision", "CrossSellDraft", "CrossSellReads", "CrossSellRound"]
+__all__ = ["CrossSellDecision", "CrossSellReads", "CrossSellRound"]
 
 _SEP = "\x1f"
 
@@ -77,59 +77,6 @@ class CrossSellReads:
     items: tuple[str, ...] = ()
     customers: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CrossSellDraft:
-    """A rule to suggest to a customer, raised by one of their orders."""
-
-    customer_id: str
-    partition: int
-    event_time: datetime
-    event_id: str
-    order_id: str
-    rule: CrossSellRule
-    contactable: bool = True
-
-    @property
-    def idempotency_key(self) -> str:
-        """``cross_sell:<customer>:<A>:<B>``."""
-        return idempotency_key(self.customer_id, self.rule.antecedent, self.rule.consequent)
-
-    def alert(self) -> Alert:
-        """The ``cross_sell`` alert."""
-        r = self.rule
-        return Alert(
-            alert_type=AlertType.CROSS_SELL,
-            severity=Severity.INFO,
-            customer_id=self.customer_id,
-            event_time=self.event_time,
-            idempotency_key=self.idempotency_key,
-            reasons=[r.reason()],
-            details={
-                "antecedent": r.antecedent,
-                "consequent": r.consequent,
-                "confidence": round(r.confidence, 4),
-                "lift": round(r.lift, 4),
-                "support": round(r.support, 4),
-                "customers_with_both": round(r.count, 3),
-                "antecedent_customers": round(r.antecedent_count, 3),
-                "consequent_customers": round(r.consequent_count, 3),
-                "customers": round(r.customers, 3),
-                "order_id": self.order_id,
-                "event_id": self.event_id,
-            },
-            contactable=self.contactable,
-        )
-
-    def message(self) -> tuple[str, str, OutputMessage]:
-        """As an entry of :attr:`streams.round.scorer.ScoredRound.alerts`."""
-        value = self.alert().to_json_bytes()
-        return (
-            self.customer_id,
-            self.idempotency_key,
-            OutputMessage(self.partition, self.customer_id.encode(), value),
-        )
 
 
 @dataclass(slots=True)
