@@ -20,7 +20,6 @@ LearnOutcome(learned=False, p=None, drift=False)
 from __future__ import annotations
 
 import hashlib
-import math
 import pickle
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -31,12 +30,11 @@ from river import drift
 from crm_core.errors import ModelError
 from scorers.churn_model import ChurnModel, ModelKind
 from scorers.clusters import CustomerClusters
-from scorers.prequential import PrequentialMetrics
+from scorers.prequential import PrequentialMetrics, log_loss_one
 
 __all__ = ["LearnOutcome", "OnlineLearner"]
 
 _CHECKPOINT_FORMAT = "crm-scoring/online-learner/v1"
-_EPS = 1e-15
 
 
 class LearnOutcome(NamedTuple):
@@ -99,9 +97,8 @@ class OnlineLearner:
             return LearnOutcome(learned=False, p=None, drift=False)
         p = self.model.predict_proba(features)
         self.metrics.update(p, label)
-        q = min(max(p, _EPS), 1.0 - _EPS)
         mean_loss_before = float(self._detector.estimation)
-        self._detector.update(-math.log(q) if label else -math.log1p(-q))
+        self._detector.update(log_loss_one(p, label))
         # ADWIN is two-sided; after a detection it keeps only the recent sub-window, so a higher
         # mean than before means the loss rose. A falling loss (the model learning) is no drift.
         drifted = bool(self._detector.drift_detected) and (

@@ -31,12 +31,17 @@ from sortedcontainers import SortedList
 
 from crm_core.errors import ModelError
 
-__all__ = ["PrequentialMetrics"]
+__all__ = ["PrequentialMetrics", "log_loss_one"]
 
 _EPS = 1e-15  # log loss clips p to [eps, 1 - eps], as sklearn does
 
 
-def _log_loss_one(p: float, y: int) -> float:
+def log_loss_one(p: float, y: int) -> float:
+    """The log loss of predicting ``p`` for label ``y`` (``p`` clipped as sklearn does).
+
+    >>> round(log_loss_one(0.8, 1), 4), round(log_loss_one(0.8, 0), 4)
+    (0.2231, 1.6094)
+    """
     q = min(max(p, _EPS), 1.0 - _EPS)
     return -math.log(q) if y else -math.log1p(-q)
 
@@ -119,7 +124,7 @@ class PrequentialMetrics:
             raise ModelError(f"prediction must be a probability in [0, 1], got {p!r}.")
         p, y = float(p), int(y)
         self._all.add(p, y)
-        self._loss_sum += _log_loss_one(p, y)
+        self._loss_sum += log_loss_one(p, y)
         self._recent.append((p, y))
         self._recent_pairs.add(p, y)
         if len(self._recent) > self.window:
@@ -138,7 +143,7 @@ class PrequentialMetrics:
         window_n = len(self._recent)
         window_loss = None
         if window_n:
-            losses = [_log_loss_one(p, y) for p, y in self._recent]
+            losses = [log_loss_one(p, y) for p, y in self._recent]
             window_loss = math.fsum(losses) / window_n
         return {
             "n": n,

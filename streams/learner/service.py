@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from redis.exceptions import RedisError
 from crm_core.errors import EventRejected, ModelError, StateStoreError
 from crm_core.settings import Settings
 from scorers.learner import OnlineLearner
+from scorers.prequential import log_loss_one
 from streams.ingest.kafka_io import publish_dead_letters
 from streams.ingest.metrics import LearnerMetrics
 from streams.ingest.quarantine import Quarantine
@@ -291,7 +291,7 @@ class LearnerService(Service):
             return
         counts["learned"] += 1
         self._learned_since += 1
-        self._loss_since += _log_loss(outcome.p, example.label)
+        self._loss_since += log_loss_one(0.5 if outcome.p is None else outcome.p, example.label)
         self._loss_n += 1
         if outcome.drift:
             counts["drifts"] += 1
@@ -396,8 +396,3 @@ class LearnerService(Service):
             "offsets": {str(p): o for p, o in sorted(self._offsets.items())},
             "checkpointed_offsets": {str(p): o for p, o in sorted(self._checkpointed.items())},
         }
-
-
-def _log_loss(p: float | None, label: int) -> float:
-    q = min(max(0.5 if p is None else p, 1e-15), 1 - 1e-15)
-    return -math.log(q) if label else -math.log1p(-q)
