@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import typer
 
 from crm_core.errors import CrmScoringError
 from crm_core.settings import get_settings
+from crm_score.api_key_cli import api_key_app
+from crm_score.fit_cli import fit_command
 from crm_score.rights_cli import erase_command, export_command
 from crm_score.sentiment_cli import sentiment_command
 from crm_score.services_cli import fail as _fail
@@ -23,7 +24,6 @@ app = typer.Typer(
     help="crm-scoring: streaming customer scoring on Kafka + Redis.", no_args_is_help=True
 )
 app.add_typer(services_app, name="services")
-api_key_app = typer.Typer(help="Query API keys (stored hashed in Redis).", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
 app.command("sentiment")(sentiment_command)
 app.command("erase")(erase_command)
@@ -165,67 +165,7 @@ def demo_command(
         raise _fail(exc) from None
 
 
-@app.command("fit")
-def fit_command(
-    as_of: str | None = typer.Option(
-        None,
-        help="fit as of this ISO time (default: now, or the newest event of --events; "
-        "no offset means UTC); with --events, later events are left out",
-    ),
-    events: Path | None = typer.Option(
-        None, help="fit on this JSONL/CSV event file instead of the stored profiles"
-    ),
-) -> None:
-    """Fit BG/NBD, the dropout model (CRM_DROPOUT_MODEL), Gamma-Gamma and RFM quintiles on the
-    stored profiles (or an event file); publish them and print JSON (crm_score/fit_report.py)."""
-    from crm_score.event_files import profiles_from_file
-    from crm_score.fit_report import fit_report
-    from scorers.probability import ProbabilityModel
-    from scorers.profile import Profile
-    from scorers.quintiles import RfmBoundaries
-    from streams.models.population import fit_population
-    from streams.state.profiles import connect_redis
-
-    settings = get_settings()
-    try:
-        asked = None if as_of is None else datetime.fromisoformat(as_of)
-    except ValueError:
-        raise typer.BadParameter(f"{as_of!r} is not ISO 8601", param_hint="--as-of") from None
-    if asked is not None:
-        asked = asked.replace(tzinfo=UTC) if asked.tzinfo is None else asked.astimezone(UTC)
-    profiles: list[Profile] | None = None
-    newest: datetime | None = None
-    if events is not None:
-        try:
-            by_customer, newest, rejected = profiles_from_file(
-                events,
-                settings.fx_rates,
-                now=datetime.now(UTC),
-                dedup_window_days=settings.dedup_window_days,
-                until=asked,
-            )
-        except CrmScoringError as exc:
-            raise _fail(exc) from None
-        profiles = list(by_customer.values())
-        typer.echo(f"{len(profiles)} customers from {events} ({rejected} lines skipped)", err=True)
-    moment = asked or newest or datetime.now(UTC)
-
-    async def run() -> tuple[ProbabilityModel, RfmBoundaries]:
-        client = connect_redis(settings)
-        try:
-            return await fit_population(settings, client, as_of=moment, profiles=profiles)
-        finally:
-            await client.aclose()
-
-    start = time.perf_counter()
-    try:
-        model, boundaries = asyncio.run(run())
-    except CrmScoringError as exc:
-        raise _fail(exc) from None
-    report = fit_report(model)
-    report["rfm_boundaries"] = boundaries.model_dump(mode="json")
-    report["fit_seconds"] = round(time.perf_counter() - start, 3)
-    typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+app.command("fit")(fit_command)
 
 
 @app.command("rebuild")
@@ -347,55 +287,6 @@ def api_command(
     from streams.api.server import run_api
 
     run_api(get_settings(), host, port)
-
-
-@api_key_app.command("create")
-def api_key_create(
-    role: str = typer.Option(..., help="admin, manager, agent or privacy (may erase)"),
-    department: str | None = typer.Option(None, help="managers: the department (a path)"),
-    identity: str | None = typer.Option(None, help="agents: the identity customers name"),
-    pii: bool = typer.Option(False, "--pii", help="may see contact details unmasked"),
-    share: bool = typer.Option(False, "--share", help="may share customers with agents"),
-) -> None:
-    """Create a key and print it once; only its SHA-256 digest is stored."""
-    from typing import cast
-
-    from streams.api.auth import manage_keys
-    from streams.api.policy import Principal, Role
-
-    granted = frozenset(p for p, on in (("pii", pii), ("share", share)) if on)
-    try:
-        principal = Principal("", cast(Role, role), department, identity, granted)  # validated
-        key = asyncio.run(manage_keys(get_settings(), lambda keys: keys.create(principal)))
-    except CrmScoringError as exc:
-        raise _fail(exc) from None
-    typer.echo(key)
-    typer.echo("keep it now: it is not stored and cannot be shown again", err=True)
-
-
-@api_key_app.command("list")
-def api_key_list() -> None:
-    """The stored keys: id, role, department, identity, permissions (never the keys)."""
-    from streams.api.auth import KeyStore, manage_keys
-
-    async def listing(keys: KeyStore) -> list[dict[str, object]]:
-        return [
-            orjson.loads(r.to_json()) | {"key_id": r.principal.key_id} for r in await keys.list()
-        ]
-
-    for row in asyncio.run(manage_keys(get_settings(), listing)):
-        row.pop("sha256")
-        typer.echo(orjson.dumps(row).decode())
-
-
-@api_key_app.command("revoke")
-def api_key_revoke(key_id: str = typer.Argument(..., help="the key id (crm_<id>_...)")) -> None:
-    """Delete a key (workers stop accepting it within CRM_API_KEY_CACHE_SECONDS)."""
-    from streams.api.auth import manage_keys
-
-    if not asyncio.run(manage_keys(get_settings(), lambda keys: keys.revoke(key_id))):
-        typer.secho(f"no key {key_id!r}", fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(code=1)
 
 
 def main() -> None:
