@@ -69,6 +69,26 @@ def check_customers(
     return [xs, txs, ts]
 
 
+def check_horizon(
+    t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> list[FloatArray]:
+    """Broadcast ``(t, x, t_x, T)`` to float64 and check the horizon ``t`` (finite, >= 0) and
+    the customers (:func:`check_customers`)."""
+    ts, xs, txs, big_t = broadcast_floats(t, x, t_x, T)
+    if not np.all(np.isfinite(ts)) or np.any(ts < 0):
+        raise ModelError("the horizon t must be finite and >= 0.")
+    return [ts, *check_customers(xs, txs, big_t)]
+
+
+def check_positive(params: object, names: tuple[str, ...], model: str) -> None:
+    """Raise :class:`ModelError` unless every parameter ``names`` of ``params`` is finite and
+    > 0 (the parameter checks of the purchase models' dataclasses)."""
+    for name in names:
+        value = getattr(params, name)
+        if not (np.isfinite(value) and value > 0):
+            raise ModelError(f"{model} parameter {name}={value!r} must be finite and > 0; refit.")
+
+
 def check_weights(weights: npt.ArrayLike | None, like: FloatArray) -> FloatArray:
     """Per-row customer counts broadcast to ``like`` (default 1 each); finite and >= 0."""
     w = np.ones_like(like) if weights is None else broadcast_floats(weights, like)[0]

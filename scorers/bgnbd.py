@@ -32,6 +32,8 @@ from scorers._special import (
     bgnbd_neg_ll_and_grad,
     broadcast_floats,
     check_customers,
+    check_horizon,
+    check_positive,
     check_weights,
     maximise_log_likelihood,
 )
@@ -58,12 +60,7 @@ class BgNbdParams:
     b: float
 
     def __post_init__(self) -> None:
-        for name in ("r", "alpha", "a", "b"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ModelError(
-                    f"BG/NBD parameter {name}={value!r} must be finite and > 0; refit."
-                )
+        check_positive(self, ("r", "alpha", "a", "b"), "BG/NBD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +210,7 @@ def expected_purchases(
     >>> round(expected_purchases(params, 39.0, 2, 30.43, 38.86), 4)
     1.226
     """
-    ts, xs, txs, big_t = broadcast_floats(t, x, t_x, T)
-    if not np.all(np.isfinite(ts)) or np.any(ts < 0):
-        raise ModelError("the horizon t must be finite and >= 0.")
-    out = _expected(params, ts, *check_customers(xs, txs, big_t))
+    out = _expected(params, *check_horizon(t, x, t_x, T))
     return float(out) if all_scalars(t, x, t_x, T) else out
 
 

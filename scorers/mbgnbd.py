@@ -21,15 +21,14 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import expit
 
-from crm_core.errors import ModelError
 from scorers._special import (
     FloatArray,
     alive_expected_count,
     all_scalars,
     bgnbd_log_likelihood_terms,
     bgnbd_log_terms,
-    broadcast_floats,
     check_customers,
+    check_horizon,
 )
 from scorers.bgnbd import BgNbdFit, BgNbdParams, fit_bgnbd
 
@@ -121,10 +120,7 @@ def mbgnbd_expected_purchases(
     >>> round(mbgnbd_expected_purchases(params, 39.0, 2, 30.43, 38.86), 4)
     1.263
     """
-    ts, xs, txs, big_t = broadcast_floats(t, x, t_x, T)
-    if not np.all(np.isfinite(ts)) or np.any(ts < 0):
-        raise ModelError("the horizon t must be finite and >= 0.")
-    xs, txs, big_t = check_customers(xs, txs, big_t)
+    ts, xs, txs, big_t = check_horizon(t, x, t_x, T)
     p = params
     alive = alive_expected_count(p.r, p.alpha, p.a, p.b + 1.0, ts, xs, big_t)
     out = np.asarray(_p_alive(p, xs, txs, big_t) * alive, dtype=np.float64)

@@ -24,8 +24,9 @@ from scipy.special import expit, gammaln, hyp2f1
 from crm_core.errors import ModelError
 from scorers._special import (
     FloatArray,
-    broadcast_floats,
     check_customers,
+    check_horizon,
+    check_positive,
     check_weights,
     maximise_log_likelihood,
 )
@@ -54,12 +55,7 @@ class ParetoNbdParams:
     beta: float
 
     def __post_init__(self) -> None:
-        for name in ("r", "alpha", "s", "beta"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ModelError(
-                    f"Pareto/NBD parameter {name}={value!r} must be finite and > 0; refit."
-                )
+        check_positive(self, ("r", "alpha", "s", "beta"), "Pareto/NBD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +177,7 @@ def pareto_nbd_expected_purchases(
     >>> round(float(pareto_nbd_expected_purchases(params, 39.0, 2, 30.43, 38.86)), 4)
     1.4551
     """
-    ts, xs, txs, big_t = broadcast_floats(t, x, t_x, T)
-    if not np.all(np.isfinite(ts)) or np.any(ts < 0):
-        raise ModelError("the horizon t must be finite and >= 0.")
-    xs, txs, big_t = check_customers(xs, txs, big_t)
+    ts, xs, _, big_t = check_horizon(t, x, t_x, T)
     p = params
     log_growth = np.log1p(ts / (p.beta + big_t))
     if abs(p.s - 1.0) < 1e-9:
