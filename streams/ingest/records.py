@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 
 from crm_core.errors import EventRejected
 from crm_core.settings import Settings
-from schemas import DeadLetter, DeadLetterReason, Event, EventParser, dead_letter_key
+from schemas import DeadLetterReason, Event, EventParser
 from scorers.dedup import release_order
 from scorers.deltas import delta_for, epoch_seconds
-from streams.round.messages import Applied, OutputMessage, Record
+from streams.round.messages import Applied, OutputMessage, Record, dead_letter
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
 
 __all__ = [
@@ -122,7 +122,7 @@ class PipelineProcessor:
                 _check_key(record.key, event.customer_id)
                 delta = delta_for(event, self._fx_rates)
             except EventRejected as rejected:
-                result.dead_letter(_dead_letter(record, rejected, now), rejected.reason)
+                result.dead_letter(dead_letter(record, rejected, now), rejected.reason)
                 continue
             request = ApplyRequest(
                 customer_id=event.customer_id,
@@ -169,7 +169,7 @@ class PipelineProcessor:
                     "not applied (raise CRM_DEDUP_WINDOW_DAYS, or replay into fresh state)",
                 )
                 now = datetime.now(UTC)
-                result.dead_letter(_dead_letter(record, too_old, now), too_old.reason)
+                result.dead_letter(dead_letter(record, too_old, now), too_old.reason)
             elif outcome.profile is not None:  # applied now, or before by a round never saved
                 result.applied += 1
                 result.late += late
@@ -189,20 +189,6 @@ def _check_key(key: bytes | None, customer_id: str) -> None:
             f"message has {shown} but customer_id {customer_id!r}; "
             "producers must key messages by customer_id",
         )
-
-
-def _dead_letter(record: Record, rejected: EventRejected, now: datetime) -> OutputMessage:
-    letter = DeadLetter.from_rejection(
-        rejected,
-        source_topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        detected_at=now.astimezone(UTC),
-        broker_timestamp_ms=record.timestamp,
-    )
-    return OutputMessage(record.partition, dead_letter_key(record.key), letter.to_json_bytes())
 
 
 class IngestStats:

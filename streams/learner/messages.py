@@ -9,15 +9,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from crm_core.errors import EventRejected
-from schemas import Alert, AlertType, DeadLetter, Severity, TrainingExample, dead_letter_key
-from streams.round.messages import OutputMessage
+from schemas import Alert, AlertType, Severity, TrainingExample
 
-__all__ = ["DeliveryQueue", "dead_letter", "drift_alert", "drift_reasons", "parse_example"]
+__all__ = ["DeliveryQueue", "drift_alert", "drift_reasons", "parse_example"]
 
 log = logging.getLogger(__name__)
 _Output = tuple[str, int | None, bytes | None, bytes]  # topic, partition, key, value
@@ -50,23 +49,6 @@ def parse_example(value: bytes | None) -> TrainingExample:
         raise EventRejected(
             reason, f"training example: {where}: {first['msg']} ({exc.error_count()} errors)"
         ) from None
-
-
-def dead_letter(
-    message: ConsumerRecord[Any, Any], error: EventRejected, now: datetime
-) -> OutputMessage:
-    """The dead letter of a training message that could not be used, keyed like it."""
-    value = DeadLetter.from_rejection(
-        error,
-        source_topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        detected_at=now,
-        broker_timestamp_ms=message.timestamp,
-    ).to_json_bytes()
-    return OutputMessage(message.partition, dead_letter_key(message.key), value)
 
 
 def drift_reasons(

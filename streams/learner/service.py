@@ -39,10 +39,11 @@ from streams.ingest.kafka_io import publish_dead_letters
 from streams.ingest.metrics import LearnerMetrics
 from streams.ingest.quarantine import Quarantine
 from streams.ingest.topics import ensure_topics
-from streams.learner.messages import DeliveryQueue, dead_letter, drift_alert, parse_example
+from streams.learner.messages import DeliveryQueue, drift_alert, parse_example
 from streams.learner.publish import publish_learned
 from streams.learner.state import Checkpoint, CheckpointStore, LeaderLock
 from streams.models.registry import CHURN_MODEL, ModelRegistry
+from streams.round.messages import dead_letter
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.retry import answers_ping, retrying

@@ -6,12 +6,14 @@ state writers (:mod:`streams.state`) read them.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from schemas import Event
+from crm_core.errors import EventRejected
+from schemas import DeadLetter, Event, dead_letter_key
 from scorers.profile import Profile
 
-__all__ = ["Applied", "OutputMessage", "Record"]
+__all__ = ["Applied", "OutputMessage", "Record", "dead_letter"]
 
 
 class Record(Protocol):
@@ -47,3 +49,19 @@ class Applied(NamedTuple):
     profile: Profile
     event_time: float
     late: bool
+
+
+def dead_letter(record: Record, rejected: EventRejected, detected_at: datetime) -> OutputMessage:
+    """The dead letter of a consumed ``record`` that was ``rejected``, to the record's
+    partition number and keyed by :func:`schemas.dead_letter_key` of its key."""
+    letter = DeadLetter.from_rejection(
+        rejected,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        detected_at=detected_at.astimezone(UTC),
+        broker_timestamp_ms=record.timestamp,
+    )
+    return OutputMessage(record.partition, dead_letter_key(record.key), letter.to_json_bytes())
