@@ -143,6 +143,18 @@ class ApiHandlers:
         await self.audit.record(principal, request.method, request.path, customer, decision, status)
         self.metrics.audited.labels(decision).inc()
 
+    async def _permitted(
+        self, request: web.Request, permission: str, refusal: str
+    ) -> tuple[str, Principal]:
+        """The path's customer and the caller, if the caller has ``permission``; else the
+        refusal is audited and answered (403, ``refusal``)."""
+        customer_id = request.match_info["customer_id"]
+        principal = await self._principal(request, customer_id)
+        if not principal.can(permission):
+            await self._audit(principal, request, customer_id, "forbidden", 403)
+            raise _Error(403, refusal)
+        return customer_id, principal
+
     async def _principal(self, request: web.Request, customer: str | None = None) -> Principal:
         address = request.remote or "-"
         wait = self.failures.blocked(address)
@@ -179,11 +191,9 @@ class ApiHandlers:
 
     async def share(self, request: web.Request) -> web.Response:
         """POST /api/customers/{customer_id}/share {"identity": agent}."""
-        customer_id = request.match_info["customer_id"]
-        principal = await self._principal(request, customer_id)
-        if not principal.can("share"):
-            await self._audit(principal, request, customer_id, "forbidden", 403)
-            raise _Error(403, "this key may not share customers (needs the share permission)")
+        customer_id, principal = await self._permitted(
+            request, "share", "this key may not share customers (needs the share permission)"
+        )
         try:
             body = orjson.loads(await request.read())
             identity = body["identity"]
@@ -217,11 +227,9 @@ class ApiHandlers:
 
     async def erase(self, request: web.Request) -> web.Response:
         """DELETE /api/customers/{customer_id}: erase the customer (streams/api/rights.py)."""
-        customer_id = request.match_info["customer_id"]
-        principal = await self._principal(request, customer_id)
-        if not principal.can("erase"):
-            await self._audit(principal, request, customer_id, "forbidden", 403)
-            raise _Error(403, "this key may not erase customers (admins and privacy keys may)")
+        customer_id, principal = await self._permitted(
+            request, "erase", "this key may not erase customers (admins and privacy keys may)"
+        )
         try:
             report = await erase_customer(
                 self.settings, self.client, customer_id, datetime.now(UTC), principal, "DELETE"
