@@ -90,16 +90,22 @@ async def reset_namespace(settings: Settings) -> None:
         await client.aclose()
 
 
-async def count_dead_letters(settings: Settings, expected: int) -> Counter[str]:
-    """Dead letters by reason, reading the topic until ``expected`` arrived (or 20 s)."""
+async def _read_from_start(settings: Settings, name: str) -> AIOKafkaConsumer:
+    """A started consumer of the topic called ``name`` from its first message, in no group."""
     consumer = AIOKafkaConsumer(
-        settings.topic("deadletter"),
+        settings.topic(name),
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **settings.kafka_client_options(),
     )
     await consumer.start()
+    return consumer
+
+
+async def count_dead_letters(settings: Settings, expected: int) -> Counter[str]:
+    """Dead letters by reason, reading the topic until ``expected`` arrived (or 20 s)."""
+    consumer = await _read_from_start(settings, "deadletter")
     reasons: Counter[str] = Counter()
     try:
         deadline = time.monotonic() + 20
@@ -219,14 +225,7 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
 
 async def _tail_alerts(settings: Settings, into: list[dict[str, Any]], echo: Any) -> None:
     """Read the alerts topic as the worker publishes; echo the first few of each type."""
-    consumer = AIOKafkaConsumer(
-        settings.topic("alerts"),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **settings.kafka_client_options(),
-    )
-    await consumer.start()
+    consumer = await _read_from_start(settings, "alerts")
     try:
         while True:
             for messages in (await consumer.getmany(timeout_ms=500)).values():
