@@ -6,7 +6,7 @@ Grafana dashboard in ``ops/grafana/dashboards/crm-scoring.json``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +24,25 @@ LATENCY_BUCKETS = (
 _ROUNDTRIP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
+_QUARANTINED = "Dead letters the dead-letter topic refused, kept in the Redis quarantine instead"
+
+
+class _Declare:
+    """Declares metrics on one registry, one call a metric (labels last)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(name, doc, labels, registry=self._registry)
+
+    def gauge(self, name: str, doc: str, *labels: str) -> Gauge:
+        return Gauge(name, doc, labels, registry=self._registry)
+
+    def histogram(self, name: str, doc: str, *, buckets: Sequence[float]) -> Histogram:
+        return Histogram(name, doc, buckets=buckets, registry=self._registry)
+
+
 class _Versions(Protocol):
     @property
     def model_version(self) -> object: ...
@@ -38,105 +57,85 @@ class PipelineMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.events = Counter(
-            "crm_events", "Events applied, by topic and type", ["topic", "type"], registry=r
+        m = _Declare(self.registry)
+        self.events = m.counter("crm_events", "Events applied, by topic and type", "topic", "type")
+        self.dead_letters = m.counter(
+            "crm_deadletters", "Messages dead-lettered, by reason", "reason"
         )
-        self.dead_letters = Counter(
-            "crm_deadletters", "Messages dead-lettered, by reason", ["reason"], registry=r
+        self.quarantined = m.counter("crm_deadletters_quarantined", _QUARANTINED)
+        self.duplicates = m.counter(
+            "crm_duplicates_skipped", "Redelivered or re-sent events skipped"
         )
-        self.quarantined = Counter(
-            "crm_deadletters_quarantined",
-            "Dead letters the dead-letter topic refused, kept in the Redis quarantine instead",
-            registry=r,
-        )
-        self.duplicates = Counter(
-            "crm_duplicates_skipped", "Redelivered or re-sent events skipped", registry=r
-        )
-        self.skipped = Counter(
+        self.skipped = m.counter(
             "crm_events_skipped",
             "Valid events not applied, by reason (erased: the customer was erased)",
-            ["reason"],
-            registry=r,
+            "reason",
         )
-        self.consumed = Counter("crm_consumed", "Messages consumed from input topics", registry=r)
-        self.event_to_score = Histogram(
+        self.consumed = m.counter("crm_consumed", "Messages consumed from input topics")
+        self.event_to_score = m.histogram(
             "crm_event_to_score_seconds",
             "From an event's time to its score snapshot being published",
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.ingest_to_alert = Histogram(
+        self.ingest_to_alert = m.histogram(
             "crm_ingest_to_alert_seconds",
             "From fetching the records whose round raised an alert to publishing it",
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.redis_roundtrip = Histogram(
+        self.redis_roundtrip = m.histogram(
             "crm_redis_roundtrip_seconds",
             "Sending a batch to Redis until its results were read",
             buckets=_ROUNDTRIP_BUCKETS,
-            registry=r,
         )
-        self.batch_size = Histogram(
+        self.batch_size = m.histogram(
             "crm_batch_records",
             "Records per processed batch",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
-            registry=r,
         )
-        self.redis_errors = Counter(
+        self.redis_errors = m.counter(
             "crm_redis_errors",
             "Redis steps of a round that failed and were retried, by kind "
             "(oom, readonly, timeout, connection, other)",
-            ["kind"],
-            registry=r,
+            "kind",
         )
-        self.late_events = Counter(
+        self.late_events = m.counter(
             "crm_late_events",
             "Events older than their partition's watermark on arrival (applied, no alerts)",
-            registry=r,
         )
-        self.timer_checkpoints = Counter(
-            "crm_timer_checkpoints", "Customers re-scored because time passed", registry=r
+        self.timer_checkpoints = m.counter(
+            "crm_timer_checkpoints", "Customers re-scored because time passed"
         )
-        self.alerts = Counter("crm_alerts", "Alerts published, by type", ["alert_type"], registry=r)
-        self.due_backlog = Gauge(
+        self.alerts = m.counter("crm_alerts", "Alerts published, by type", "alert_type")
+        self.due_backlog = m.gauge(
             "crm_due_backlog",
             "Customers whose due time the watermark had passed at the last sweep",
-            ["partition"],
-            registry=r,
+            "partition",
         )
-        self.watermark_delay = Gauge(
+        self.watermark_delay = m.gauge(
             "crm_watermark_delay_seconds",
             "Wall clock minus the partition's event-time watermark",
-            ["partition"],
-            registry=r,
+            "partition",
         )
-        self.buffered = Gauge(
-            "crm_reorder_buffered",
-            "Events waiting for the watermark, by partition",
-            ["partition"],
-            registry=r,
+        self.buffered = m.gauge(
+            "crm_reorder_buffered", "Events waiting for the watermark, by partition", "partition"
         )
-        self.consumer_lag = Gauge(
+        self.consumer_lag = m.gauge(
             "crm_consumer_lag",
             "Messages not yet consumed, by input partition",
-            ["topic", "partition"],
-            registry=r,
+            "topic",
+            "partition",
         )
-        self.kafka_brokers = Gauge(
-            "crm_kafka_brokers", "Kafka brokers in the consumer's cluster metadata", registry=r
+        self.kafka_brokers = m.gauge(
+            "crm_kafka_brokers", "Kafka brokers in the consumer's cluster metadata"
         )
-        self.kafka_brokers_missing = Gauge(
+        self.kafka_brokers_missing = m.gauge(
             "crm_kafka_brokers_missing",
             "Brokers listed before that the cluster metadata no longer lists (down or fenced)",
-            registry=r,
         )
-        self.model_version = Gauge(
+        self.model_version = m.gauge(
             "crm_model_version",
             "Version of each model the worker scores with (probability, churn, rfm)",
-            ["model"],
-            registry=r,
+            "model",
         )
 
     def observe_batch(
@@ -203,47 +202,33 @@ class LearnerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.auc = Gauge(
+        m = _Declare(self.registry)
+        self.auc = m.gauge(
             "crm_churn_prequential_auc",
             "Prequential (test-then-train) AUC of the churn model",
-            ["window"],
-            registry=r,
+            "window",
         )
-        self.log_loss = Gauge(
-            "crm_churn_prequential_log_loss",
-            "Prequential log loss of the churn model",
-            ["window"],
-            registry=r,
+        self.log_loss = m.gauge(
+            "crm_churn_prequential_log_loss", "Prequential log loss of the churn model", "window"
         )
-        self.top_decile_recall = Gauge(
+        self.top_decile_recall = m.gauge(
             "crm_churn_top_decile_recall",
             "Share of churners among the top 10% predicted, prequential",
-            ["window"],
-            registry=r,
+            "window",
         )
-        self.examples_learned = Counter(
-            "crm_churn_examples_learned", "Training examples the churn model learned", registry=r
+        self.examples_learned = m.counter(
+            "crm_churn_examples_learned", "Training examples the churn model learned"
         )
-        self.duplicates = Counter(
+        self.duplicates = m.counter(
             "crm_churn_duplicates_skipped",
             "Training examples skipped because their idempotency key was learned",
-            registry=r,
         )
-        self.drifts = Counter(
-            "crm_model_drift_detections", "Drift detections of the churn model", registry=r
+        self.drifts = m.counter("crm_model_drift_detections", "Drift detections of the churn model")
+        self.model_version = m.gauge(
+            "crm_churn_model_version", "Churn model version last published"
         )
-        self.model_version = Gauge(
-            "crm_churn_model_version", "Churn model version last published", registry=r
-        )
-        self.dead_letters = Counter(
-            "crm_training_deadletters", "Training messages dead-lettered", registry=r
-        )
-        self.quarantined = Counter(
-            "crm_training_deadletters_quarantined",
-            "Dead letters the dead-letter topic refused, kept in the Redis quarantine instead",
-            registry=r,
-        )
+        self.dead_letters = m.counter("crm_training_deadletters", "Training messages dead-lettered")
+        self.quarantined = m.counter("crm_training_deadletters_quarantined", _QUARANTINED)
 
     def count_batch(self, *, learned: int, duplicates: int, drifts: int, dead_letters: int) -> None:
         """What one batch did."""
