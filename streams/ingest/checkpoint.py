@@ -87,21 +87,25 @@ class Retrying(Protocol):
     async def __call__(self, call: Callable[[], Awaitable[T]]) -> T: ...
 
 
+#: ``RoundStore.save``: write a round's states, due times, claims and watermarks; per alert,
+#: whether it is new (publish it).
+SaveRound = Callable[
+    [ScoredRound, Mapping[int, float], Sequence[Applied], CrossSellDecision | None],
+    Awaitable[list[bool]],
+]
+
+
 class CheckpointStore(Protocol):
     """The Redis side of a checkpoint (:class:`streams.state.round_store.RoundStore`)."""
 
     @property
     def recovery(self) -> RoundRecovery: ...
 
-    async def save(
-        self,
-        scored: ScoredRound,
-        watermarks: Mapping[int, float],
-        applied: Sequence[Applied] = (),
-        cross_sell: CrossSellDecision | None = None,
-    ) -> list[bool]: ...
+    @property
+    def save(self) -> SaveRound: ...
 
-    async def record_alerts(self, alerts: Sequence[tuple[str, str, bytes]]) -> None: ...
+    @property
+    def record_alerts(self) -> Callable[[Sequence[tuple[str, str, bytes]]], Awaitable[None]]: ...
 
 
 class Outputs(Protocol):
@@ -116,13 +120,10 @@ class CommitQueue(Protocol):
     """Commits offsets behind deliveries, in round order
     (:class:`streams.ingest.kafka_io.OrderedCommits`)."""
 
-    async def add(
+    @property
+    def add(
         self,
-        deliveries: Deliveries,
-        commits: dict[TopicPartition, int],
-        result: BatchResult,
-        roundtrip: float,
-    ) -> None: ...
+    ) -> Callable[[Deliveries, dict[TopicPartition, int], BatchResult, float], Awaitable[None]]: ...
 
 
 class KafkaOutputs:

@@ -28,9 +28,8 @@ from streams.ingest.checkpoint import (
     Stage,
 )
 from streams.ingest.records import BatchResult
-from streams.round.messages import Applied, OutputMessage
+from streams.round.messages import OutputMessage
 from streams.round.scorer import ScoredRound
-from streams.state.cross_sell_counts import CrossSellDecision
 from streams.state.due_index import DueIndex
 from streams.state.recovery import RoundRecovery
 from streams.state.retry import RedisSteps
@@ -55,11 +54,7 @@ class FakeStore:
         self.recent: list[tuple[str, str, bytes]] = []
 
     async def save(
-        self,
-        scored: ScoredRound,
-        watermarks: Mapping[int, float],
-        applied: Sequence[Applied] = (),
-        cross_sell: CrossSellDecision | None = None,
+        self, scored: ScoredRound, watermarks: Mapping[int, float], *_: Any
     ) -> list[bool]:
         self._journal.append("save")
         if self.refusals:
@@ -107,11 +102,7 @@ class FakeCommits:
         self.added: list[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = []
 
     async def add(
-        self,
-        deliveries: list[asyncio.Future[Any]],
-        commits: dict[TopicPartition, int],
-        result: BatchResult,
-        roundtrip: float,
+        self, deliveries: list[asyncio.Future[Any]], commits: dict[TopicPartition, int], *_: Any
     ) -> None:
         self._journal.append("commit")
         self.added.append((deliveries, commits))
