@@ -8,6 +8,7 @@ catch "anything crm-scoring said no to" in one place. Subpackages refine it::
     ├── ServiceError           a local Kafka/Redis service could not be set up or started
     ├── EventRejected          one input message is invalid (it goes to the dead-letter topic)
     ├── StateStoreError        Redis refused or lost an update (the batch is retried, not committed)
+    ├── DecryptionError        stored encrypted data does not decrypt (altered, or another key)
     └── ModelError             a scorer cannot score with the parameters it has
         └── FitRejected        a model fit is degenerate; the last good version stays
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CrmScoringError",
+    "DecryptionError",
     "EventRejected",
     "FitRejected",
     "ModelError",
@@ -53,6 +55,11 @@ class EventRejected(CrmScoringError):
 
 class StateStoreError(CrmScoringError):
     """The state store could not apply a batch; it is retried and its offsets are not committed."""
+
+
+class DecryptionError(CrmScoringError):
+    """Stored encrypted data (a customer's contact details) does not decrypt: it was altered or
+    copied from another customer, or the key under its id is not the one it was sealed with."""
 
 
 class ModelError(CrmScoringError):

@@ -100,7 +100,12 @@ class Settings(BaseSettings):
     # (scorers/consent.py); off: they are not published, the other alerts say contactable=false.
     marketing_alerts_when_not_contactable: bool = False
 
-    # --- customer data rights (streams/state/erasure.py) -----------------------------------
+    # --- customer data rights (streams/state/erasure.py, streams/state/pii.py) -------------
+    # production: a worker refuses to start without CRM_PII_KEYS; dev: contact stored plain.
+    environment: Literal["dev", "production"] = "dev"
+    # Keys of the contact details' encryption at rest, "id:base64,id:base64" (32 bytes each):
+    # the first encrypts, all decrypt (rotate: put a new one first, `crm-score rotate-pii-key`).
+    pii_keys: SecretStr | None = None
     erasure_key: SecretStr | None = None  # HMAC key of the erased ids' suppression records
     # An erasure deletes again after this long, when rounds in flight at its start are done.
     erase_fence_seconds: float = Field(default=5.0, ge=0)

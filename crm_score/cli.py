@@ -13,7 +13,7 @@ from crm_core.errors import CrmScoringError
 from crm_core.settings import get_settings
 from crm_score.api_key_cli import api_key_app
 from crm_score.fit_cli import fit_command
-from crm_score.rights_cli import erase_command, export_command
+from crm_score.rights_cli import erase_command, export_command, rotate_pii_key_command
 from crm_score.sentiment_cli import sentiment_command
 from crm_score.services_cli import fail as _fail
 from crm_score.services_cli import services_app
@@ -28,6 +28,7 @@ app.add_typer(api_key_app, name="api-key")
 app.command("sentiment")(sentiment_command)
 app.command("erase")(erase_command)
 app.command("export")(export_command)
+app.command("rotate-pii-key")(rotate_pii_key_command)
 
 
 @app.command()
@@ -37,7 +38,10 @@ def worker(
     """Run the pipeline worker: consume, validate, apply to Redis, score, publish."""
     from streams.runtime.worker import run_worker
 
-    run_worker(get_settings(), loglevel=loglevel)
+    try:
+        run_worker(get_settings(), loglevel=loglevel)
+    except CrmScoringError as exc:  # e.g. production without CRM_PII_KEYS: says what to set
+        raise _fail(exc) from None
 
 
 @app.command()

@@ -257,6 +257,11 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "worker": {"type": ["object", "null"]},
+            "pii_encryption": {
+                "type": "string",
+                "description": "Whether contact details are encrypted at rest, and with which "
+                "key id (`on: ...`), or stored in plain (`off: ...`, dev mode only).",
+            },
         },
     },
 }

@@ -21,6 +21,7 @@ from scorers.profile import Profile
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.policy import CustomerAccess, Scope
 from streams.state.keys import SORTS, Layout, Sort
+from streams.state.pii import PLAIN, PiiCipher
 from streams.state.query_index import CustomerIndex
 from streams.state.records import ProfileRecords, pairs
 from streams.state.snapshots import unpack as unpack_snapshot
@@ -85,16 +86,18 @@ class Queries:
         layout: Layout,
         segments: Sequence[str],
         scan_budget: int = 5000,
+        pii: PiiCipher = PLAIN,
     ) -> None:
         self._client = client
+        self._pii = pii
         self._records = ProfileRecords(client)
         self.layout = layout
         self.segments = list(segments)
         self._budget = scan_budget
 
     async def customer(self, customer_id: str) -> CustomerRecord | None:
-        """The customer's profile, index, latest snapshot, contact and shares (one round
-        trip), or None if it has no profile."""
+        """The customer's profile, index, latest snapshot, contact (decrypted) and shares (one
+        round trip), or None if it has no profile."""
         layout = self.layout
         async with self._client.pipeline(transaction=False) as pipe:
             await self._records.queue_read(pipe, layout.profile(customer_id))
@@ -110,7 +113,7 @@ class Queries:
             Profile.from_redis(raw),
             CustomerIndex.from_bytes(raw.get(b"ix")),
             unpack_snapshot(snapshot) if snapshot else None,
-            orjson.loads(contact) if contact else None,
+            orjson.loads(self._pii.open(customer_id, contact)) if contact else None,
             frozenset(text(s) for s in shared),
         )
 

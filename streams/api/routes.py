@@ -37,6 +37,7 @@ from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.state.cross_sell_counts import CrossSellRound
 from streams.state.keys import SORTS, Layout, Sort
+from streams.state.pii import PiiCipher
 
 __all__ = ["ApiHandlers", "json_response"]
 
@@ -85,7 +86,8 @@ class ApiHandlers:
         self.keys = KeyStore(client, layout, settings.api_key_cache_seconds)
         self.failures = AuthFailures(settings.api_auth_failures_per_minute)
         self.audit = AuditLog(client, layout, settings.api_audit_maxlen)
-        self.queries = Queries(client, layout, segments)
+        self.pii = PiiCipher.from_settings(settings)
+        self.queries = Queries(client, layout, segments, pii=self.pii)
         self.ops = ops
         self.metrics = metrics
         self.worker_health = worker_health
@@ -370,6 +372,7 @@ class ApiHandlers:
             "models": models,
             "watermarks": watermarks,
             "worker": worker,
+            "pii_encryption": self.pii.status,
         }
         return json_response(body, status=200 if ok else 503)
 

@@ -334,6 +334,7 @@ class IngestService(Service):
             "kafka_brokers": brokers,
             "degraded": degraded,
             "clock_mode": self.settings.clock_mode,
+            "pii_encryption": self._rounds.pii.status,
             "watermarks": watermarks,
             "buffered": self._clock.buffered(),
             **self.stats.report(),

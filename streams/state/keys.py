@@ -62,7 +62,22 @@ class Layout:
 
     def profile_pattern(self) -> str:
         """A ``SCAN`` pattern that matches every profile record (and only those)."""
-        return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":{*}:p"
+        return self._pattern("p")
+
+    def contact_pattern(self) -> str:
+        """A ``SCAN`` pattern that matches every customer's contact details key."""
+        return self._pattern("id")
+
+    def customer_of(self, key: str) -> str:
+        """The customer a per-customer key belongs to.
+
+        >>> Layout("crm").customer_of("crm:{c-1}:id")
+        'c-1'
+        """
+        return key[len(self.prefix) + 2 : key.rindex("}:")]
+
+    def _pattern(self, suffix: str) -> str:
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":{*}:" + suffix
 
     def customer_keys(self, customer_id: str) -> tuple[str, ...]:
         """Every key that belongs to one customer alone (what an erasure deletes)."""

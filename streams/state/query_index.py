@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -33,6 +32,7 @@ import orjson
 
 from streams.round.messages import Applied, OutputMessage
 from streams.state.keys import SORTS, Layout
+from streams.state.pii import PLAIN, PiiCipher
 from streams.state.resp import Command
 from streams.state.snapshots import pack as pack_snapshot
 
@@ -57,7 +57,8 @@ class CustomerIndex(NamedTuple):
     #: event kind -> department (treat as read-only)
     departments: Mapping[str, str] = _NO_DEPARTMENTS
     owner: str | None = None
-    #: digest of the stored contact details (to write them only when they change)
+    #: digest of the stored contact details (to write them only when they change; keyed when
+    #: they are encrypted, see streams.state.pii)
     contact: str | None = None
     #: value x risk group and exploratory cluster of the latest snapshot
     value_group: str | None = None
@@ -137,10 +138,12 @@ def _epoch(as_of: object) -> str:
 
 
 class RoundIndexer:
-    """Builds the API's share of a round's save."""
+    """Builds the API's share of a round's save; contact details are sealed by ``pii``
+    (encrypted, or plain without keys) when they changed."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, pii: PiiCipher = PLAIN) -> None:
         self.layout = layout
+        self.pii = pii
 
     def commands(
         self,
@@ -172,10 +175,11 @@ class RoundIndexer:
             index = index.learn(event.kind, department, event.owner if current else None)
             if current and event.contact is not None:
                 contact = event.contact.model_dump_json(exclude_none=True).encode()
-                digest = hashlib.blake2b(contact, digest_size=8).hexdigest()
-                if digest != index.contact:
+                digest = self.pii.digest(contact)
+                if digest != index.contact:  # encrypted only when it changed
                     index = index._replace(contact=digest)
-                    commands.append(("SET", layout.contact(customer), contact))
+                    sealed = self.pii.seal(customer, contact)
+                    commands.append(("SET", layout.contact(customer), sealed))
             after[customer] = index
 
         last: dict[bytes, bytes] = {}

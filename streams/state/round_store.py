@@ -17,6 +17,7 @@ timers and the alert outbox that make that possible are :mod:`streams.state.reco
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from streams.round.scorer import CustomerBefore, ScoredRound
 from streams.state.cross_sell_counts import CrossSellDecision, CrossSellReads, CrossSellRound
 from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
+from streams.state.pii import MAKE_KEY, PiiCipher
 from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisProfileStore
 from streams.state.query_index import CustomerIndex, RoundIndexer
 from streams.state.records import write_command
@@ -41,6 +43,7 @@ from streams.state.resp import Command, RespConnection, pack_command
 
 __all__ = ["PendingRound", "RoundStore"]
 
+log = logging.getLogger(__name__)
 _STATE_FIELD = b"as"
 _JOURNAL_MARK = b"jw"  # the apply number the saved state includes (streams.state.recovery)
 _INDEX_FIELD = b"ix"  # the query API's view of the customer (streams.state.query_index)
@@ -71,7 +74,10 @@ class RoundStore:
         ) = None
         self.recovery = RoundRecovery(self._prefix, self.due)
         self._layout = Layout(self._prefix)
-        self._indexer = RoundIndexer(self._layout)
+        self.pii = PiiCipher.from_settings(settings)  # ConfigError: production without keys
+        if self.pii.current is None:
+            log.warning("PII encryption %s; set CRM_PII_KEYS (%s)", self.pii.status, MAKE_KEY)
+        self._indexer = RoundIndexer(self._layout, self.pii)
         self._recent_alerts = settings.api_recent_alerts
         self._index_before: dict[str, CustomerIndex] = {}  # of the round collected last
         self._index_saved: dict[str, CustomerIndex] = {}  # what the last save changed
