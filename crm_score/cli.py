@@ -290,7 +290,10 @@ def api_command(
     """Serve the query API, the ops page and /metrics alone (workers serve them too)."""
     from streams.api.server import run_api
 
-    run_api(get_settings(), host, port)
+    try:
+        run_api(get_settings(), host, port)
+    except CrmScoringError as exc:
+        raise _fail(exc) from None
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from crm_core.errors import ConfigError
+from crm_core.errors import ConfigError, DecryptionError
 from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.audit import AuditLog, Decision
@@ -130,6 +130,11 @@ class ApiHandlers:
             status = 503
             log.warning("%s %s: Redis failed (%r)", clip(request.method, 16), route, exc)
             raise _Error(503, "Redis is unavailable; try again") from None
+        except DecryptionError as exc:  # the detail (key ids) goes to the log, not the caller
+            status = 500
+            log.error("%s %s: %s", clip(request.method, 16), route, exc)
+            message = "stored contact details do not decrypt; the server log says why"
+            raise _Error(500, message) from None
         finally:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
             self.metrics.requests.labels(route, str(status)).inc()

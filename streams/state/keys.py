@@ -14,7 +14,8 @@ Per customer (``{prefix}:{<customer>}:...``):
   (:mod:`streams.state.recovery`); ``:al``: idempotency keys of alerts claimed or published;
   ``:xc``: the customer's cross-sell items and suggestions;
 - ``:sc``: the latest score snapshot (its values, :mod:`streams.state.snapshots`); ``:id``:
-  the latest contact details (JSON; PII); ``:sh``: agents the customer is shared with.
+  the latest contact details (PII: encrypted, :mod:`streams.state.pii`; JSON without keys);
+  ``:sh``: agents the customer is shared with.
 
 Per partition (``{prefix}:{due:<p>}...``): the due-index sorted set itself; ``:inflight``
 (popped timers until saved); ``:wm`` (last watermark); ``:out`` (alert outbox); ``:outs``

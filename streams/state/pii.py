@@ -140,14 +140,14 @@ class PiiCipher:
 
     def open(self, customer_id: str, stored: bytes) -> bytes:
         """What :meth:`seal` was given. A plain value (stored before encryption, or in dev
-        mode) is returned as it is; DecryptionError or ConfigError say why one cannot be read."""
+        mode) is returned as it is; DecryptionError says why one cannot be read."""
         kid = key_id(stored)
         if kid is None:
             return stored
         aead = self._aead.get(kid)
         if aead is None:
             listed = ", ".join(self._aead) or "none"
-            raise ConfigError(
+            raise DecryptionError(
                 f"the contact details of {customer_id!r} are encrypted with key {kid!r}, which "
                 f"CRM_PII_KEYS does not list (it lists: {listed}); add that key back"
             )

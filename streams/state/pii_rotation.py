@@ -47,7 +47,7 @@ class RotationReport:
     changed_meanwhile: int = 0  # written or erased by someone else between read and swap
     #: values found sealed with each key other than the current one (``plain``: none)
     old_keys: Counter[str] = field(default_factory=Counter)
-    #: customers whose contact does not decrypt (altered, or another key under its id)
+    #: customers whose contact does not decrypt (altered, or its key is not listed)
     unreadable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
