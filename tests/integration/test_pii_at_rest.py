@@ -10,7 +10,7 @@ import base64
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +112,15 @@ async def test_the_worker_stores_ciphertext_and_a_rotation_runs_beside_it(
     history = make_history(customers=60, seed=5, malformed=0.0)
     expected = latest_contacts(history)
     k1, k2 = os.urandom(32), os.urandom(32)
+    messages = history.messages
+    half = next(i for i in range(len(messages) // 2, len(messages))
+                if messages[i].event_time > messages[i - 1].event_time)  # fmt: skip
+    # The first worker's clock ends just past the first half, so the second half is not late.
+    first_until = messages[half - 1].event_time + timedelta(seconds=1)
     first = fault_settings(
         base_settings, history, environment="production", pii_keys=_keys(("k1", k1))
     )
-    half = len(history.messages) // 2
+    first = first.model_copy(update={"replay_until": first_until})
     await publish_models(first, history)
     await produce_messages(first, history.messages[:half])
     worker = WorkerProcess(first, str(tmp_path / "worker1.log"))
@@ -133,7 +138,9 @@ async def test_the_worker_stores_ciphertext_and_a_rotation_runs_beside_it(
 
     # The new key goes first, the old one stays listed; the rotation runs while a worker
     # applies the rest of the history (writing under k2).
-    second = first.model_copy(update={"pii_keys": _keys(("k2", k2), ("k1", k1))})
+    second = first.model_copy(
+        update={"pii_keys": _keys(("k2", k2), ("k1", k1)), "replay_until": history.until}
+    )
     worker = WorkerProcess(second, str(tmp_path / "worker2.log"))
     try:
         await worker.start()
