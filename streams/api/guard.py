@@ -28,13 +28,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
+from streams.api.answers import error_response
 from streams.api.metrics import ApiMetrics
-from streams.api.views import error_body
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -122,12 +121,7 @@ class QuietParserErrors(logging.Filter):
 
 
 def _refusal(status: int, message: str) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(error_body(status, message)),
-        status=status,
-        content_type="application/json",
-        headers={"Connection": "close"},
-    )
+    return error_response(status, message, Connection="close")
 
 
 def _size_limits(metrics: ApiMetrics) -> Middleware:

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from crm_core.errors import ConfigError, DecryptionError
 from crm_core.settings import Settings
 from scorers.value_groups import VALUE_GROUPS
+from streams.api.answers import ApiError, json_response
 from streams.api.audit import AuditLog, Decision
 from streams.api.auth import KeyStore
 from streams.api.export import export_document
@@ -32,36 +33,19 @@ from streams.api.ops import OpsBoard
 from streams.api.policy import DepartmentTree, Principal, Scope
 from streams.api.queries import Queries
 from streams.api.rights import erase_customer
-from streams.api.views import clusters_view, customer_view, error_body, rule_view
+from streams.api.views import clusters_view, customer_view, rule_view
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MODEL, ModelRegistry
 from streams.state.cross_sell_counts import CrossSellRound
 from streams.state.keys import SORTS, Layout, Sort
 from streams.state.pii import PiiCipher
 
-__all__ = ["ApiHandlers", "json_response"]
+__all__ = ["ApiHandlers"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WorkerHealth = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def json_response(body: Any, status: int = 200, **headers: str) -> web.Response:
-    """A JSON answer (orjson)."""
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
-
-
-class _Error(web.HTTPException):
-    def __init__(self, status: int, message: str, **headers: str) -> None:
-        self.status_code = status
-        super().__init__(
-            text=orjson.dumps(error_body(status, message)).decode(),
-            content_type="application/json",
-            headers=headers,
-        )
 
 
 class ApiHandlers:
@@ -129,12 +113,12 @@ class ApiHandlers:
         except RedisError as exc:
             status = 503
             log.warning("%s %s: Redis failed (%r)", clip(request.method, 16), route, exc)
-            raise _Error(503, "Redis is unavailable; try again") from None
+            raise ApiError(503, "Redis is unavailable; try again") from None
         except DecryptionError as exc:  # the detail (key ids) goes to the log, not the caller
             status = 500
             log.error("%s %s: %s", clip(request.method, 16), route, exc)
             message = "stored contact details do not decrypt; the server log says why"
-            raise _Error(500, message) from None
+            raise ApiError(500, message) from None
         finally:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
             self.metrics.requests.labels(route, str(status)).inc()
@@ -159,7 +143,7 @@ class ApiHandlers:
         principal = await self._principal(request, customer_id)
         if not principal.can(permission):
             await self._audit(principal, request, customer_id, "forbidden", 403)
-            raise _Error(403, refusal)
+            raise ApiError(403, refusal)
         return customer_id, principal
 
     async def _principal(self, request: web.Request, customer: str | None = None) -> Principal:
@@ -167,7 +151,7 @@ class ApiHandlers:
         wait = self.failures.blocked(address)
         if wait is not None:  # guard.py: not looked up, not audited, counted
             self.metrics.refused.labels("rate_limited").inc()
-            raise _Error(
+            raise ApiError(
                 429,
                 "too many requests without a valid API key from this address; retry later",
                 **{"Retry-After": str(math.ceil(wait))},
@@ -179,7 +163,7 @@ class ApiHandlers:
             self.metrics.refused.labels("unauthenticated").inc()
             if self.failures.failed(address):  # the first of the address's minute is audited
                 await self._audit(None, request, customer, "unauthenticated", 401)
-            raise _Error(401, "a valid API key is required", **{"WWW-Authenticate": "Bearer"})
+            raise ApiError(401, "a valid API key is required", **{"WWW-Authenticate": "Bearer"})
         return principal
 
     async def customer(self, request: web.Request) -> web.Response:
@@ -193,7 +177,7 @@ class ApiHandlers:
         status = 200 if decision == "allowed" else 404
         await self._audit(principal, request, customer_id, decision, status)
         if record is None or decision != "allowed":
-            raise _Error(404, f"no customer {clip(customer_id, 128)!r}")
+            raise ApiError(404, f"no customer {clip(customer_id, 128)!r}")
         return json_response(customer_view(record, principal))
 
     async def share(self, request: web.Request) -> web.Response:
@@ -208,11 +192,11 @@ class ApiHandlers:
             identity = None
         if not isinstance(identity, str) or not identity.strip():
             await self._audit(principal, request, customer_id, "allowed", 400)
-            raise _Error(400, 'send {"identity": "<agent identity>"}')
+            raise ApiError(400, 'send {"identity": "<agent identity>"}')
         record = await self.queries.customer(customer_id)
         if record is None:
             await self._audit(principal, request, customer_id, "not_found", 404)
-            raise _Error(404, f"no customer {clip(customer_id, 128)!r}")
+            raise ApiError(404, f"no customer {clip(customer_id, 128)!r}")
         await self.queries.share(customer_id, identity)
         await self._audit(principal, request, customer_id, "allowed", 200)
         return json_response({"customer_id": customer_id, "shared_with": identity})
@@ -226,7 +210,7 @@ class ApiHandlers:
         decision: Decision = "allowed" if allowed else "denied" if record else "not_found"
         await self._audit(principal, request, customer_id, decision, 200 if allowed else 404)
         if record is None or not allowed:
-            raise _Error(404, f"no customer {clip(customer_id, 128)!r}")
+            raise ApiError(404, f"no customer {clip(customer_id, 128)!r}")
         document = await export_document(
             self.client, self.layout, record, principal, datetime.now(UTC)
         )
@@ -242,7 +226,7 @@ class ApiHandlers:
                 self.settings, self.client, customer_id, datetime.now(UTC), principal, "DELETE"
             )
         except ConfigError as exc:
-            raise _Error(503, str(exc)) from None
+            raise ApiError(503, str(exc)) from None
         return json_response(report.to_dict())
 
     async def segment_counts(self, request: web.Request) -> web.Response:
@@ -260,7 +244,7 @@ class ApiHandlers:
         sort, cursor, limit = self._paging(request)
         if name not in self.segments:
             await self._audit(principal, request, None, "not_found", 404)
-            raise _Error(404, f"no segment {clip(name, 128)!r}; GET /api/segments lists them")
+            raise ApiError(404, f"no segment {clip(name, 128)!r}; GET /api/segments lists them")
         page = await self.queries.segment_members(
             Scope(principal, self.tree), name, sort, cursor, limit
         )
@@ -275,9 +259,9 @@ class ApiHandlers:
             cursor = int(query.get("cursor") or 0)
             limit = int(query.get("limit", 50))
         except ValueError:
-            raise _Error(400, "cursor and limit must be integers") from None
+            raise ApiError(400, "cursor and limit must be integers") from None
         if sort not in SORTS or cursor < 0 or not 1 <= limit <= 500:
-            raise _Error(400, "sort is clv or churn; cursor >= 0; limit in 1..500")
+            raise ApiError(400, "sort is clv or churn; cursor >= 0; limit in 1..500")
         return ("clv" if sort == "clv" else "churn"), cursor, limit
 
     async def value_group_counts(self, request: web.Request) -> web.Response:
@@ -310,7 +294,7 @@ class ApiHandlers:
         except ValueError:
             limit = 0
         if not 1 <= limit <= 500:
-            raise _Error(400, "limit must be in 1..500")
+            raise ApiError(400, "limit must be in 1..500")
         as_of = await self._newest_watermark()
         rules = await self._cross_sell.top_rules(self.client, as_of, limit)
         await self._audit(principal, request, None, "allowed", 200)
@@ -327,11 +311,16 @@ class ApiHandlers:
         }
         return json_response(body)
 
+    async def _watermarks(self) -> dict[int, float]:
+        """Each partition's saved watermark (epoch seconds); partitions without one left out."""
+        partitions = range(self.settings.partitions)
+        values = await self.client.mget([self.layout.watermark(p) for p in partitions])
+        return {p: float(v) for p, v in zip(partitions, values, strict=True) if v is not None}
+
     async def _newest_watermark(self) -> datetime:
         """The newest partition watermark (event time the counts are as of), or now."""
-        keys = [self.layout.watermark(p) for p in range(self.settings.partitions)]
-        values = [float(v) for v in await self.client.mget(keys) if v is not None]
-        return datetime.fromtimestamp(max(values), UTC) if values else datetime.now(UTC)
+        marks = (await self._watermarks()).values()
+        return datetime.fromtimestamp(max(marks), UTC) if marks else datetime.now(UTC)
 
     async def alerts(self, request: web.Request) -> web.Response:
         """GET /api/alerts?type=&limit=."""
@@ -341,7 +330,7 @@ class ApiHandlers:
         except ValueError:
             limit = 0
         if not 1 <= limit <= 500:
-            raise _Error(400, "limit must be in 1..500")
+            raise ApiError(400, "limit must be in 1..500")
         found = await self.queries.recent_alerts(
             Scope(principal, self.tree), request.query.get("type") or None, limit
         )
@@ -359,14 +348,10 @@ class ApiHandlers:
         if redis_ok:
             for name in (PROBABILITY_MODEL, CHURN_MODEL, RFM_BOUNDARIES):
                 models[name] = await self._registry.current_version(name)
-            partitions = range(self.settings.partitions)
-            values = await self.client.mget([self.layout.watermark(p) for p in partitions])
             now = time.time()
-            for p, value in zip(partitions, values, strict=True):
-                if value is not None:
-                    w = float(value)
-                    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(w))
-                    watermarks[str(p)] = {"watermark": when, "lag_seconds": round(now - w, 1)}
+            for p, w in (await self._watermarks()).items():
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(w))
+                watermarks[str(p)] = {"watermark": when, "lag_seconds": round(now - w, 1)}
         worker = await self.worker_health() if self.worker_health is not None else None
         kafka = bool(worker["assigned_partitions"]) if worker else await self._kafka_reachable()
         ok = redis_ok and kafka
