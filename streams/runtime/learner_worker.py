@@ -4,29 +4,20 @@
 from __future__ import annotations
 
 import faust
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import REGISTRY
 
 from crm_core.settings import Settings
 from streams.ingest.metrics import LearnerMetrics
 from streams.learner.service import LearnerService
 from streams.runtime.app import create_app
+from streams.runtime.web import serve_pages
 
 __all__ = ["build_learner_worker", "register_learner_pages", "run_learner"]
 
 
 def register_learner_pages(app: faust.App, learner: LearnerService) -> None:
     """``/metrics`` and ``/health`` of a learner-only worker."""
-
-    @app.page("/metrics")
-    async def metrics(self: View, request: Request) -> Response:
-        media_type = CONTENT_TYPE_LATEST.split(";", 1)[0]
-        return self.bytes(generate_latest(learner.metrics.registry), content_type=media_type)
-
-    @app.page("/health")
-    async def health(self: View, request: Request) -> Response:
-        report = await learner.health()
-        return self.json(report, status=200 if report["ok"] else 503)
+    serve_pages(app, learner.metrics.registry, learner.health)
 
 
 def build_learner_worker(
