@@ -56,6 +56,7 @@ MarketingType = Literal[
     "message_unsubscribed",
     "message_converted",
     "consent_withdrawn",
+    "consent_given",
 ]
 
 
@@ -136,7 +137,8 @@ class MarketingPayload(BaseModel):
     """One campaign message and the channel it went through.
 
     For ``consent_withdrawn`` (the customer withdrew marketing consent, e.g. in a preference
-    centre), ``campaign_id`` names where the withdrawal came from."""
+    centre) and ``consent_given`` (they gave it again, e.g. opted in), ``campaign_id`` names
+    where the withdrawal or the opt-in came from."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

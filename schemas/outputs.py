@@ -270,8 +270,9 @@ class Alert(OutputModel):
 
     Every alert type except ``model_drift`` is about one customer and needs ``customer_id``.
     ``contactable`` says whether marketing may contact that customer (no unsubscribe or consent
-    withdrawal, :mod:`scorers.consent`); marketing actions (``win_back``, ``cross_sell``) for a
-    customer who is not contactable are not published unless a setting asks for them.
+    withdrawal since the last consent given, :mod:`scorers.consent`); marketing actions
+    (``win_back``, ``cross_sell``) for a customer who is not contactable are not published
+    unless a setting asks for them.
     """
 
     schema_version: Literal[1] = 1
@@ -286,7 +287,7 @@ class Alert(OutputModel):
     contactable: bool = Field(
         default=True,
         description="Whether marketing may contact the customer (false after an unsubscribe or "
-        "a consent withdrawal); true for alerts about no customer.",
+        "a consent withdrawal, until a later consent_given); true for alerts about no customer.",
     )
 
     @model_validator(mode="after")

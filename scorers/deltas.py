@@ -17,7 +17,7 @@ from scorers.profile import ProfileDelta
 
 __all__ = ["base_amount_minor", "delta_for", "epoch_seconds"]
 
-_MARKETING_COUNTERS = {
+_MARKETING_COUNTERS: dict[str, str | None] = {
     "message_sent": "messages_sent",
     "message_delivered": "messages_delivered",
     "message_opened": "messages_opened",
@@ -26,6 +26,7 @@ _MARKETING_COUNTERS = {
     "message_unsubscribed": "unsubscribes",
     "message_converted": "conversions",
     "consent_withdrawn": "unsubscribes",  # from all marketing at once (scorers/consent.py)
+    "consent_given": None,  # counts nothing; raises last_consent_at
 }
 _ENGAGEMENTS = frozenset({"message_opened", "message_clicked", "message_converted"})
 
@@ -36,7 +37,10 @@ def _marketing_delta_parts(event_type: str) -> tuple[Mapping[str, int], tuple[st
         maxes.append("last_engagement_at")
     if event_type in ("message_unsubscribed", "consent_withdrawn"):
         maxes.append("last_unsubscribe_at")
-    return MappingProxyType({_MARKETING_COUNTERS[event_type]: 1}), tuple(maxes)
+    if event_type == "consent_given":
+        maxes.append("last_consent_at")
+    counter = _MARKETING_COUNTERS[event_type]
+    return MappingProxyType({} if counter is None else {counter: 1}), tuple(maxes)
 
 
 #: Per marketing type: the (shared, read-only) counter increments and the time fields it raises.

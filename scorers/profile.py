@@ -79,6 +79,7 @@ _FIELD_SPEC: dict[str, tuple[str, Op]] = {
     "last_marketing_event_at": ("xm", "max"),
     "purchase_days": ("pd", "order"),
     "first_day_minor": ("fa", "order"),
+    "last_consent_at": ("lc", "max"),
 }
 FIELD_CODES: dict[str, str] = {name: code for name, (code, _) in _FIELD_SPEC.items()}
 FIELD_OPS: dict[str, Op] = {name: op for name, (_, op) in _FIELD_SPEC.items()}
@@ -119,6 +120,7 @@ class Profile(NamedTuple):
     last_marketing_event_at: int | None = None
     purchase_days: int = 0
     first_day_minor: int = 0
+    last_consent_at: int | None = None
 
     @property
     def transactions(self) -> int:

@@ -61,7 +61,8 @@ def _profile(events: list[Event], rates: Mapping[str, float]) -> Profile:
     marketing = [e for e in events if isinstance(e, MarketingEvent)]
     counts = dict.fromkeys(_COUNTER.values(), 0)
     for e in marketing:
-        counts[_COUNTER[e.type]] += 1
+        if e.type in _COUNTER:  # consent_given counts nothing
+            counts[_COUNTER[e.type]] += 1
 
     def amount(e: PurchaseEvent) -> int:
         return round(e.payload.amount_minor * rates[e.payload.currency])
@@ -92,6 +93,7 @@ def _profile(events: list[Event], rates: Mapping[str, float]) -> Profile:
         last_ticket_at=_max(_ts(e) for e in service),
         last_engagement_at=_max(_ts(e) for e in marketing if e.type in _ENGAGED),
         last_unsubscribe_at=_max(_ts(e) for e in marketing if e.type in _UNSUBSCRIBES),
+        last_consent_at=_max(_ts(e) for e in marketing if e.type == "consent_given"),
         last_purchase_event_at=_max(_ts(e) for e in purchases),
         last_service_event_at=_max(_ts(e) for e in service),
         last_marketing_event_at=_max(_ts(e) for e in marketing),

@@ -217,7 +217,8 @@ class RoundRecovery:
         if first is None:
             return dict(raw)
         rebased = {k: v for k, v in raw.items() if k not in _PROFILE_CODES}
-        for code, value in zip(_CODES_IN_ORDER, first[1].split(b","), strict=True):
+        # An entry written before a field was added has fewer values: the new field is absent.
+        for code, value in zip(_CODES_IN_ORDER, first[1].split(b","), strict=False):
             if value:
                 rebased[code] = value
         return rebased

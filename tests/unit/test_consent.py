@@ -40,6 +40,28 @@ def test_an_unsubscribe_or_a_consent_withdrawal_ends_contactability(event_type: 
     assert after == recompute_profiles([event])["c"]  # the batch oracle agrees
 
 
+def test_consent_given_after_the_last_withdrawal_makes_the_customer_contactable_again() -> None:
+    withdrawn = _marketing("consent_withdrawn", T0)
+    given = _marketing("consent_given", T0 + DAY)
+    unsubscribed_later = _marketing("message_unsubscribed", T0 + 2 * DAY)
+
+    def fold(*events: MarketingEvent) -> Profile:
+        profile = Profile()
+        for event in events:
+            profile = apply_delta(profile, delta_for(event, {"USD": 1.0}))
+        assert profile == recompute_profiles(list(events))["c"]  # the batch oracle agrees
+        return profile
+
+    assert contactable(fold(withdrawn, given))
+    assert contactable(fold(given, withdrawn)) is True  # event time decides, not arrival
+    assert not contactable(fold(withdrawn, given, unsubscribed_later))
+    assert not contactable(fold(unsubscribed_later, given, withdrawn))
+    assert contactable(fold(given))  # an opt-in with nothing to undo
+    same_second = _marketing("consent_given", T0)
+    assert not contactable(fold(withdrawn, same_second))  # a tie keeps the withdrawal
+    assert fold(given).messages_sent == 0 and fold(given).unsubscribes == 0  # counts nothing
+
+
 @pytest.mark.parametrize("alert_type", list(AlertType))
 def test_only_marketing_actions_are_held_back(alert_type: AlertType) -> None:
     held = not publishable(alert_type, contactable=False)

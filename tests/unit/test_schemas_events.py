@@ -33,8 +33,8 @@ def test_every_kind_has_its_types_and_model() -> None:
     assert EVENT_MODELS["purchase"] is PurchaseEvent
     assert PurchaseEvent.event_types == ("order_placed", "order_returned")
     assert ServiceEvent.event_types == ("ticket_opened", "ticket_updated", "ticket_resolved")
-    assert len(MarketingEvent.event_types) == 8  # seven message events and consent_withdrawn
-    assert len(EVENT_TYPES) == 13
+    assert len(MarketingEvent.event_types) == 9  # seven message events and the two of consent
+    assert len(EVENT_TYPES) == 14
     for kind, model in EVENT_MODELS.items():
         assert model.kind == kind
         assert all(EVENT_TYPES[event_type] == kind for event_type in model.event_types)

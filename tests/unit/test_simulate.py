@@ -360,8 +360,8 @@ def test_conversions_follow_a_click_and_an_online_order(
 def test_marketing_dominates_and_every_type_occurs(clean: Simulation) -> None:
     summary = clean.summary()
     # The simulated shop withdraws consent by unsubscribing (message_unsubscribed); the
-    # consent_withdrawn event of consent platforms is not simulated.
-    assert set(EVENT_TYPES) - {"consent_withdrawn"} <= set(summary)
+    # consent_withdrawn and consent_given events of consent platforms are not simulated.
+    assert set(EVENT_TYPES) - {"consent_withdrawn", "consent_given"} <= set(summary)
     marketing = sum(n for t, n in summary.items() if t.startswith("message_"))
     assert marketing > 0.6 * len(clean)
     assert summary["message_converted"] > 0
