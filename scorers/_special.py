@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Generic, Self, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -292,6 +292,28 @@ class LogParamOptimum:
     iterations: int
     converged: bool
     at_bound: bool = False
+
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class MleFit(Generic[P]):
+    """A maximum-likelihood fit: total log-likelihood at the optimum and optimiser diagnostics."""
+
+    params: P
+    log_likelihood: float
+    n_customers: int
+    iterations: int
+    converged: bool
+    #: A parameter ran off to 0 or infinity (the optimiser stopped on its bound).
+    at_bound: bool = False
+
+    @classmethod
+    def of(cls, params: P, optimum: LogParamOptimum, n_customers: int) -> Self:
+        """The fit of ``params`` at ``optimum`` (:func:`maximise_log_likelihood`)."""
+        o = optimum
+        return cls(params, o.log_likelihood, n_customers, o.iterations, o.converged, o.at_bound)
 
 
 def maximise_log_likelihood(

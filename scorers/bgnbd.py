@@ -25,6 +25,7 @@ from scipy.special import expit
 from crm_core.errors import ModelError
 from scorers._special import (
     FloatArray,
+    MleFit,
     alive_expected_count,
     all_scalars,
     bgnbd_log_likelihood_terms,
@@ -64,16 +65,8 @@ class BgNbdParams:
 
 
 @dataclass(frozen=True, slots=True)
-class BgNbdFit:
-    """A maximum-likelihood fit: total log-likelihood at the optimum and optimiser diagnostics."""
-
-    params: BgNbdParams
-    log_likelihood: float
-    n_customers: int
-    iterations: int
-    converged: bool
-    #: A parameter ran off to 0 or infinity (the optimiser stopped on its bound).
-    at_bound: bool = False
+class BgNbdFit(MleFit[BgNbdParams]):
+    """A BG/NBD maximum-likelihood fit (:class:`scorers._special.MleFit`)."""
 
 
 @overload
@@ -136,14 +129,7 @@ def fit_bgnbd(
         start,
         point_mass_pairs=((0, 1), (2, 3)),  # gamma(r, alpha) purchase rates, beta(a, b) dropout
     )
-    return BgNbdFit(
-        params=BgNbdParams(*best.values),
-        log_likelihood=best.log_likelihood,
-        n_customers=round(float(w.sum())),
-        iterations=best.iterations,
-        converged=best.converged,
-        at_bound=best.at_bound,
-    )
+    return BgNbdFit.of(BgNbdParams(*best.values), best, round(float(w.sum())))
 
 
 def _p_alive(p: BgNbdParams, x: FloatArray, t_x: FloatArray, big_t: FloatArray) -> FloatArray:

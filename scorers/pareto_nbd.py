@@ -24,6 +24,7 @@ from scipy.special import expit, gammaln, hyp2f1
 from crm_core.errors import ModelError
 from scorers._special import (
     FloatArray,
+    MleFit,
     check_customers,
     check_horizon,
     check_positive,
@@ -59,15 +60,8 @@ class ParetoNbdParams:
 
 
 @dataclass(frozen=True, slots=True)
-class ParetoNbdFit:
-    """A maximum-likelihood fit, as :class:`scorers.bgnbd.BgNbdFit`."""
-
-    params: ParetoNbdParams
-    log_likelihood: float
-    n_customers: int
-    iterations: int
-    converged: bool
-    at_bound: bool = False
+class ParetoNbdFit(MleFit[ParetoNbdParams]):
+    """A Pareto/NBD maximum-likelihood fit (:class:`scorers._special.MleFit`)."""
 
 
 def _log_terms(
@@ -138,14 +132,7 @@ def fit_pareto_nbd(
 
     start = np.log(np.array([1.0, float(w @ ts) / float(w @ xs), 1.0, float(w @ ts) / len(ts)]))
     best = maximise_log_likelihood(neg_ll_and_grad, start, point_mass_pairs=((0, 1), (2, 3)))
-    return ParetoNbdFit(
-        params=ParetoNbdParams(*best.values),
-        log_likelihood=best.log_likelihood,
-        n_customers=round(float(w.sum())),
-        iterations=best.iterations,
-        converged=best.converged,
-        at_bound=best.at_bound,
-    )
+    return ParetoNbdFit.of(ParetoNbdParams(*best.values), best, round(float(w.sum())))
 
 
 def pareto_nbd_p_alive(
