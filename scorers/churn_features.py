@@ -2,7 +2,8 @@
 
 Features describe a customer as of an event time: RFM and its quintiles, inter-purchase gaps
 and their trend, P(alive) and expected purchases, service (open tickets, complaints, recent
-ratings, resolution time) and marketing (open and click rates, recent unsubscribes and bounces).
+ratings, resolution time) and marketing (open and click rates, recent unsubscribes and bounces),
+and days since the last sign of life (an order or an email opened or clicked).
 The same :func:`churn_features` builds the snapshot that becomes a training example and the row
 a worker scores, so there is no training/serving skew.
 
@@ -23,6 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from crm_core.errors import ModelError
 from schemas import Event, MarketingEvent, ServiceEvent
 from scorers.profile import Profile
 from scorers.sentiment import score as sentiment
@@ -66,7 +68,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "return_rate", "open_tickets", "complaints_30d", "tickets_30d", "low_ratings_30d",
     "mean_satisfaction", "resolution_days", "open_rate", "open_rate_30d", "open_rate_drop",
     "click_rate", "unsubscribes_30d", "bounces_30d", "days_since_engagement", "unsubscribed",
-    "sentiment_30d", "negative_texts_30d",
+    "sentiment_30d", "negative_texts_30d", "days_since_activity", "engaged_since_order",
 )  # fmt: skip
 
 
@@ -213,6 +215,7 @@ def churn_feature_values(
     open_recent = now[_INDEX["opened"]] / recent_delivered if recent_delivered >= 0.5 else open_rate
     open_recent = min(1.0, open_recent)
     engaged = profile.last_engagement_at
+    engagement_days = min(365.0, (at - engaged) / _DAY) if engaged else 365.0
     sentiment = _mean_sentiment(now)
     satisfaction = profile.mean_satisfaction
     resolution = profile.mean_resolution_seconds
@@ -241,10 +244,14 @@ def churn_feature_values(
         min(1.0, profile.messages_clicked / delivered) if delivered else 0.0,
         now[_INDEX["unsubscribes"]],
         now[_INDEX["bounces"]],
-        min(365.0, (at - engaged) / _DAY) if engaged else 365.0,
+        engagement_days,
         1.0 if profile.last_unsubscribe_at is not None else 0.0,
         0.0 if sentiment is None else sentiment,
         now[_INDEX["negative_texts"]],
+        # Recency and engagement interact: an email opened or clicked after the last order is a
+        # sign of life that recency alone misses (see scorers/churn_model.py).
+        min(recency, engagement_days),
+        1.0 if engagement_days < recency else 0.0,
     ]
     # Three decimals is finer than any feature is meaningful, and a snapshot waiting for its
     # label stores ~7 bytes a feature instead of ~18; learning and scoring both see this row.
@@ -253,10 +260,19 @@ def churn_feature_values(
 
 def present(values: Sequence[float | None]) -> dict[str, float]:
     """A row of values in :data:`FEATURE_NAMES` order as a dict, missing ones (NaN, or None as
-    JSON stores NaN) left out: a model skips what a row does not have."""
+    JSON stores NaN) left out: a model skips what a row does not have.
+
+    A shorter row is one stored before the last features were appended (a snapshot waiting for
+    its label in a customer's state): the features it lacks are missing.
+    """
+    if len(values) > len(FEATURE_NAMES):
+        raise ModelError(
+            f"a feature row has {len(values)} values, more than the {len(FEATURE_NAMES)} features "
+            "this version knows; it was written by a newer version: upgrade this worker."
+        )
     return {
         name: value
-        for name, value in zip(FEATURE_NAMES, values, strict=True)
+        for name, value in zip(FEATURE_NAMES, values, strict=False)
         if value is not None and value == value  # NaN != NaN
     }
 
@@ -302,6 +318,12 @@ def reason_text(name: str, features: Mapping[str, float]) -> str:
             return f"tickets take {v:.1f} days to resolve"
         case "days_since_engagement":
             return f"no email engagement for {v:.0f} days"
+        case "days_since_activity":
+            return f"no order or email engagement for {v:.0f} days"
+        case "engaged_since_order":
+            if v >= 0.5:
+                return "engaged with email since the last order"
+            return "no email opened or clicked since the last order"
         case "unsubscribed":
             return "unsubscribed from marketing"
         case "return_rate":

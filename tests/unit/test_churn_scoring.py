@@ -10,8 +10,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from crm_core.errors import ModelError
 from scorers.bgnbd import BgNbdParams
-from scorers.churn_features import FEATURE_NAMES, RecentActivity, churn_features, reason_text
+from scorers.churn_features import (
+    FEATURE_NAMES,
+    RecentActivity,
+    churn_features,
+    present,
+    reason_text,
+)
 from scorers.churn_model import ChurnModel
 from scorers.churn_scoring import FALLBACK_VERSION, ChurnModelRef, ChurnPolicy, ChurnScoring
 from scorers.pareto_nbd import ParetoNbdParams
@@ -81,6 +88,38 @@ def test_features_of_a_profile_and_recent_activity() -> None:
     assert row["open_rate_drop"] == 1.0
     assert reason_text("open_rate_drop", row) == "opens fell 100%"
     assert reason_text("recency_days", row) == "no purchase for 10 days; usually buys every 20 days"
+
+
+def test_an_email_engagement_after_the_last_order_is_a_sign_of_life() -> None:
+    profile = Profile(first_purchase_at=0, last_purchase_at=40 * DAY, orders=2)
+    engaged = profile._replace(last_engagement_at=45 * DAY)
+    before = profile._replace(last_engagement_at=30 * DAY)
+    rows = [
+        churn_features(
+            p,
+            RecentActivity(),
+            50 * DAY,
+            quintiles=None,
+            p_alive=None,
+            expected_purchases_90d=None,
+            last_gap_seconds=None,
+        )
+        for p in (engaged, before, profile)
+    ]
+    assert [(r["days_since_activity"], r["engaged_since_order"]) for r in rows] == [
+        (5.0, 1.0), (10.0, 0.0), (10.0, 0.0)
+    ]  # fmt: skip
+    assert reason_text("engaged_since_order", rows[1]) == (
+        "no email opened or clicked since the last order"
+    )
+
+
+def test_a_row_stored_before_the_last_features_were_appended_lacks_only_them() -> None:
+    full = [float(i) for i in range(len(FEATURE_NAMES))]
+    old = present(full[:-2])
+    assert old == {name: v for name, v in present(full).items() if name in FEATURE_NAMES[:-2]}
+    with pytest.raises(ModelError, match="upgrade"):
+        present([*full, 1.0])
 
 
 def test_recent_activity_does_not_depend_on_the_order_signals_arrive_in() -> None:
