@@ -55,6 +55,7 @@ __all__ = [
     "Reliability",
     "TruthQuality",
     "cutoff_data",
+    "cutoff_times",
     "evaluate_truth",
     "judge",
     "order_times",
@@ -327,6 +328,18 @@ def evaluate_truth(
     last event minus the horizon (whole seconds).
     """
     parsed = read_events(events_path, settings, now=now or datetime.now(UTC))
+    cutoffs = cutoff_times(parsed, settings, cutoffs)
+    orders = order_times(parsed)
+    dropouts = None if truth_path is None else read_dropouts(truth_path)
+    return [judge(cutoff_data(parsed, settings, at, orders, dropouts), seed) for at in cutoffs]
+
+
+def cutoff_times(
+    parsed: ParsedEvents, settings: Settings, cutoffs: Sequence[datetime] | None = None
+) -> list[datetime]:
+    """``cutoffs`` checked to lie in the history with a whole horizon after them; by default
+    :data:`CUTOFF_FRACTIONS` of the span from the first event to the last event minus the
+    horizon (whole seconds)."""
     horizon = timedelta(days=settings.churn_horizon_days)
     first = datetime.fromtimestamp(parsed.first_at, UTC)
     usable_end = datetime.fromtimestamp(parsed.last_at, UTC) - horizon
@@ -341,6 +354,4 @@ def evaluate_truth(
                 f"cutoff {at.isoformat()} must lie after the first event and at least the "
                 f"horizon before the last ({usable_end.isoformat()})"
             )
-    orders = order_times(parsed)
-    dropouts = None if truth_path is None else read_dropouts(truth_path)
-    return [judge(cutoff_data(parsed, settings, at, orders, dropouts), seed) for at in cutoffs]
+    return list(cutoffs)
