@@ -16,7 +16,7 @@ from crm_score.fit_cli import fit_command
 from crm_score.rights_cli import erase_command, export_command, rotate_pii_key_command
 from crm_score.sentiment_cli import sentiment_command
 from crm_score.services_cli import fail as _fail
-from crm_score.services_cli import services_app
+from crm_score.services_cli import services_app, utc_option
 
 __all__ = ["app", "main"]
 
@@ -59,10 +59,9 @@ def learner(
 def simulate_command(
     customers: int = typer.Option(5000, help="number of customers"),
     days: float = typer.Option(365.0, help="history length, ending at --end"),
-    end: datetime | None = typer.Option(
+    end: str | None = typer.Option(
         None,
-        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
-        help="when the history ends (ISO time, UTC unless it says; default: now). Fix it to "
+        help="when the history ends (ISO time, no offset means UTC; default: now). Fix it to "
         "get the same events on another day",
     ),
     seed: int = typer.Option(1, help="random seed (same seed and --end, same events)"),
@@ -85,9 +84,8 @@ def simulate_command(
     from crm_score.produce import produce_messages
     from crm_score.simulate import SimulationConfig, simulate, write_ground_truth
 
-    ends = datetime.now(UTC) if end is None else end
     config = SimulationConfig.ending_at(
-        ends if ends.tzinfo is not None else ends.replace(tzinfo=UTC),
+        datetime.now(UTC) if end is None else utc_option(end, "--end"),
         days=days,
         customers=customers,
         seed=seed,
@@ -228,7 +226,7 @@ def evaluate_command(
     if purge not in ("horizon", "resolved"):
         raise typer.BadParameter(f"{purge!r}: use horizon or resolved", param_hint="--purge")
     mode: Purge = "resolved" if purge == "resolved" else "horizon"
-    cutoffs = None if not cutoff else [_utc(value, "--cutoff") for value in cutoff]
+    cutoffs = None if not cutoff else [utc_option(value, "--cutoff") for value in cutoff]
     settings = get_settings()
     try:
         report = evaluate_history(events, settings, fit_at=fit_at, seed=seed, purge=mode)
@@ -239,15 +237,6 @@ def evaluate_command(
     except CrmScoringError as exc:
         raise _fail(exc) from None
     typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-
-
-def _utc(value: str, option: str) -> datetime:
-    """An ISO 8601 option value as an aware UTC time (no offset means UTC)."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not ISO 8601", param_hint=option) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @app.command("score")
@@ -265,7 +254,7 @@ def score_command(
     only labels resolved before it)."""
     from crm_score.score_file import score_file
 
-    moment = _utc(as_of, "--as-of")
+    moment = utc_option(as_of, "--as-of")
     try:
         scored = score_file(events, get_settings(), moment, now=datetime.now(UTC))
     except CrmScoringError as exc:

@@ -14,6 +14,7 @@ import typer
 from crm_core.errors import CrmScoringError
 from crm_core.settings import get_settings
 from crm_score.services_cli import fail as _fail
+from crm_score.services_cli import utc_option
 
 __all__ = ["fit_command"]
 
@@ -39,12 +40,7 @@ def fit_command(
     from streams.state.profiles import connect_redis
 
     settings = get_settings()
-    try:
-        asked = None if as_of is None else datetime.fromisoformat(as_of)
-    except ValueError:
-        raise typer.BadParameter(f"{as_of!r} is not ISO 8601", param_hint="--as-of") from None
-    if asked is not None:
-        asked = asked.replace(tzinfo=UTC) if asked.tzinfo is None else asked.astimezone(UTC)
+    asked = None if as_of is None else utc_option(as_of, "--as-of")
     profiles: list[Profile] | None = None
     newest: datetime | None = None
     if events is not None:

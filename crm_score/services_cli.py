@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -19,6 +20,15 @@ def fail(exc: CrmScoringError) -> typer.Exit:
     """Print ``exc`` as the command's error and the exit that ends the command with code 1."""
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
+
+
+def utc_option(value: str, option: str) -> datetime:
+    """An ISO 8601 option value as an aware UTC time (no offset means UTC)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not ISO 8601", param_hint=option) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _services(settings: Settings, redis_cluster: int = 0, kafka_brokers: int = 1) -> list[Any]:

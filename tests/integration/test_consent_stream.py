@@ -30,7 +30,7 @@ def _with_opt_ins(messages: list[SimulatedMessage]) -> list[SimulatedMessage]:
     """``messages`` with a ``consent_given`` 30 days after the first withdrawal of every other
     customer who withdrew (inside the history), each placed in event-time order."""
     firsts: dict[str, SimulatedMessage] = {}
-    for message in valid_messages(messages):
+    for message in (m for m in messages if m.fault is None):  # valid events only
         event = orjson.loads(message.value)
         if event["type"] in _WITHDRAWALS:
             firsts.setdefault(event["customer_id"], message)
@@ -48,11 +48,6 @@ def _with_opt_ins(messages: list[SimulatedMessage]) -> list[SimulatedMessage]:
         out.insert(index, opt_in)
         times.insert(index, at)
     return out
-
-
-def valid_messages(messages: list[SimulatedMessage]) -> list[SimulatedMessage]:
-    """The messages that are valid events, once each (no malformed ones, no re-sent copies)."""
-    return [m for m in messages if m.fault is None]
 
 
 async def test_alerts_carry_contactable_and_marketing_actions_respect_it(
