@@ -13,9 +13,11 @@ times (each ``--runs`` times, fresh consumer group and Redis prefix per run):
   state in its RocksDB store on every event (bench/quix_peer.py; ``pip install -e '.[bench]'``;
   ``--no-quix`` leaves it out). It times itself from its first event to its last.
 
-Churn labelling and scoring are always on; the worker's churn learner runs too (it learns the
-run's labelled examples and publishes versions the worker hot-swaps to) unless
-``--no-learner``.
+Churn labelling and scoring are always on; the churn learner runs too (it learns the run's
+labelled examples and publishes versions the worker hot-swaps to): by default in its own process
+(``crm-score learner``, started beside each pipeline worker and stopped with it, as the demo and
+docker-compose run it), with ``--learner worker`` inside the worker (``CRM_LEARNER_ENABLED``), with
+``--learner off`` not at all (then no churn version is published and churn is not scored).
 
 Rates count from the first committed progress to fully caught up, so group-join time is left out.
 Prints JSON with every run and the medians, the ratios of the pipeline to the no-op Faust agent
@@ -91,8 +93,8 @@ async def _timed_until_caught_up(
         await asyncio.sleep(0.1)
 
 
-async def _run_process(settings: Settings, argv: list[str], group: str, total: int) -> float:
-    proc = await asyncio.create_subprocess_exec(
+async def _start(settings: Settings, argv: list[str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", *argv,
         env=settings.subprocess_env(
             CRM_WEB_PORT=str(_free_port()),
@@ -100,12 +102,22 @@ async def _run_process(settings: Settings, argv: list[str], group: str, total: i
         ),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+
+
+async def _run_process(
+    settings: Settings, argv: list[str], group: str, total: int, *, learner: bool = False
+) -> float:
+    """Events/s of the process ``python -m argv``; with ``learner``, a ``crm-score learner``
+    process runs beside it for the same time."""
+    procs = [await _start(settings, ["crm_score", "learner", "-l", "warn"])] if learner else []
+    procs.append(await _start(settings, argv))
     try:
-        return await _timed_until_caught_up(settings, group, total, proc)
+        return await _timed_until_caught_up(settings, group, total, procs[-1])
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
+        for proc in reversed(procs):
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
 
 
 async def raw_consume(settings: Settings, total: int) -> float:
@@ -214,7 +226,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "partitions": args.partitions,
             "clock_mode": "replay",
             "replay_until": max(m.event_time for m in simulation) + timedelta(seconds=1),
-            "learner_enabled": not args.no_learner,
+            "learner_enabled": args.learner == "worker",
         }
     )
     await ensure_topics(base)
@@ -228,6 +240,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         runs["pipeline_with_models"] = []
         model = _model_for(simulation, config.end)
     last_pipeline: Settings | None = None
+    separate = args.learner == "process"
     for _ in range(args.runs):
         runs["raw_aiokafka"].append(await raw_consume(base, total))
         noop = base.model_copy(update={"app_id": f"noop{uuid.uuid4().hex[:8]}"})
@@ -246,7 +259,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await _empty_training_topic(base)  # each run's learner learns that run's examples only
         runs["pipeline"].append(
             await _run_process(last_pipeline, ["crm_score", "worker", "-l", "warn"],
-                               f"{last_pipeline.app_id}.ingest", total)
+                               f"{last_pipeline.app_id}.ingest", total, learner=separate)
         )  # fmt: skip
         if args.probability:
             scored = base.model_copy(
@@ -259,7 +272,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await _empty_training_topic(base)
             runs["pipeline_with_models"].append(
                 await _run_process(scored, ["crm_score", "worker", "-l", "warn"],
-                                   f"{scored.app_id}.ingest", total)
+                                   f"{scored.app_id}.ingest", total, learner=separate)
             )  # fmt: skip
     medians = {name: round(statistics.median(values)) for name, values in runs.items()}
     assert last_pipeline is not None
@@ -272,7 +285,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "events": total,
         "customers": args.customers,
         "partitions": args.partitions,
-        "learner": not args.no_learner,
+        "learner": args.learner,
         "runs": {name: [round(v) for v in values] for name, values in runs.items()},
         "median_events_per_second": medians,
         "ratios": _ratios(medians),
@@ -307,9 +320,11 @@ if __name__ == "__main__":
         help="also run with published models: P(alive)/CLV (BG/NBD + Gamma-Gamma), RFM segments",
     )
     parser.add_argument(
-        "--no-learner",
-        action="store_true",
-        help="run the workers without the churn learner (CRM_LEARNER_ENABLED=false)",
+        "--learner",
+        choices=("process", "worker", "off"),
+        default="process",
+        help="where the churn learner runs: its own process beside the worker (default), inside "
+        "the worker (CRM_LEARNER_ENABLED=true), or not at all",
     )
     parser.add_argument("--no-quix", action="store_true", help="leave out the quix-streams peer")
     print(orjson.dumps(asyncio.run(main(parser.parse_args())), option=orjson.OPT_INDENT_2).decode())

@@ -25,7 +25,7 @@ DATASOURCE_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml
 DASHBOARD_PROVIDER_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.yml"
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "crm-scoring.json"
 
-SERVICES = frozenset({"kafka", "redis", "worker", "prometheus", "grafana"})
+SERVICES = frozenset({"kafka", "redis", "worker", "learner", "prometheus", "grafana"})
 
 #: The metric names the worker exports (histograms are queried through their ``_bucket`` series).
 DOCUMENTED_METRICS = frozenset(
@@ -212,7 +212,7 @@ def test_metric_name_extraction() -> None:
     assert metric_names("label_values(crm_events_total, instance)") == {"crm_events_total"}
 
 
-def test_the_five_services_exist(services: dict[str, dict[str, Any]]) -> None:
+def test_the_six_services_exist(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) >= SERVICES
 
 
@@ -225,6 +225,7 @@ def test_every_published_port_is_bound_to_loopback(services: dict[str, dict[str,
     assert host_ports["kafka"] == {"9092"}
     assert host_ports["redis"] == {"6379"}
     assert host_ports["worker"] == {"6066"}
+    assert host_ports["learner"] == {"6067"}
     assert host_ports["prometheus"] == {"9090"}
     assert host_ports["grafana"] == {"3000"}
     for service in services.values():
@@ -335,6 +336,23 @@ def test_worker_builds_here_and_waits_for_healthy_dependencies(
         _healthcheck_command(services[dependency])  # a dependency waited on must have one
 
 
+def test_the_learner_runs_as_its_own_service_and_not_in_the_worker(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    worker, learner = services["worker"], services["learner"]
+    assert _environment(worker)["CRM_LEARNER_ENABLED"] == "false"
+    assert learner["command"] == ["learner"]
+    assert learner["image"] == worker["image"]
+    assert learner["build"] == worker["build"]
+    env = _environment(learner)
+    for name in ("CRM_KAFKA_BOOTSTRAP", "CRM_REDIS_URL", "CRM_PARTITIONS", "CRM_TOPIC_PREFIX"):
+        assert env[name] == _environment(worker)[name], name
+    assert env["CRM_WEB_PORT"] == "6067"
+    assert ("127.0.0.1", "6067", "6067") in _published_ports(learner)
+    for dependency in ("kafka", "redis"):
+        assert learner["depends_on"][dependency]["condition"] == "service_healthy"
+
+
 def test_named_volumes_are_declared(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
@@ -352,15 +370,18 @@ def test_named_volumes_are_declared(
         assert used.get(name), f"{name} keeps its data on no named volume"
 
 
-def test_prometheus_scrapes_the_worker(services: dict[str, dict[str, Any]]) -> None:
+@pytest.mark.parametrize("target", ["worker:6066", "learner:6067"])
+def test_prometheus_scrapes_the_worker_and_the_learner(
+    services: dict[str, dict[str, Any]], target: str
+) -> None:
     config = _load_yaml(PROMETHEUS_FILE)
-    worker_jobs = [
+    jobs = [
         job
         for job in config["scrape_configs"]
-        if any("worker:6066" in group["targets"] for group in job.get("static_configs", []))
+        if any(target in group["targets"] for group in job.get("static_configs", []))
     ]
-    assert len(worker_jobs) == 1
-    job = worker_jobs[0]
+    assert len(jobs) == 1
+    job = jobs[0]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     assert job.get("scheme", "http") == "http"
     assert job["scrape_interval"] == "5s"
