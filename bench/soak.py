@@ -22,7 +22,8 @@ import orjson
 
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from tests.integration.faults import (
+from tests.integration.harness import WorkerProcess, wait_caught_up
+from tests.integration.histories import (
     assert_matches_clean,
     clean_reference,
     fault_settings,
@@ -30,7 +31,6 @@ from tests.integration.faults import (
     publish_models,
     read_outcome,
 )
-from tests.integration.harness import WorkerProcess, wait_caught_up
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

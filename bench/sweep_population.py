@@ -20,7 +20,7 @@ WATERMARK = 1_767_225_600  # 2026-01-01T00:00:00Z: the event time the sweep runs
 DAY = 86_400
 HIGH_VALUE_SHARE = 0.2
 
-# Hand-made scoring configuration (as in tests/unit/test_timeline.py), as of the watermark.
+# Hand-made scoring configuration (as in tests/unit/scorers/test_timeline.py), as of the watermark.
 BOUNDARIES = RfmBoundaries(
     version=1,
     as_of=datetime.fromtimestamp(WATERMARK, UTC),

@@ -19,8 +19,8 @@ and S colons inside its strings (with no backslash, none is escaped); decoding k
 fields (a repeated key collapses) whose timestamps hold s <= S colons. The fast path accepts
 only when ``raw.count(b":") == P + s``, i.e. K + S == P + s, which forces K == P (no key twice)
 and S == s (no other string holds a colon: such messages take the exact path).
-``tests/unit/test_parse_fast_path.py`` compares the two paths on generated valid and invalid
-events.
+``tests/unit/schemas/test_decode_fast_path.py`` compares the two paths on generated valid and
+invalid events.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Hot-path encoders: the bytes of an output model without building the model.
 
 Constructing and serialising a pydantic model costs a few microseconds an event; these write the
-same JSON with orjson. ``tests/unit/test_schemas_fast.py`` guards that what they write validates
+same JSON with orjson. ``tests/unit/schemas/test_fast.py`` guards that what they write validates
 as the model and equals the model's own serialisation.
 """
 

@@ -10,7 +10,7 @@ event id; :func:`release_order`), late events when they arrive.
 The worker runs this rule inside Redis, next to the profile it guards
 (``streams/state/scripts/apply_event.lua``, on :func:`event_id_hash` of the id); :class:`Dedup`
 is the same rule for event files (``crm-score fit --events``, ``crm-score evaluate``).
-``tests/integration/test_store.py`` checks that both give the same verdicts.
+``tests/integration/state/test_profiles.py`` checks that both give the same verdicts.
 
 Ids are compared by an 8-byte hash (13 bytes kept per id with its kind and time). Two ids of one
 customer with the same hash inside the window would count the second as a duplicate: with ``n``

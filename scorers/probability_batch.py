@@ -4,7 +4,7 @@
 evaluates the same model for every customer of a batch in a few numpy calls (~5 µs a
 customer), with two documented simplifications: CLV is discounted per *period* of
 ``horizon / periods`` weeks instead of per week, and the next purchase is interpolated on that
-period grid, so it is only given when expected within the CLV horizon. ``tests/unit/
+period grid, so it is only given when expected within the CLV horizon. ``tests/unit/scorers/
 test_probability_batch.py`` checks both against the reference.
 
 Examples

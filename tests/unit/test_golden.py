@@ -16,7 +16,7 @@ What the in-process replay leaves out, compared with a worker:
 
 - Kafka and Redis. Events are parsed and deduplicated by ``read_events`` (the first occurrence
   of an id wins) and released in exact event-time order, so no event is late: the round's
-  ``late`` path is not exercised here (``tests/unit/test_scoring_round.py`` covers it). One
+  ``late`` path is not exercised here (``tests/unit/streams/round/test_scorer.py`` covers it). One
   partition; one round per day of event time (a worker's rounds follow its watermark and are
   much smaller; outputs do not depend on the round size except through when timers fire).
 - Alert dedup through Redis claims (``RoundStore.save``): the file holds every alert the scorer
