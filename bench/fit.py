@@ -20,7 +20,7 @@ from scorers.probability import fit_from_profiles
 from scorers.probability_batch import high_value_cut
 from scorers.quintiles import QuintileSketch
 from scorers.rfm import rfm
-from tests.unit.scorers.test_probability import AS_OF, simulate
+from tests.populations import AS_OF, simulate
 
 
 def _time_once(n: int, seed: int) -> dict[str, float]:

@@ -61,3 +61,13 @@ async def redis_client(base_settings: Settings) -> AsyncIterator[aioredis.Redis]
     client = aioredis.Redis.from_url(base_settings.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def prefix(isolated_settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[str]:
+    """The test's key prefix; its keys are deleted afterwards."""
+    yield isolated_settings.redis_key_prefix
+    pattern = f"{isolated_settings.redis_key_prefix}:*"
+    keys = [key async for key in redis_client.scan_iter(match=pattern, count=10_000)]
+    if keys:
+        await redis_client.delete(*keys)

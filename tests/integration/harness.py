@@ -10,14 +10,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import orjson
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from crm_core.settings import Settings
 from schemas import Event, EventParser
-from scorers.profile import Profile
+from scorers.profile import FIELD_CODES, Profile
 from streams.ingest.lag import ingest_lag
 from streams.state.profiles import RedisProfileStore, connect_redis
 
@@ -251,3 +252,48 @@ def metric_values(worker: WorkerProcess, name: str) -> list[tuple[dict[str, str]
         for sample in family.samples
         if sample.name == name
     ]
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """GET ``url``: its status and body, also for an error status (blocking; use a thread)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
+
+
+async def run_cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """Run ``crm-score ARGS`` with the settings in its environment: exit code and output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crm_score", *args,
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def wait_for_churn_model(worker: WorkerProcess, timeout: float = 60) -> int:
+    """The churn model version the worker's /health reports once it has loaded one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            version = (await asyncio.to_thread(worker.health)).get("churn_model_version")
+        except OSError:
+            version = None
+        if isinstance(version, int):
+            return version
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the worker never loaded a churn model:\n{worker.log_tail()}")
+
+
+async def write_profiles(client: aioredis.Redis, prefix: str, profiles: Sequence[Profile]) -> None:
+    """Store profiles as the worker would, with plain HSET of the short field codes."""
+    async with client.pipeline(transaction=False) as pipe:
+        for i, profile in enumerate(profiles):
+            fields = [(FIELD_CODES[k], v) for k, v in profile.to_dict().items() if v is not None]
+            pipe.hset(f"{prefix}:{{c-{i}}}:p", items=[item for pair in fields for item in pair])
+        await pipe.execute()

@@ -161,3 +161,51 @@ def test_importing_the_round_loads_no_io_library() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def _test_modules() -> dict[str, Path]:
+    """Every module of the tests tree and the benchmarks (which may use test helpers)."""
+    return {
+        _module_name(path): path
+        for folder in ("tests", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+
+
+def _imported_names(name: str, path: Path) -> Iterator[str]:
+    """Every module name ``name`` imports, and each ``m.x`` of a ``from m import x``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            yield source
+            yield from (f"{source}.{alias.name}" for alias in node.names)
+
+
+@pytest.mark.parametrize("module", sorted(_test_modules()))
+def test_no_module_imports_a_test_module(module: str) -> None:
+    """Shared helpers live in ``conftest.py`` or a module not named ``test_*``: a test module
+    imported by another runs its module-level code twice and ties two tests' files together."""
+    path = _test_modules()[module]
+    wrong = sorted(
+        target
+        for target in set(_imported_names(module, path))
+        if target.startswith("tests.") and target.rpartition(".")[2].startswith("test_")
+    )
+    assert wrong == [], f"{module} imports test modules {wrong}: move what it needs to a helper"
+
+
+def test_the_unit_tests_mirror_the_source_tree() -> None:
+    """Each folder of ``tests/unit/`` is a folder of the repository (``tests/unit/streams/state/``
+    holds the tests of ``streams/state/``)."""
+    unit = ROOT / "tests" / "unit"
+    folders = [
+        p.relative_to(unit) for p in unit.rglob("*") if p.is_dir() and p.name != "__pycache__"
+    ]
+    assert folders, "no folders under tests/unit"
+    assert [f for f in folders if not (ROOT / f).is_dir()] == []

@@ -26,8 +26,7 @@ from streams.api.policy import Principal
 from streams.models.population import refresh_rfm_boundaries
 from streams.models.registry import fit_and_publish
 from streams.state.keys import Layout
-from tests.integration.harness import WorkerProcess, wait_caught_up
-from tests.integration.learner.test_churn_loop import _wait_for_churn_model
+from tests.integration.harness import WorkerProcess, wait_caught_up, wait_for_churn_model
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +76,7 @@ async def test_worker_serves_the_api_and_the_ops_page_renders_real_numbers(
         await wait_caught_up(settings, [worker])
         await fit_and_publish(settings, redis_client)
         await refresh_rfm_boundaries(settings, redis_client)
-        await _wait_for_churn_model(worker)
+        await wait_for_churn_model(worker)
         await asyncio.sleep(6)  # the worker follows the registry every 5 s
         await produce_messages(settings, recent)
         await wait_caught_up(settings, [worker])

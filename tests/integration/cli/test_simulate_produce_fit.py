@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +15,7 @@ from scorers.probability import fit_from_profiles
 from tests.integration.harness import (
     WorkerProcess,
     read_profiles,
-    settings_env,
+    run_cli,
     valid_events,
     wait_caught_up,
 )
@@ -26,21 +24,9 @@ from tests.oracle import recompute_profiles
 pytestmark = pytest.mark.integration
 
 
-async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crm_score", *args,
-        env=settings_env(settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
-
-
 async def test_simulate_produce_and_profile(isolated_settings: Settings, tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
-    code, out = await _cli(
+    code, out = await run_cli(
         isolated_settings, "simulate", "--customers", "40", "--days", "25", "--seed", "4",
         "--out", str(events_file),
     )  # fmt: skip
@@ -51,7 +37,7 @@ async def test_simulate_produce_and_profile(isolated_settings: Settings, tmp_pat
     worker = WorkerProcess(isolated_settings, str(tmp_path / "worker.log"))
     await worker.start()
     try:
-        code, out = await _cli(isolated_settings, "produce", str(events_file))
+        code, out = await run_cli(isolated_settings, "produce", str(events_file))
         assert code == 0, out
         assert f"sent {len(lines)} messages" in out
         await wait_caught_up(isolated_settings, [worker])
@@ -63,14 +49,14 @@ async def test_simulate_produce_and_profile(isolated_settings: Settings, tmp_pat
     assert await read_profiles(isolated_settings, expected) == expected
 
     customer = sorted(expected)[0]
-    code, out = await _cli(isolated_settings, "profile", customer)
+    code, out = await run_cli(isolated_settings, "profile", customer)
     assert code == 0, out
     report = orjson.loads(out)
     assert report["customer_id"] == customer
     assert report["rfm"]["frequency"] == expected[customer].orders
     assert report["profile"]["messages_sent"] == expected[customer].messages_sent
 
-    code, out = await _cli(isolated_settings, "profile", "nobody-here")
+    code, out = await run_cli(isolated_settings, "profile", "nobody-here")
     assert code == 1
     assert "no profile" in out
 
@@ -83,13 +69,13 @@ async def test_fit_from_an_event_file_equals_a_fit_on_its_recomputed_profiles(
     # b run off to infinity at some hours, and the fit is rejected, as it should be).
     events_file, again = tmp_path / "history.jsonl", tmp_path / "again.jsonl"
     for path in (events_file, again):
-        code, out = await _cli(
+        code, out = await run_cli(
             isolated_settings, "simulate", "--customers", "400", "--days", "540", "--seed", "9",
             "--end", "2026-06-01T09:00:00Z", "--out", str(path),
         )  # fmt: skip
         assert code == 0, out
     assert events_file.read_bytes() == again.read_bytes()  # same seed and end, same events
-    code, out = await _cli(isolated_settings, "fit", "--events", str(events_file))
+    code, out = await run_cli(isolated_settings, "fit", "--events", str(events_file))
     assert code == 0, out
     report = orjson.loads(out[out.index("{") :])
 
@@ -111,7 +97,7 @@ async def test_fit_events_counts_what_the_worker_counts(
     ids repeat within a customer (re-sent, also under another kind) and across customers
     (another customer's event with the same id counts), so both deduplicate per customer."""
     simulated = tmp_path / "simulated.jsonl"
-    code, out = await _cli(
+    code, out = await run_cli(
         isolated_settings, "simulate", "--customers", "60", "--days", "60", "--seed", "5",
         "--duplicates", "0.05", "--out", str(simulated),
     )  # fmt: skip
@@ -137,7 +123,7 @@ async def test_fit_events_counts_what_the_worker_counts(
     worker = WorkerProcess(isolated_settings, str(tmp_path / "worker.log"))
     await worker.start()
     try:
-        code, out = await _cli(isolated_settings, "produce", str(events_file))
+        code, out = await run_cli(isolated_settings, "produce", str(events_file))
         assert code == 0, out
         await wait_caught_up(isolated_settings, [worker])
         applied = worker.health()["applied"]

@@ -4,7 +4,6 @@ publishes a version, and the same worker, without a restart, scores with it."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,22 +17,14 @@ from crm_score.simulate import SimulationConfig, simulate
 from schemas import Alert, TrainingExample
 from scorers.churn_model import ChurnScorer
 from streams.models.registry import CHURN_MODEL, ModelRegistry
-from tests.integration.harness import WorkerProcess, read_topic, wait_caught_up
+from tests.integration.harness import (
+    WorkerProcess,
+    read_topic,
+    wait_caught_up,
+    wait_for_churn_model,
+)
 
 pytestmark = pytest.mark.integration
-
-
-async def _wait_for_churn_model(worker: WorkerProcess, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            version = (await asyncio.to_thread(worker.health)).get("churn_model_version")
-        except OSError:
-            version = None
-        if isinstance(version, int):
-            return version
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"the worker never loaded a churn model:\n{worker.log_tail()}")
 
 
 async def test_worker_learns_publishes_and_hot_swaps_its_churn_model(
@@ -62,7 +53,7 @@ async def test_worker_learns_publishes_and_hot_swaps_its_churn_model(
     try:
         await produce_messages(settings, history)
         await wait_caught_up(settings, [worker])
-        version = await _wait_for_churn_model(worker)
+        version = await wait_for_churn_model(worker)
         await produce_messages(settings, recent)
         await wait_caught_up(settings, [worker])
         health = await asyncio.to_thread(worker.health)

@@ -16,7 +16,7 @@ from schemas import PurchaseEvent
 from scorers.deltas import delta_for, epoch_seconds
 from scorers.probability import fit_from_profiles
 from streams.state.profiles import ApplyRequest, RedisProfileStore, connect_redis
-from tests.integration.cli.test_simulate_produce_fit import _cli
+from tests.integration.harness import run_cli
 from tests.paths import CDNOW_SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ async def test_crm_score_fit_on_cdnow_events_prints_the_published_models(
 ) -> None:
     events_file = tmp_path / "cdnow.jsonl"
     write_cdnow_events(load_cdnow_sample(CDNOW_SAMPLE), events_file)
-    code, out = await _cli(
+    code, out = await run_cli(
         isolated_settings, "fit", "--events", str(events_file), "--as-of", "1997-09-30T00:00:00Z"
     )
     assert code == 0, out

@@ -11,11 +11,10 @@ from crm_core.settings import Settings
 from streams.models.population import RFM_BOUNDARIES, current_rfm_boundaries
 from streams.models.refresh import lock_key, refresh_once, refresh_periodically
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry, current_probability_model
-from tests.integration.models.test_registry import prefix, write_profiles
-from tests.unit.scorers.test_probability import AS_OF, simulate
+from tests.integration.harness import write_profiles
+from tests.populations import AS_OF, simulate
 
 pytestmark = pytest.mark.integration
-__all__ = ["prefix"]  # the fixture, shared with test_models
 
 
 async def test_one_refresh_per_lock_and_versions_as_of_the_watermark(

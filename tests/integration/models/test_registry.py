@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import astuple
 
 import orjson
@@ -14,7 +13,6 @@ import redis.asyncio as aioredis
 from crm_core.errors import FitRejected
 from crm_core.settings import Settings
 from scorers.probability import fit_from_profiles
-from scorers.profile import FIELD_CODES, Profile
 from streams.models.registry import (
     PROBABILITY_MODEL,
     ModelRegistry,
@@ -22,28 +20,10 @@ from streams.models.registry import (
     fit_and_publish,
     scan_profiles,
 )
-from tests.unit.scorers.test_probability import AS_OF, simulate
+from tests.integration.harness import write_profiles
+from tests.populations import AS_OF, simulate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def prefix(isolated_settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[str]:
-    """The test's key prefix; its keys are deleted afterwards."""
-    yield isolated_settings.redis_key_prefix
-    pattern = f"{isolated_settings.redis_key_prefix}:*"
-    keys = [key async for key in redis_client.scan_iter(match=pattern, count=10_000)]
-    if keys:
-        await redis_client.delete(*keys)
-
-
-async def write_profiles(client: aioredis.Redis, prefix: str, profiles: Sequence[Profile]) -> None:
-    """Store profiles as the worker would, with plain HSET of the short field codes."""
-    async with client.pipeline(transaction=False) as pipe:
-        for i, profile in enumerate(profiles):
-            fields = [(FIELD_CODES[k], v) for k, v in profile.to_dict().items() if v is not None]
-            pipe.hset(f"{prefix}:{{c-{i}}}:p", items=[item for pair in fields for item in pair])
-        await pipe.execute()
 
 
 async def test_publish_current_get_and_retention(prefix: str, redis_client: aioredis.Redis) -> None:

@@ -8,7 +8,6 @@ import secrets
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -20,7 +19,6 @@ from crm_score.rebuild import rebuild_state
 from schemas import CustomerErased
 from streams.api.rights import erase_customer, erased_path
 from streams.state.erasure import ErasureReport
-from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from tests.integration.harness import WorkerProcess, read_profiles, wait_caught_up
 from tests.integration.histories import (
@@ -30,38 +28,9 @@ from tests.integration.histories import (
     publish_models,
     read_all,
 )
+from tests.integration.keyspace import holding, wipe
 
 pytestmark = pytest.mark.integration
-
-
-async def holding(settings: Settings, needle: str) -> list[str]:
-    """Every key under the settings' prefix whose name or value holds ``needle``."""
-    client = connect_redis(settings)
-    found, wanted = [], needle.encode()
-    values: list[Any]
-    try:
-        async for raw_key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=10_000):
-            key = bytes(raw_key)
-            kind = _text(await client.type(key))
-            if kind == "string":
-                values = [await client.get(key)]
-            elif kind == "hash":
-                pairs: dict[Any, Any] = await client.hgetall(key)
-                values = [x for kv in pairs.items() for x in kv]
-            elif kind == "set":
-                values = list(await client.smembers(key))
-            elif kind == "zset":
-                values = list(await client.zrange(key, 0, -1))
-            elif kind == "list":
-                values = list(await client.lrange(key, 0, -1))
-            else:  # stream
-                entries: Any = await client.xrange(key)
-                values = [x for _, fields in entries for kv in fields.items() for x in kv]
-            if wanted in key or any(wanted in v for v in values if isinstance(v, bytes)):
-                found.append(key.decode(errors="replace"))
-    finally:
-        await client.aclose()
-    return found
 
 
 async def erase(settings: Settings, customer_id: str) -> ErasureReport:
@@ -69,20 +38,6 @@ async def erase(settings: Settings, customer_id: str) -> ErasureReport:
     client = connect_redis(settings)
     try:
         return await erase_customer(settings, client, customer_id, datetime.now(UTC), None)
-    finally:
-        await client.aclose()
-
-
-async def wipe(settings: Settings, *, keep_suppression: bool) -> None:
-    """Delete every key of the prefix, or all but the suppression records (a wiped Redis that
-    kept ``{erased}``, as the README asks before a rebuild)."""
-    client = connect_redis(settings)
-    keep = Layout(settings.redis_key_prefix).erased.encode() if keep_suppression else None
-    try:
-        pattern = f"{settings.redis_key_prefix}:*"
-        async for key in client.scan_iter(match=pattern, count=10_000):
-            if bytes(key) != keep:
-                await client.delete(key)
     finally:
         await client.aclose()
 
@@ -143,7 +98,3 @@ async def test_erase_while_events_are_in_flight_then_rebuild(
     assert len(await read_profiles(settings, history.customers)) == len(history.customers) - 1
     print(orjson.dumps({"erase": report.to_dict(), "rebuild": rebuilt.to_dict()}).decode())
     await wipe(settings, keep_suppression=False)  # the shared Redis is scanned by other tests
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

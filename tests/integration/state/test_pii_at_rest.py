@@ -38,7 +38,7 @@ from streams.state.profiles import connect_redis
 from streams.state.records import ProfileRecords
 from tests.integration.harness import WorkerProcess, wait_caught_up
 from tests.integration.histories import History, fault_settings, make_history, publish_models
-from tests.integration.state.test_erasure import holding, wipe
+from tests.integration.keyspace import holding, wipe
 
 pytestmark = pytest.mark.integration
 

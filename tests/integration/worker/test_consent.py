@@ -19,7 +19,7 @@ from schemas import Alert
 from scorers.consent import MARKETING_ACTIONS
 from tests.integration.harness import WorkerProcess, valid_events, wait_caught_up
 from tests.integration.histories import fault_settings, make_history, publish_models, read_all
-from tests.integration.state.test_erasure import wipe
+from tests.integration.keyspace import wipe
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,7 @@ from crm_score.simulate import SimulationConfig, simulate
 from scorers.segments import load_segments
 from streams.models.population import refresh_rfm_boundaries
 from streams.models.registry import fit_and_publish
-from tests.integration.harness import WorkerProcess, read_topic, wait_caught_up
-from tests.integration.worker.test_web import _get
+from tests.integration.harness import WorkerProcess, http_get, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,9 @@ async def _wait_for_models(
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{worker.web_port}/health")
+        status, body = await asyncio.to_thread(
+            http_get, f"http://127.0.0.1:{worker.web_port}/health"
+        )
         health = orjson.loads(body) if status == 200 else {}
         if (
             health.get("probability_model_version") == version

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -13,17 +11,9 @@ from aiokafka import AIOKafkaProducer
 
 from crm_core.settings import Settings
 from schemas import example_json
-from tests.integration.harness import WorkerProcess, wait_caught_up
+from tests.integration.harness import WorkerProcess, http_get, wait_caught_up
 
 pytestmark = pytest.mark.integration
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), bytes(error.read())
 
 
 async def test_metrics_and_health_report_what_the_worker_did(
@@ -44,8 +34,8 @@ async def test_metrics_and_health_report_what_the_worker_did(
         await producer.flush()
         await wait_caught_up(settings, [worker])
         base = f"http://127.0.0.1:{worker.web_port}"
-        status, body = await asyncio.to_thread(_get, f"{base}/metrics")
-        health_status, health_body = await asyncio.to_thread(_get, f"{base}/health")
+        status, body = await asyncio.to_thread(http_get, f"{base}/metrics")
+        health_status, health_body = await asyncio.to_thread(http_get, f"{base}/health")
     finally:
         await producer.stop()
         await worker.stop()

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.paths import REPO
+from tests.unit.ops.dashboard import DOCUMENTED_METRICS
 
 ROOT = REPO
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -28,29 +29,6 @@ DASHBOARD_PROVIDER_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboa
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "crm-scoring.json"
 
 SERVICES = frozenset({"kafka", "redis", "worker", "learner", "prometheus", "grafana"})
-
-#: The metric names the worker exports (histograms are queried through their ``_bucket`` series).
-DOCUMENTED_METRICS = frozenset(
-    {
-        "crm_events_total",
-        "crm_deadletters_total",
-        "crm_duplicates_skipped_total",
-        "crm_alerts_total",
-        "crm_event_to_score_seconds_bucket",
-        "crm_ingest_to_alert_seconds_bucket",
-        "crm_consumer_lag",
-        "crm_watermark_delay_seconds",
-        "crm_due_backlog",
-        "crm_model_version",
-        "crm_churn_prequential_auc",
-        "crm_churn_prequential_log_loss",
-        "crm_model_drift_detections_total",
-        "crm_redis_roundtrip_seconds_bucket",
-        "crm_segment_customers",
-        "crm_api_request_seconds_bucket",
-        "crm_api_audit_entries_total",
-    }
-)
 
 #: PromQL functions, aggregations and keywords the dashboard may use; any other bare
 #: identifier in an expression is taken to be a metric name.

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.api.metrics import ApiMetrics
 from streams.ingest.metrics import LearnerMetrics, PipelineMetrics
-from tests.unit.ops.test_compose import DOCUMENTED_METRICS
+from tests.unit.ops.dashboard import DOCUMENTED_METRICS
 
 
 def _exported() -> set[str]:

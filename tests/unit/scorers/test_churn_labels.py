@@ -14,8 +14,7 @@ from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
 from streams.round.messages import Applied
 from streams.round.scorer import CustomerBefore, RoundScorer, ScoredRound
-from tests.unit.scorers.test_timeline import DAY, T0
-from tests.unit.streams.round.test_scorer import _profile, _purchase, _Record
+from tests.unit.hand_built import DAY, T0, Record, profile_of, purchase_event
 
 H = 90
 POLICY = LabelPolicy(horizon_days=H, sample_days=30, max_silence_days=180)
@@ -32,8 +31,10 @@ def _applied(days: tuple[int, ...]) -> list[Applied]:
     out = []
     for n, day in enumerate(days):
         at = T0 + day * DAY
-        profile = _profile(*(T0 + d * DAY for d in PURCHASE_DAYS[: PURCHASE_DAYS.index(day) + 1]))
-        out.append(Applied(_Record(offset=n), _purchase(at, f"e{day}"), profile, float(at), False))
+        profile = profile_of(*(T0 + d * DAY for d in PURCHASE_DAYS[: PURCHASE_DAYS.index(day) + 1]))
+        out.append(
+            Applied(Record(offset=n), purchase_event(at, f"e{day}"), profile, float(at), False)
+        )
     return out
 
 

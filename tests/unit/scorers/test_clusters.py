@@ -14,7 +14,7 @@ from scorers.learner import OnlineLearner
 from scorers.profile import Profile
 from scorers.timeline import CustomerState
 from streams.round.scorer import CustomerBefore, RoundScorer, round_scorer
-from tests.unit.scorers.test_timeline import DAY, T0
+from tests.unit.hand_built import DAY, T0
 
 _GROUPS = [  # loyal regulars, lapsed one-timers, engaged newcomers
     {"recency_days": 5.0, "log_orders": 2.5, "open_rate": 0.6, "days_since_engagement": 3.0},

@@ -17,8 +17,7 @@ from scorers.timeline import CustomerState, Timeline
 from streams.round.messages import Applied
 from streams.round.scorer import CustomerBefore, RoundScorer
 from tests.oracle import recompute_profiles
-from tests.unit.scorers.test_timeline import BOUNDS, DAY, T0
-from tests.unit.streams.round.test_scorer import _profile, _purchase, _Record
+from tests.unit.hand_built import BOUNDS, DAY, T0, Record, profile_of, purchase_event
 
 
 def _marketing(event_type: str, at: int) -> MarketingEvent:
@@ -73,12 +72,12 @@ def test_only_marketing_actions_are_held_back(alert_type: AlertType) -> None:
 def _win_back_round(*, unsubscribed: bool, when_not: bool) -> list[dict[str, object]]:
     """A customer buys again 200 days after their first order: a win-back checkpoint."""
     back = T0 + 200 * DAY
-    profile = _profile(T0, back)
+    profile = profile_of(T0, back)
     if unsubscribed:
         profile = profile._replace(unsubscribes=1, last_unsubscribe_at=T0 + DAY)
-    applied = [Applied(_Record(), _purchase(back, "back"), profile, float(back), False)]
+    applied = [Applied(Record(), purchase_event(back, "back"), profile, float(back), False)]
     state = CustomerState(evaluated_at=back - DAY, last_purchase_at=T0)
-    before = {"c": CustomerBefore(_profile(T0), state, 0)}
+    before = {"c": CustomerBefore(profile_of(T0), state, 0)}
     scorer = RoundScorer(
         Timeline(AlertPolicy(), load_segments(), BOUNDS, None),
         marketing_when_not_contactable=when_not,

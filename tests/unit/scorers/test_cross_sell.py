@@ -31,6 +31,7 @@ from scorers.cross_sell import (
 from scorers.profile import Profile
 from streams.round.messages import Applied
 from streams.state.cross_sell_counts import CrossSellRound
+from tests.unit.hand_built import Record
 
 Order = tuple[str, float, frozenset[str]]  # customer, epoch seconds, categories
 EXACT = CrossSellPolicy(half_life_days=math.inf, max_items_per_customer=10_000, max_partners=10_000)
@@ -255,16 +256,6 @@ def test_no_rule_when_the_customer_has_the_consequent_or_a_threshold_fails() -> 
     assert ranked == [("paper", "ink"), ("ink", "paper")]  # lift equal, confidence 8/9 > 8/10
 
 
-@dataclass(frozen=True)
-class _Record:
-    topic: str = "crm.purchase"
-    partition: int = 2
-    offset: int = 0
-    key: bytes | None = b"c"
-    value: bytes | None = b""
-    timestamp: int | None = None
-
-
 def _order(customer: str, event_id: str, at: float, *categories: str) -> Applied:
     raw = example_event_dict("order_placed")
     items = [
@@ -276,7 +267,7 @@ def _order(customer: str, event_id: str, at: float, *categories: str) -> Applied
         event_time=datetime.fromtimestamp(at, UTC).isoformat(),
     )
     raw["payload"] = {**raw["payload"], "items": items, "order_id": f"o-{event_id}"}
-    return Applied(_Record(), PurchaseEvent.model_validate(raw), Profile(), at, False)
+    return Applied(Record(partition=2), PurchaseEvent.model_validate(raw), Profile(), at, False)
 
 
 def _stored(stats: CrossSellStats, reads: Any) -> list[dict[bytes | str, bytes | str]]:

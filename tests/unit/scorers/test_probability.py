@@ -6,7 +6,7 @@ import doctest
 import itertools
 import pickle
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -14,9 +14,9 @@ import pytest
 import scorers.probability
 from crm_core.errors import FitRejected, ModelError
 from scorers._special import FloatArray
-from scorers.bgnbd import BgNbdParams, expected_next_purchase_time, p_alive
+from scorers.bgnbd import expected_next_purchase_time, p_alive
 from scorers.clv import customer_lifetime_value
-from scorers.gamma_gamma import GammaGammaParams, expected_average_value
+from scorers.gamma_gamma import expected_average_value
 from scorers.pareto_nbd import ParetoNbdParams
 from scorers.probability import (
     MIN_CUSTOMERS,
@@ -28,39 +28,9 @@ from scorers.probability import (
 from scorers.probability_batch import score_batch
 from scorers.profile import Profile
 from scorers.purchase_models import PurchaseModel, check_fit, fit_purchase_model
+from tests.populations import AS_OF, BG, END, GG, WEEK, simulate
 
-WEEK = 7 * 86_400
-AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
-END = int(AS_OF.timestamp())
-BG = BgNbdParams(r=0.8, alpha=6.0, a=0.6, b=3.0)
-GG = GammaGammaParams(p=6.0, q=4.0, v=15.0)
 MODEL = ProbabilityModel("7", AS_OF, BG, GG, n_customers=5000, log_likelihood=-1.0)
-
-
-def simulate(n: int, seed: int) -> list[Profile]:
-    """Profiles of a BG/NBD + Gamma-Gamma population (BG, GG) observed for 52-104 weeks."""
-    rng = np.random.default_rng(seed)
-    lam, drop_p = rng.gamma(BG.r, 1 / BG.alpha, n), rng.beta(BG.a, BG.b, n)
-    big_t, drop_after = rng.uniform(52, 104, n), rng.geometric(drop_p)
-    x, t_x, clock, active = np.zeros(n, np.int64), np.zeros(n), np.zeros(n), np.ones(n, bool)
-    while active.any():  # one repeat purchase per round; drop out after the drop_after-th
-        clock[active] += rng.exponential(1 / lam[active])
-        active &= clock <= big_t
-        x[active] += 1
-        t_x[active] = clock[active]
-        active &= x < drop_after
-    orders = x + 1  # each on its own day
-    nu = rng.gamma(GG.q, 1 / GG.v, n)  # each order value ~ Gamma(p, nu)
-    first_value = rng.gamma(GG.p, 1 / nu)
-    repeat_total = np.where(x > 0, rng.gamma(np.maximum(x, 1) * GG.p, 1 / nu), 0.0)
-    first = END - np.round(big_t * WEEK).astype(np.int64)
-    last = first + np.round(t_x * WEEK).astype(np.int64)
-    return [
-        Profile(first_purchase_at=int(f), last_purchase_at=int(lp), orders=int(k),
-                purchase_days=int(k), first_day_minor=round(v * 100),
-                gross_minor=round(v * 100) + round(rest * 100))
-        for f, lp, k, v, rest in zip(first, last, orders, first_value, repeat_total, strict=True)
-    ]  # fmt: skip
 
 
 def test_doctests() -> None:

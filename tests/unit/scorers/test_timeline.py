@@ -11,32 +11,12 @@ from hypothesis import strategies as st
 
 from schemas.outputs import AlertType
 from scorers.alerts import AlertPolicy
-from scorers.bgnbd import BgNbdParams, p_alive_crossing_time
-from scorers.gamma_gamma import GammaGammaParams
+from scorers.bgnbd import p_alive_crossing_time
 from scorers.probability import ProbabilityModel
 from scorers.profile import Profile
-from scorers.quintiles import RfmBoundaries
 from scorers.segments import load_segments
 from scorers.timeline import Checkpoint, CustomerState, Timeline
-
-DAY = 86_400
-T0 = 1_700_000_000  # 2023-11-14, a whole second
-BOUNDS = RfmBoundaries(
-    version=1,
-    as_of=datetime(2026, 1, 1, tzinfo=UTC),
-    recency_days=(7, 30, 90, 180),
-    frequency=(1, 2, 3, 5),
-    monetary_minor=(1000, 5000, 10000, 50000),
-)
-MODEL = ProbabilityModel(
-    "1",
-    datetime(2026, 1, 1, tzinfo=UTC),
-    BgNbdParams(0.243, 4.414, 0.793, 2.426),
-    GammaGammaParams(6.25, 3.74, 15.44),
-    n_customers=2357,
-    log_likelihood=-9582.4,
-    high_value_clv=0.0,
-)
+from tests.unit.hand_built import BOUNDS, DAY, MODEL, T0
 
 
 def _timeline(model: ProbabilityModel | None = MODEL) -> Timeline:

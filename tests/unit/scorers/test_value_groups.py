@@ -16,8 +16,7 @@ from scorers.timeline import CustomerState
 from scorers.value_groups import VALUE_GROUPS, ValueGroupPolicy
 from streams.round.messages import Applied
 from streams.round.scorer import CustomerBefore, round_scorer
-from tests.unit.scorers.test_timeline import BOUNDS, DAY, MODEL, T0
-from tests.unit.streams.round.test_scorer import _Record
+from tests.unit.hand_built import BOUNDS, DAY, MODEL, T0, Record
 
 
 @pytest.mark.parametrize(
@@ -63,7 +62,7 @@ def test_complaints_of_a_high_value_customer_escalate_once() -> None:
     for n in range(5):  # three angry complaints, then two more inside the same episode
         at = T0 + DAY + n * 3600
         ticket = _ticket(at, n, texts[n % 3], complaint=True)
-        applied.append(Applied(_Record(topic="crm.service", offset=n), ticket, profile, at, False))
+        applied.append(Applied(Record(topic="crm.service", offset=n), ticket, profile, at, False))
     state = CustomerState(evaluated_at=T0, last_purchase_at=T0, high_value=True)
     before = {"c": CustomerBefore(profile, state, 0)}
 
@@ -84,7 +83,7 @@ def test_a_customer_outside_the_top_tier_does_not_escalate() -> None:
     scorer = round_scorer(Settings())
     profile = Profile(first_purchase_at=T0, last_purchase_at=T0, orders=1, gross_minor=5000)
     applied = [
-        Applied(_Record(offset=n), _ticket(T0 + n, n, "Awful.", True), profile, T0 + n, False)
+        Applied(Record(offset=n), _ticket(T0 + n, n, "Awful.", True), profile, T0 + n, False)
         for n in range(1, 4)
     ]
     before = {"c": CustomerBefore(profile, CustomerState(evaluated_at=T0), 0)}

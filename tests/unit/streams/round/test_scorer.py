@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
 import orjson
 
-from schemas import PurchaseEvent, example_event_dict
 from scorers.alerts import AlertPolicy
-from scorers.profile import Profile
 from scorers.segments import load_segments
 from scorers.timeline import CustomerState, Timeline
 from streams.round.messages import Applied
 from streams.round.scorer import CustomerBefore, RoundScorer
-from tests.unit.scorers.test_timeline import BOUNDS, DAY, T0
+from tests.unit.hand_built import BOUNDS, DAY, T0, Record, profile_of, purchase_event
 
 LIMIT = T0 + 400 * DAY
-
-
-@dataclass(frozen=True)
-class _Record:
-    topic: str = "crm.purchase"
-    partition: int = 0
-    offset: int = 0
-    key: bytes | None = b"c"
-    value: bytes | None = b""
-    timestamp: int | None = None
-
-
-def _purchase(at: int, event_id: str) -> PurchaseEvent:
-    raw = example_event_dict("order_placed")
-    raw.update(
-        customer_id="c", event_id=event_id, event_time=datetime.fromtimestamp(at, UTC).isoformat()
-    )
-    return PurchaseEvent.model_validate(raw)
-
-
-def _profile(*times: int) -> Profile:
-    return Profile(
-        first_purchase_at=min(times), last_purchase_at=max(times), orders=len(times),
-        gross_minor=5000 * len(times),
-    )  # fmt: skip
 
 
 def _scorer() -> RoundScorer:
@@ -50,12 +20,12 @@ def _scorer() -> RoundScorer:
 
 def test_events_and_the_silences_between_them_come_out_in_event_time_order() -> None:
     first, second = T0 + 10 * DAY, T0 + 50 * DAY  # R drops 7 and 30 days after `first`
-    after_first, after_second = _profile(T0, first), _profile(T0, first, second)
+    after_first, after_second = profile_of(T0, first), profile_of(T0, first, second)
     applied = [
-        Applied(_Record(), _purchase(first, "e1"), after_first, float(first), False),
-        Applied(_Record(), _purchase(second, "e2"), after_second, float(second), False),
+        Applied(Record(), purchase_event(first, "e1"), after_first, float(first), False),
+        Applied(Record(), purchase_event(second, "e2"), after_second, float(second), False),
     ]
-    before = {"c": CustomerBefore(_profile(T0), CustomerState(evaluated_at=T0), 0)}
+    before = {"c": CustomerBefore(profile_of(T0), CustomerState(evaluated_at=T0), 0)}
 
     out = _scorer().score(applied, before, {0: second + DAY})
 
@@ -76,7 +46,7 @@ def test_events_and_the_silences_between_them_come_out_in_event_time_order() -> 
 def test_a_customer_popped_without_events_is_re_scored_to_the_limit() -> None:
     last = T0 + 10 * DAY
     state = CustomerState(evaluated_at=last, segment="Champions", last_purchase_at=last)
-    before = {"c": CustomerBefore(_profile(T0, last), state, 0)}
+    before = {"c": CustomerBefore(profile_of(T0, last), state, 0)}
 
     out = _scorer().score([], before, {0: LIMIT})
 
@@ -91,9 +61,11 @@ def test_a_late_event_is_scored_but_raises_no_alert() -> None:
     late_at = T0 + 100 * DAY  # the watermark (LIMIT) passed it long ago
     state = CustomerState(evaluated_at=LIMIT, segment="Lost", last_purchase_at=T0)
     applied = [
-        Applied(_Record(), _purchase(late_at, "late"), _profile(T0, late_at), float(late_at), True)
+        Applied(
+            Record(), purchase_event(late_at, "late"), profile_of(T0, late_at), float(late_at), True
+        )
     ]
-    before = {"c": CustomerBefore(_profile(T0), state, 0)}
+    before = {"c": CustomerBefore(profile_of(T0), state, 0)}
 
     out = _scorer().score(applied, before, {0: LIMIT})
 

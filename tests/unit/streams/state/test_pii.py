@@ -19,7 +19,7 @@ from crm_core.settings import Settings
 from streams.state.keys import Layout
 from streams.state.pii import PLAIN, PiiCipher, key_id, parse_keys
 from streams.state.query_index import CustomerIndex, RoundIndexer
-from tests.unit.streams.state.test_query_index import _applied
+from tests.unit.hand_built import applied_event
 
 CONTACT = orjson.dumps({"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+1-555-0100"})
 
@@ -124,22 +124,22 @@ def test_the_round_writes_the_contact_sealed_and_only_when_it_changed() -> None:
     layout, cipher = Layout("t"), PiiCipher([("k1", _key())])
     indexer = RoundIndexer(layout, cipher)
     contact = {"name": "Ada Lovelace", "email": "ada@example.com"}
-    changed, commands = indexer.commands({}, [_applied(100, contact=contact)], [])
+    changed, commands = indexer.commands({}, [applied_event(100, contact=contact)], [])
     (write,) = [c for c in commands if c[0] == "SET"]
     assert write[1] == layout.contact("c") and isinstance(write[2], bytes)
     assert b"ada@example.com" not in write[2]
     assert orjson.loads(cipher.open("c", write[2])) == contact
     # the same contact again: nothing sealed or written; a new one is
-    _, again = indexer.commands(changed, [_applied(200, contact=contact)], [])
+    _, again = indexer.commands(changed, [applied_event(200, contact=contact)], [])
     assert not any(c[0] == "SET" for c in again)
     moved = {**contact, "email": "ada@example.org"}
-    _, newer = indexer.commands(changed, [_applied(300, contact=moved)], [])
+    _, newer = indexer.commands(changed, [applied_event(300, contact=moved)], [])
     (write,) = [c for c in newer if c[0] == "SET"]
     assert isinstance(write[2], bytes) and orjson.loads(cipher.open("c", write[2])) == moved
     # an index digested without a key (dev mode, before encryption): written once, sealed
-    plain_index, _ = RoundIndexer(layout).commands({}, [_applied(100, contact=contact)], [])
+    plain_index, _ = RoundIndexer(layout).commands({}, [applied_event(100, contact=contact)], [])
     assert plain_index["c"] != CustomerIndex()
-    _, upgrade = indexer.commands(plain_index, [_applied(400, contact=contact)], [])
+    _, upgrade = indexer.commands(plain_index, [applied_event(400, contact=contact)], [])
     (write,) = [c for c in upgrade if c[0] == "SET"]
     assert isinstance(write[2], bytes) and key_id(write[2]) == "k1"
 

@@ -4,32 +4,16 @@ owners, contacts; late events never overwrite newer envelope fields. And the Ope
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
-from schemas import PurchaseEvent, example_event_dict
-from scorers.profile import Profile
 from streams.api.openapi import OPENAPI_FILE, openapi_text
-from streams.round.messages import Applied, OutputMessage
+from streams.round.messages import OutputMessage
 from streams.state.keys import Layout
 from streams.state.query_index import CustomerIndex, RoundIndexer
-from tests.unit.streams.round.test_scorer import _Record
+from tests.unit.hand_built import applied_event
 
 L = Layout("t")
-
-
-def _applied(at: int, *, late: bool = False, newest: int | None = None, **envelope: Any) -> Applied:
-    raw = example_event_dict("order_placed")
-    raw.update(
-        customer_id="c", event_id=f"e{at}", event_time=datetime.fromtimestamp(at, UTC).isoformat()
-    )
-    raw.pop("contact", None)
-    raw.update(envelope)
-    event = PurchaseEvent.model_validate(raw)
-    last = newest if newest is not None else at
-    profile = Profile(last_purchase_event_at=last, last_purchase_at=last, orders=1)
-    return Applied(_Record(), event, profile, float(at), late)
 
 
 def _snapshot(
@@ -106,8 +90,8 @@ def test_value_group_and_cluster_sets_change_only_when_the_customer_moves() -> N
 def test_departments_owner_and_contact_come_from_the_newest_event() -> None:
     contact = {"name": "Jane Doe", "email": "jane@example.com"}
     applied = [
-        _applied(100, department="sales/emea", owner="agent-1", contact=contact),
-        _applied(200, department="sales/emea/uk", owner="agent-2"),
+        applied_event(100, department="sales/emea", owner="agent-1", contact=contact),
+        applied_event(200, department="sales/emea/uk", owner="agent-2"),
     ]
     changed, commands = RoundIndexer(L).commands({}, applied, [])
     index = changed["c"]
@@ -117,7 +101,7 @@ def test_departments_owner_and_contact_come_from_the_newest_event() -> None:
     assert index.contact is not None
     # the same contact again is not written again; a new owner leaves the old one's set
     changed2, commands2 = RoundIndexer(L).commands(
-        {"c": index}, [_applied(300, owner="agent-3", contact=contact)], []
+        {"c": index}, [applied_event(300, owner="agent-3", contact=contact)], []
     )
     assert ("SREM", L.agent("agent-2", "owned"), "c") in commands2
     assert ("SADD", L.agent("agent-3", "owned"), "c") in commands2
@@ -127,12 +111,12 @@ def test_departments_owner_and_contact_come_from_the_newest_event() -> None:
 
 def test_a_late_event_does_not_overwrite_what_a_newer_event_said() -> None:
     before = {"c": CustomerIndex(departments={"purchase": "sales/emea/uk"}, owner="agent-2")}
-    late = _applied(50, late=True, newest=200, department="sales/amer", owner="agent-9",
+    late = applied_event(50, late=True, newest=200, department="sales/amer", owner="agent-9",
                     contact={"name": "Old Name"})  # fmt: skip
     changed, commands = RoundIndexer(L).commands(before, [late], [])
     assert changed == {} and commands == []
     # a late event that is still the newest of its customer does count
-    newest = _applied(50, late=True, newest=50, department="sales/amer")
+    newest = applied_event(50, late=True, newest=50, department="sales/amer")
     changed, _ = RoundIndexer(L).commands(before, [newest], [])
     assert changed["c"].departments == {"purchase": "sales/amer"}
 
