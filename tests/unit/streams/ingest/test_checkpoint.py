@@ -2,7 +2,7 @@
 a step that fails leaves the round where it was, and nothing after it happens.
 
 Redis and Kafka are stood in for by plain recorders (the integration tests run the real
-thing: tests/integration/test_faults_*.py kill and refuse them under a running worker); the
+thing: tests/integration/faults/ kill and refuse them under a running worker); the
 recovery bookkeeping is the real one, it only builds commands."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import doctest
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry, Counter
@@ -30,82 +29,14 @@ from streams.ingest.checkpoint import (
 from streams.ingest.records import BatchResult
 from streams.round.messages import OutputMessage
 from streams.round.scorer import ScoredRound
-from streams.state.due_index import DueIndex
-from streams.state.recovery import RoundRecovery
 from streams.state.retry import RedisSteps
+from tests.unit.streams.ingest.fakes import FakeCommits, FakeOutputs, FakeStore, Journal
 
 T = TypeVar("T")
-Journal = list[str]
 
 
 def _message(partition: int, key: bytes) -> OutputMessage:
     return OutputMessage(partition, key, b'{"k": "' + key + b'"}')
-
-
-class FakeStore:
-    """Records what the checkpoint asks of Redis; ``refusals`` saves fail first."""
-
-    def __init__(self, journal: Journal, fresh: list[bool], refusals: int = 0) -> None:
-        self.recovery = RoundRecovery("t", DueIndex(aioredis.Redis(), "t"))  # never connects
-        self._journal = journal
-        self._fresh = fresh
-        self.refusals = refusals
-        self.saved: list[Mapping[int, float]] = []
-        self.recent: list[tuple[str, str, bytes]] = []
-
-    async def save(
-        self, scored: ScoredRound, watermarks: Mapping[int, float], *_: Any
-    ) -> list[bool]:
-        self._journal.append("save")
-        if self.refusals:
-            self.refusals -= 1
-            raise StateStoreError("OOM command not allowed when used memory > 'maxmemory'.")
-        self.saved.append(watermarks)
-        return self._fresh
-
-    async def record_alerts(self, alerts: Sequence[tuple[str, str, bytes]]) -> None:
-        self._journal.append("record_alerts")
-        self.recent += alerts
-
-
-class FakeOutputs:
-    """Records each publish; every delivery is acknowledged at once, unless ``refuse`` names
-    the topic Kafka refuses (the send raises, as aiokafka's does when it times out)."""
-
-    def __init__(self, journal: Journal, refuse: str | None = None) -> None:
-        self._journal = journal
-        self._refuse = refuse
-        self.sent: dict[str, list[OutputMessage]] = {}
-        self.deliveries: list[asyncio.Future[Any]] = []
-
-    async def publish(
-        self, name: str, messages: Iterable[OutputMessage]
-    ) -> list[asyncio.Future[Any]]:
-        self._journal.append(f"publish {name}")
-        if name == self._refuse:
-            raise KafkaTimeoutError()
-        self.sent[name] = list(messages)
-        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        delivery.set_result(None)
-        self.deliveries.append(delivery)
-        return [delivery]
-
-    async def publish_dead_letters(
-        self, messages: Iterable[OutputMessage]
-    ) -> list[asyncio.Future[Any]]:
-        return await self.publish("deadletter", messages)
-
-
-class FakeCommits:
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-        self.added: list[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = []
-
-    async def add(
-        self, deliveries: list[asyncio.Future[Any]], commits: dict[TopicPartition, int], *_: Any
-    ) -> None:
-        self._journal.append("commit")
-        self.added.append((deliveries, commits))
 
 
 def _outcome() -> RoundOutcome:

@@ -2,7 +2,7 @@
 partitions a finishing round may still write, the part of a round dropped when one moved, and
 what a new owner publishes again of what the previous one left unacknowledged.
 
-The broker is a recording fake (tests/unit/streams/ingest/fake_kafka.py) and the recovery
+The broker is a recording fake (tests/unit/streams/ingest/fakes.py) and the recovery
 bookkeeping the real one; tests/integration/faults/test_kill.py moves partitions under real
 workers."""
 
@@ -29,7 +29,7 @@ from streams.state.recovery import RoundRecovery
 from streams.state.resp import Command
 from streams.state.round_store import RoundStore
 from tests.unit.hand_built import Record
-from tests.unit.streams.ingest.fake_kafka import FakeProducer
+from tests.unit.streams.ingest.fakes import FakeProducer
 
 T = TypeVar("T")
 KEYS = Layout("t")
