@@ -48,22 +48,25 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(name: str, path: Path) -> Iterator[str]:
-    """Every module ``name`` imports (a ``from m import x`` names ``m.x`` when that is one)."""
+def _import_statements(name: str, path: Path) -> Iterator[tuple[str, list[str]]]:
+    """Each import of module ``name`` as (the module it reads, the names it takes from it)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
+            yield from ((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 source = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                source = node.module or ""
-            yield source
-            for alias in node.names:
-                if f"{source}.{alias.name}" in MODULES:
-                    yield f"{source}.{alias.name}"
+            yield source, [alias.name for alias in node.names]
+
+
+def _imports(name: str, path: Path) -> Iterator[str]:
+    """Every module ``name`` imports (a ``from m import x`` names ``m.x`` when that is one)."""
+    for source, names in _import_statements(name, path):
+        yield source
+        yield from (f"{source}.{n}" for n in names if f"{source}.{n}" in MODULES)
 
 
 GRAPH = {name: sorted(set(_imports(name, path))) for name, path in MODULES.items()}
@@ -174,17 +177,9 @@ def _test_modules() -> dict[str, Path]:
 
 def _imported_names(name: str, path: Path) -> Iterator[str]:
     """Every module name ``name`` imports, and each ``m.x`` of a ``from m import x``."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            source = node.module or ""
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                source = ".".join([*base, *([node.module] if node.module else [])])
-            yield source
-            yield from (f"{source}.{alias.name}" for alias in node.names)
+    for source, names in _import_statements(name, path):
+        yield source
+        yield from (f"{source}.{n}" for n in names)
 
 
 @pytest.mark.parametrize("module", sorted(_test_modules()))
