@@ -158,6 +158,28 @@ class LocalRedisCluster:
             f"ready in {waited:.1f} s; CRM_REDIS_URL={self.url}"
         )
 
+    def node_id(self, port: int) -> str:
+        """The cluster's id of the node on ``port``."""
+        done = self._cli("-h", "127.0.0.1", "-p", str(port), "cluster", "myid")
+        if done.returncode != 0 or not done.stdout.strip():
+            raise ServiceError(f"the Redis Cluster node on port {port} did not say its id: "
+                               f"{done.stdout}{done.stderr}; is it running?")  # fmt: skip
+        return done.stdout.strip()
+
+    def reshard(self, slots: int, source: int, target: int) -> str:
+        """Move ``slots`` hash slots (and their keys) from the node on port ``source`` to the
+        one on ``target`` (``redis-cli --cluster reshard``), while clients keep using them."""
+        done = self._cli(
+            "--cluster", "reshard", f"127.0.0.1:{source}",
+            "--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target),
+            "--cluster-slots", str(slots), "--cluster-yes",
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise ServiceError(f"redis-cli --cluster reshard failed:\n{done.stdout[-2000:]}"
+                               f"{done.stderr[-2000:]}")  # fmt: skip
+        moved = done.stdout.count("Moving slot")
+        return f"{moved} slots moved from 127.0.0.1:{source} to 127.0.0.1:{target}"
+
     def down(self) -> str:
         stopped = 0
         for pid_file in sorted(self.home.glob("*/redis.pid")):  # every node, whatever the count

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisError
 
 from crm_core.errors import StateStoreError
@@ -21,8 +22,9 @@ from scorers.dedup import event_id_hash
 from scorers.profile import FIELD_CODES, Profile, ProfileDelta
 from streams.state.keys import OFFSET_FIELDS, Layout
 from streams.state.records import SCRIPT, ProfileRecords, pairs, read_command
-from streams.state.resp import RespConnection, Sent
+from streams.state.resp import Sent
 from streams.state.resp import pack_command as _pack_command
+from streams.state.resp_cluster import cluster_seeds, hot_connection, is_cluster_url
 
 __all__ = [
     "ApplyOutcome",
@@ -83,7 +85,12 @@ def connect_redis(settings: Settings, *, max_connections: int | None = None) -> 
     """An asyncio Redis client from settings (password passed through, never logged).
 
     With ``max_connections`` its requests wait (up to 5 s) for one of that many connections when
-    Redis is slow, instead of opening more and more of them.
+    Redis is slow, instead of opening more and more of them (per node on a cluster).
+
+    A cluster URL (``redis+cluster://host:port,...``) gives redis-py's cluster client, typed as
+    the plain client whose command methods it answers: it routes each command by its key's slot,
+    splits pipelines by node, loads scripts on every master and follows MOVED/ASK. It refuses
+    what a cluster cannot do (MULTI over several slots); SCAN it runs on every master.
     """
     password = settings.redis_password
     options: dict[str, Any] = {
@@ -92,6 +99,16 @@ def connect_redis(settings: Settings, *, max_connections: int | None = None) -> 
         "socket_connect_timeout": min(5.0, settings.redis_timeout_seconds),
         "health_check_interval": 30,
     }
+    if is_cluster_url(settings.redis_url):
+        seeds = cluster_seeds(settings.redis_url)
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in seeds.nodes],
+            username=seeds.username,
+            ssl=seeds.tls,
+            max_connections=max_connections or 100,
+            **{**options, "password": options["password"] or seeds.password},
+        )
+        return cast(aioredis.Redis, cluster)
     if max_connections is None:
         return aioredis.Redis.from_url(settings.redis_url, **options)
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -111,7 +128,7 @@ class RedisProfileStore:
         self._sha: str | None = None
         self._sent_last: dict[str, tuple[str, int]] = {}  # per customer, of the last pack
         password = settings.redis_password
-        self._hot = RespConnection(
+        self._hot = hot_connection(
             settings.redis_url,
             password.get_secret_value() if password else None,
             settings.redis_timeout_seconds,

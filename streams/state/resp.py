@@ -88,13 +88,18 @@ class RespConnection:
         """Incremented whenever the connection is closed; replies of older sends are lost."""
         return self._generation
 
+    @property
+    def connected(self) -> bool:
+        """Whether a send would be written now (:meth:`send` does not return None)."""
+        return self._writer is not None and not self._writer.is_closing()
+
     def send(self, packed: bytes, count: int) -> Sent | None:
         """Write ``count`` packed commands now, without waiting; None when not connected.
 
         Redis executes commands from one connection in order, so what was sent on a connection
         that later failed was executed up to some point and not after it.
         """
-        if self._writer is None or self._writer.is_closing():
+        if self._writer is None or not self.connected:
             return None
         self._writer.write(packed)
         self._sent += 1

@@ -39,7 +39,8 @@ from streams.state.profiles import ApplyRequest, ApplyResult, InFlight, RedisPro
 from streams.state.query_index import CustomerIndex, RoundIndexer
 from streams.state.records import write_command
 from streams.state.recovery import RoundRecovery
-from streams.state.resp import Command, RespConnection, pack_command
+from streams.state.resp import Command, pack_command
+from streams.state.resp_cluster import hot_connection
 
 __all__ = ["PendingRound", "RoundStore"]
 
@@ -84,7 +85,7 @@ class RoundStore:
         password = settings.redis_password
         # Saves go on their own connection: the store's may hold the next round's reads,
         # whose replies must be read first.
-        self._writer = RespConnection(
+        self._writer = hot_connection(
             settings.redis_url,
             password.get_secret_value() if password else None,
             settings.redis_timeout_seconds,

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from crm_core.settings import Settings
+from crm_score.services import LocalRedisCluster
+from streams.state.profiles import connect_redis
+from tests.integration.harness import free_port_run
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +33,9 @@ def _listening(host_port: str) -> bool:
 def base_settings() -> Settings:
     """Settings of the running services; fails (not skips) when they are down."""
     settings = Settings()
-    redis_host_port = settings.redis_url.split("//", 1)[1].split("/", 1)[0]
+    # The first node of a cluster URL (redis+cluster://h:p,h:p,...) stands for the cluster.
+    redis_host_port = settings.redis_url.split("//", 1)[1].split("/", 1)[0].split(",")[0]
+    redis_host_port = redis_host_port.rpartition("@")[2]
     for what, address in (("Kafka", settings.kafka_bootstrap), ("Redis", redis_host_port)):
         if not _listening(address):
             pytest.fail(
@@ -55,10 +61,34 @@ def isolated_settings(base_settings: Settings) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalRedisCluster]:
+    """A private 3-master Redis Cluster on free ports for the session (stopped by PID)."""
+    root: Path = tmp_path_factory.mktemp("redis-cluster")
+    cluster = LocalRedisCluster(
+        base_settings.model_copy(
+            update={"services_dir": root, "redis_cluster_port": free_port_run(3, bus=True)}
+        )
+    )
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def cluster_settings(isolated_settings: Settings, redis_cluster: LocalRedisCluster) -> Settings:
+    """:func:`isolated_settings` on the private Redis Cluster (``redis+cluster://...``)."""
+    return isolated_settings.model_copy(update={"redis_url": redis_cluster.url})
+
+
 @pytest.fixture
 async def redis_client(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """An asyncio Redis client for reading state back."""
-    client = aioredis.Redis.from_url(base_settings.redis_url)
+    client = connect_redis(base_settings)
     yield client
     await client.aclose()
 

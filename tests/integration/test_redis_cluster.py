@@ -1,0 +1,103 @@
+"""The pipeline's state guarantees on a real Redis Cluster (3 masters, private, free ports).
+
+The single-node tests that cover them run here again with ``CRM_REDIS_URL=redis+cluster://``
+(the shared Kafka, a fresh prefix): effectively-once and the batch oracle after SIGKILLs
+(:mod:`tests.integration.test_pipeline`), replay = live
+(:mod:`tests.integration.test_replay_equals_live`). Then what only a cluster has: a slot range
+moved to another master mid-stream (MOVED / ASK on the hot path), ending equal to a clean run
+with no alert doubled, then the state wiped and rebuilt from the topics on the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from crm_core.settings import Settings
+from crm_score.rebuild import rebuild_state
+from crm_score.services import LocalRedisCluster
+from streams.state.profiles import connect_redis
+
+# Modules, not their tests: a test imported by name would also run here on one Redis.
+from tests.integration import test_pipeline as pipeline
+from tests.integration import test_replay_equals_live as replay
+from tests.integration.faults import (
+    assert_matches_clean,
+    assert_state_matches,
+    consumed_at_least,
+    publish_models,
+    read_outcome,
+    standard_fault_run,
+)
+from tests.integration.harness import WorkerProcess, wait_caught_up
+
+pytestmark = pytest.mark.integration
+
+
+async def test_produced_twice_counts_once_on_the_cluster(
+    cluster_settings: Settings, tmp_path: Path
+) -> None:
+    await pipeline.test_same_file_produced_twice_counts_once(cluster_settings, tmp_path)
+
+
+async def test_sigkill_and_restart_equal_the_batch_oracle_on_the_cluster(
+    cluster_settings: Settings, tmp_path: Path
+) -> None:
+    await pipeline.test_sigkill_mid_stream_and_restart(cluster_settings, tmp_path)
+
+
+async def test_replay_equals_live_on_the_cluster(
+    cluster_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await replay.test_replay_in_one_go_in_chunks_and_shuffled_agree(
+        cluster_settings, tmp_path, monkeypatch
+    )
+
+
+async def test_slots_moved_mid_stream_then_wipe_and_rebuild(
+    base_settings: Settings,
+    cluster_settings: Settings,
+    redis_cluster: LocalRedisCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_LEARNER_ENABLED", "false")
+    run = await standard_fault_run(base_settings, cluster_settings, tmp_path)
+    history, reference, settings = run.history, run.reference, run.settings
+    worker = WorkerProcess(settings, str(tmp_path / "worker.log"))
+    first, second, _ = redis_cluster.ports
+    try:
+        await worker.start()
+        await consumed_at_least(worker, len(history.messages) // 4)
+        # 600 of the first master's slots go to the second and come back, keys and all, while
+        # the worker writes to them.
+        there = await asyncio.to_thread(redis_cluster.reshard, 600, first, second)
+        back = await asyncio.to_thread(redis_cluster.reshard, 600, second, first)
+        consumed = worker.health_status()[1].get("consumed")
+        await wait_caught_up(settings, [worker], timeout=180)
+        assert worker.proc is not None and worker.proc.returncode is None, worker.log_tail()
+    finally:
+        await worker.stop()
+    outcome = await read_outcome(settings, history)
+    assert_matches_clean(outcome, reference, history)
+    assert outcome.repeats() == 0, "the worker did not restart, so no alert may be repeated"
+    log = worker.log_tail(200_000)
+    redirected = log.count("MOVED") + log.count("ASK")
+    print(f"\n{there}; {back}; {consumed} of {len(history.messages)} consumed by then; "
+          f"{redirected} redirects logged")  # fmt: skip
+
+    # All the deployment's keys gone from every master, then rebuilt from the topics.
+    client = connect_redis(settings)
+    try:
+        async for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+    await publish_models(settings, history)
+    report = await rebuild_state(settings, until=history.until, progress=False, give_up_after=180)
+    rebuilt = await read_outcome(settings, history, alerts=False)
+    assert_state_matches(rebuilt, reference, history)
+    # Every message read (more when a rebalance under load made it read some twice).
+    assert report.messages >= len(history.messages), report
