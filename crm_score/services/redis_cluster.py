@@ -177,8 +177,7 @@ class LocalRedisCluster:
         if done.returncode != 0:
             raise ServiceError(f"redis-cli --cluster reshard failed:\n{done.stdout[-2000:]}"
                                f"{done.stderr[-2000:]}")  # fmt: skip
-        moved = done.stdout.count("Moving slot")
-        return f"{moved} slots moved from 127.0.0.1:{source} to 127.0.0.1:{target}"
+        return f"{slots} slots moved from 127.0.0.1:{source} to 127.0.0.1:{target}"
 
     def down(self) -> str:
         stopped = 0

@@ -39,6 +39,7 @@ from streams.models.registry import CHURN_MODEL, CLUSTERS_MODEL, PROBABILITY_MOD
 from streams.state.cross_sell_counts import CrossSellRound
 from streams.state.keys import SORTS, Layout, Sort
 from streams.state.pii import PiiCipher
+from streams.state.profiles import get_many
 
 __all__ = ["ApiHandlers"]
 
@@ -314,7 +315,7 @@ class ApiHandlers:
     async def _watermarks(self) -> dict[int, float]:
         """Each partition's saved watermark (epoch seconds); partitions without one left out."""
         partitions = range(self.settings.partitions)
-        values = await self.client.mget([self.layout.watermark(p) for p in partitions])
+        values = await get_many(self.client, [self.layout.watermark(p) for p in partitions])
         return {p: float(v) for p, v in zip(partitions, values, strict=True) if v is not None}
 
     async def _newest_watermark(self) -> datetime:

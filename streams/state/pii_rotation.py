@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -23,6 +22,7 @@ from redis.commands.core import AsyncScript
 from crm_core.errors import ConfigError, DecryptionError
 from streams.state.keys import Layout
 from streams.state.pii import PiiCipher, key_id
+from streams.state.profiles import get_many
 
 __all__ = ["RotationReport", "rotate_contacts"]
 
@@ -94,7 +94,7 @@ async def _rotate(
     report: RotationReport,
 ) -> None:
     """Rotate one chunk of contact keys."""
-    values = cast(list[bytes | None], await client.mget(keys))
+    values = await get_many(client, keys)
     async with client.pipeline(transaction=False) as pipe:
         queued = 0
         for key, value in zip(keys, values, strict=True):

@@ -33,6 +33,7 @@ __all__ = [
     "InFlight",
     "RedisProfileStore",
     "connect_redis",
+    "get_many",
 ]
 
 
@@ -115,6 +116,15 @@ def connect_redis(settings: Settings, *, max_connections: int | None = None) -> 
         settings.redis_url, max_connections=max_connections, timeout=5, **options
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+async def get_many(client: aioredis.Redis, keys: Sequence[str | bytes]) -> list[bytes | None]:
+    """``GET`` of each key in one round trip, on one Redis or a cluster (where ``MGET`` must
+    name keys of one slot)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        return cast(list[bytes | None], await pipe.execute())
 
 
 class RedisProfileStore:
