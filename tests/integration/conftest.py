@@ -85,6 +85,16 @@ def cluster_settings(isolated_settings: Settings, redis_cluster: LocalRedisClust
     return isolated_settings.model_copy(update={"redis_url": redis_cluster.url})
 
 
+@pytest.fixture(params=["one-redis", "redis-cluster"])
+def state_settings(request: pytest.FixtureRequest, isolated_settings: Settings) -> Settings:
+    """:func:`isolated_settings` on the shared Redis, then on the private Redis Cluster: for
+    the tests of the state guarantees that must hold on both."""
+    if request.param == "one-redis":
+        return isolated_settings
+    cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+    return isolated_settings.model_copy(update={"redis_url": cluster.url})
+
+
 @pytest.fixture
 async def redis_client(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """An asyncio Redis client for reading state back."""

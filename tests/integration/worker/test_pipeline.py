@@ -58,11 +58,12 @@ async def test_normal_run_state_equals_recomputation(
     assert len(letters) == malformed, worker.log_tail()
 
 
-async def test_sigkill_mid_stream_and_restart(isolated_settings: Settings, tmp_path: Path) -> None:
+async def test_sigkill_mid_stream_and_restart(state_settings: Settings, tmp_path: Path) -> None:
+    """On one Redis and on a Redis Cluster (``state_settings``)."""
     messages = _history(seed=2, customers=300)
-    worker = WorkerProcess(isolated_settings, str(tmp_path / "worker.log"))
+    worker = WorkerProcess(state_settings, str(tmp_path / "worker.log"))
     # ~4.5k messages over ~18 s, killed three times while they are still arriving
-    producing = asyncio.create_task(produce_messages(isolated_settings, messages, rate=250))
+    producing = asyncio.create_task(produce_messages(state_settings, messages, rate=250))
     rnd = random.Random(7)
     kills_mid_stream = 0
     try:
@@ -73,11 +74,11 @@ async def test_sigkill_mid_stream_and_restart(isolated_settings: Settings, tmp_p
             await worker.kill()
         await producing
         await worker.start()
-        await wait_caught_up(isolated_settings, [worker])
+        await wait_caught_up(state_settings, [worker])
     finally:
         await worker.stop()
     assert kills_mid_stream == 3
-    await _assert_state_matches(isolated_settings, messages)
+    await _assert_state_matches(state_settings, messages)
 
 
 async def test_same_file_produced_twice_counts_once(

@@ -1,15 +1,14 @@
-"""The pipeline's state guarantees on a real Redis Cluster (3 masters, private, free ports),
-with ``CRM_REDIS_URL=redis+cluster://...``, the shared Kafka and a fresh prefix.
+"""Slots moved between Redis Cluster masters mid-stream, then the state wiped and rebuilt.
 
-- Effectively-once and the batch oracle: workers SIGKILLed mid-stream and restarted
-  (:func:`tests.integration.test_pipeline.test_sigkill_mid_stream_and_restart`, run again here).
-- Replay = live, and a resharding: the standard history replayed on the cluster while 600 slots
-  move to another master and back (MOVED / ASK on the hot path) ends with the profiles equal to
-  the batch oracle and the alert states, due-index and alert keys equal to the clean run on one
-  Redis (:func:`tests.integration.faults.assert_matches_clean`), no alert published twice.
-- Rebuild: then every key is wiped from every master and ``rebuild_state`` reaches that state again.
-
-The three-run replay test (~150 s here) stays single-node: CI's budget for these is ~3 minutes.
+On the session's private 3-master cluster (``CRM_REDIS_URL=redis+cluster://...``), the shared
+Kafka and a fresh prefix: the standard history replayed while 600 slots move to another master
+and back (MOVED / ASK on the hot path) ends with the profiles equal to the batch oracle and the
+alert states, due-index and alert keys equal to the clean run on one Redis
+(:func:`tests.integration.histories.assert_matches_clean`: replay on a cluster = live on one
+Redis), no alert published twice; then every key is wiped from every master and
+``rebuild_state`` reaches that state again. Effectively-once after SIGKILLs on the cluster is
+``test_sigkill_mid_stream_and_restart[redis-cluster]`` (tests/integration/worker/).
+The three-run replay test (~150 s) stays single-node: CI's budget for cluster tests is ~3 min.
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ import pytest
 from crm_core.settings import Settings
 from crm_score.rebuild import rebuild_state
 from crm_score.services import LocalRedisCluster
-from streams.state.profiles import connect_redis
-
-# The module, not its test: a test imported by name would also run here on one Redis.
-from tests.integration import test_pipeline as pipeline
-from tests.integration.faults import (
+from tests.integration.harness import WorkerProcess, wait_caught_up
+from tests.integration.histories import (
     assert_matches_clean,
     assert_state_matches,
     consumed_at_least,
@@ -34,15 +30,9 @@ from tests.integration.faults import (
     read_outcome,
     standard_fault_run,
 )
-from tests.integration.harness import WorkerProcess, wait_caught_up
+from tests.integration.keyspace import wipe
 
 pytestmark = pytest.mark.integration
-
-
-async def test_sigkill_and_restart_equal_the_batch_oracle_on_the_cluster(
-    cluster_settings: Settings, tmp_path: Path
-) -> None:
-    await pipeline.test_sigkill_mid_stream_and_restart(cluster_settings, tmp_path)
 
 
 async def test_slots_moved_mid_stream_then_wipe_and_rebuild(
@@ -76,12 +66,7 @@ async def test_slots_moved_mid_stream_then_wipe_and_rebuild(
     print(f"\n{there}; {back}; {redirected} redirects logged")
 
     # All the deployment's keys gone from every master, then rebuilt from the topics.
-    client = connect_redis(settings)
-    try:
-        async for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
-            await client.delete(key)
-    finally:
-        await client.aclose()
+    await wipe(settings, keep_suppression=False)
     await publish_models(settings, history)
     report = await rebuild_state(settings, until=history.until, progress=False, give_up_after=180)
     rebuilt = await read_outcome(settings, history, alerts=False)
