@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     erasure_key: SecretStr | None = None  # HMAC key of the erased ids' suppression records
     # An erasure deletes again after this long, when rounds in flight at its start are done.
     erase_fence_seconds: float = Field(default=5.0, ge=0)
+    # Off (None): data is kept. Else a customer with no event for this many days, in event
+    # time, is removed, without a suppression record (scorers/retention.py).
+    retention_days: float | None = Field(default=None, gt=0)
     population_refresh_seconds: float = Field(default=3600.0, ge=0)
 
     # --- the churn model (labels, learner, scoring) -------------------------------------------

@@ -302,6 +302,7 @@ def replay_events(
     with ``churn_model`` published from the start (None: the cold-start fallback); keep the
     snapshots and alerts too when ``outputs``."""
     scorer = round_scorer(settings, boundaries=boundaries, model=model)
+    scorer.retention = None  # scores every customer of the file: retention is the worker's
     if scorer.churn is not None:
         scorer.churn.model = churn_model
     replay = RoundReplay(parsed, scorer)

@@ -77,6 +77,7 @@ def score_customers(
     """One score snapshot per customer (by id) at epoch second ``as_of``, from their stored
     profile and state: a round whose watermark is ``as_of`` with a checkpoint for everyone."""
     scorer = round_scorer(settings, boundaries=boundaries, model=model)
+    scorer.retention = None  # scores every customer of the file: retention is the worker's
     if scorer.churn is not None:
         scorer.churn.model = churn
     before = {

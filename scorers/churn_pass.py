@@ -10,7 +10,7 @@ of snapshots still waiting for their label go back into the customer's state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,12 +36,15 @@ class ChurnPass:
         before: Mapping[str, CustomerState],
         groups: ValueGroupPolicy | None = None,
         high_value_clv: float | None = None,
+        *,
+        fresh: Collection[int] = (),
     ) -> None:
         self._churn = churn
         self._before = before
         self._fields = fields
         self._groups = groups
         self._high_value_clv = high_value_clv
+        self._fresh = fresh  # points where a customer starts afresh (its data expired)
         # Rows are built where they are used: every checkpoint when a model scores, else only
         # snapshots (training) and fallback scores high enough to need reasons.
         model = churn.active_model
@@ -102,6 +105,9 @@ class ChurnPass:
 
     def at_point(self, n: int, customer_id: str, point: Checkpoint) -> dict[str, Any]:
         """Snapshot fields of the ``n``-th checkpoint; adds a ``churn_risk`` alert to it."""
+        if n in self._fresh:  # a new customer from here: nothing carries over
+            self._alerted[customer_id], self._group[customer_id] = False, None
+            self._features[customer_id] = {}
         score = self._scores[n]
         values = self._values[n]
         if point.snapshot and values is not None:

@@ -71,6 +71,12 @@ class PipelineMetrics:
             "Valid events not applied, by reason (erased: the customer was erased)",
             "reason",
         )
+        self.removed = m.counter(
+            "crm_customers_removed",
+            "Customers whose data was removed, by reason (retention: silent past "
+            "CRM_RETENTION_DAYS in event time, or an event found its old data expired)",
+            "reason",
+        )
         self.consumed = m.counter("crm_consumed", "Messages consumed from input topics")
         self.event_to_score = m.histogram(
             "crm_event_to_score_seconds",

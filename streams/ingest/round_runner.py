@@ -237,6 +237,8 @@ class RoundRunner:
         checkpoint = RoundCheckpoint(outcome, self.rounds, self.retrying, outputs)
         await checkpoint.save()
         self.steps.recovered()
+        if self.rounds.retention_removed:
+            self._metrics.removed.labels("retention").inc(self.rounds.retention_removed)
         self._last_states = outcome.scored.states
         for partition, items in outcome.scored.due.items():
             # A due time the next round's sweep popped past before this save landed.

@@ -34,6 +34,7 @@ from scorers.probability import ProbabilityModel
 from scorers.probability_batch import BatchScores, score_batch
 from scorers.profile import Profile
 from scorers.quintiles import RfmBoundaries
+from scorers.retention import due_with_retention, expires_at, retention_seconds, starts_afresh
 from scorers.segments import load_segments
 from scorers.timeline import Checkpoint, CustomerState, Timeline
 from scorers.value_groups import ValueGroupPolicy
@@ -62,6 +63,11 @@ class ScoredRound:
     due: dict[int, list[tuple[str, float | None]]] = field(default_factory=dict)
     timer_checkpoints: int = 0
     examples: list[OutputMessage] = field(default_factory=list)
+    # Retention (scorers/retention.py): customers whose data expired at the round's end
+    # (customer -> partition, the newest event time they were removed with), and those whose
+    # old data an event found expired (it started a new customer: the old data must go).
+    expired: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reset: set[str] = field(default_factory=set)
 
     def only(self, partitions: Collection[int], partition_of: Mapping[str, int]) -> ScoredRound:
         """The part of the round on ``partitions`` (``partition_of``: customer -> partition);
@@ -73,6 +79,8 @@ class ScoredRound:
             {p: items for p, items in self.due.items() if p in partitions},
             self.timer_checkpoints,
             [m for m in self.examples if m.partition in partitions],
+            {c: e for c, e in self.expired.items() if e[0] in partitions},
+            {c for c in self.reset if partition_of[c] in partitions},
         )
 
 
@@ -87,12 +95,14 @@ class RoundScorer:
         fx_rates: Mapping[str, float] | None = None,
         *,
         marketing_when_not_contactable: bool = False,
+        retention: int | None = None,
     ) -> None:
         self.timeline = timeline
         self.churn = churn
         self.groups = groups
         self.fx_rates = dict(fx_rates) if fx_rates is not None else {"USD": 1.0}
         self.marketing_when_not_contactable = marketing_when_not_contactable
+        self.retention = retention  # seconds of silence before a customer expires (None: off)
 
     def _order(self, event: Event) -> tuple[str, str, int] | None:
         if not isinstance(event, PurchaseEvent):
@@ -128,6 +138,8 @@ class RoundScorer:
 
         out = ScoredRound()
         points: list[tuple[str, CustomerBefore, Checkpoint]] = []
+        fresh: set[int] = set()  # points where a customer starts afresh (retention)
+        retention = self.retention
         for customer_id, known in before.items():
             state, profile = known.state, known.profile or Profile()
             watermark = watermarks[known.partition]
@@ -135,6 +147,11 @@ class RoundScorer:
             for i in by_customer.get(customer_id, ()):
                 a = applied[i]
                 at = int(a.event_time)
+                if starts_afresh(profile, at, retention):
+                    state, walked = self._expire(customer_id, state, profile, walked)
+                    state, profile = CustomerState(), Profile()
+                    fresh.add(len(points) + len(walked))
+                    out.reset.add(customer_id)
                 if not a.late:
                     state, silent = timeline.silence(customer_id, state, profile, at, upto=False)
                     walked += silent
@@ -155,13 +172,20 @@ class RoundScorer:
                 profile = a.profile
                 if state.evaluated_at is None:  # only late events so far
                     state = state._replace(evaluated_at=watermark)
+            end = expires_at(profile, retention)
+            if end is not None and end <= watermark:
+                _, walked = self._expire(customer_id, state, profile, walked)
+                out.expired[customer_id] = (known.partition, end - (retention or 0))
+                out.due.setdefault(known.partition, []).append((customer_id, None))
+                points += [(customer_id, known, p) for p in walked]
+                continue
             state, silent = timeline.silence(customer_id, state, profile, watermark, upto=True)
             walked += silent
             if at_watermark and not (walked and walked[-1].at == watermark):
                 state, point = timeline.checkpoint(customer_id, state, profile, watermark)
                 walked.append(point)
             after = max(watermark, state.evaluated_at or watermark)
-            due = timeline.next_due(state, profile, after)
+            due = due_with_retention(timeline.next_due(state, profile, after), profile, retention)
             out.due.setdefault(known.partition, []).append((customer_id, due))
             if state != known.state:
                 out.states[customer_id] = state
@@ -187,8 +211,9 @@ class RoundScorer:
             states = {c: known.state for c, known in before.items()}
             cut = None if model is None else model.high_value_clv
             churn = ChurnPass(
-                self.churn, [(c, p) for c, _, p in points], fields_of, states, self.groups, cut
-            )
+                self.churn, [(c, p) for c, _, p in points], fields_of, states, self.groups, cut,
+                fresh=fresh,
+            )  # fmt: skip
         for n, (customer_id, known, point) in enumerate(points):
             fields = fields_of[n]
             if point.event_index is not None:
@@ -254,7 +279,18 @@ class RoundScorer:
         if churn is not None:
             for customer_id, state in churn.final_states(out.states).items():
                 out.states[customer_id] = state
+        for customer_id in out.expired:
+            out.states.pop(customer_id, None)
         return out
+
+    def _expire(
+        self, customer_id: str, state: CustomerState, profile: Profile, walked: list[Checkpoint]
+    ) -> tuple[CustomerState, list[Checkpoint]]:
+        """The customer's checkpoints up to (not at) its expiry (scorers/retention.py)."""
+        end = expires_at(profile, self.retention)
+        assert end is not None  # only called for a customer that expires
+        state, silent = self.timeline.silence(customer_id, state, profile, end, upto=False)
+        return state, walked + silent
 
 
 def round_scorer(
@@ -296,6 +332,7 @@ def round_scorer(
         groups,
         s.fx_rates,
         marketing_when_not_contactable=s.marketing_alerts_when_not_contactable,
+        retention=retention_seconds(s.retention_days),
     )
 
 

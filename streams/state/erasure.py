@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -40,12 +41,14 @@ from scorers.value_groups import VALUE_GROUPS
 from streams.state.keys import SORTS, Layout
 from streams.state.query_index import CustomerIndex
 from streams.state.records import ProfileRecords
+from streams.state.resp import Command
 
 __all__ = [
     "CustomerEraser",
     "ErasedCustomers",
     "ErasureReport",
     "erasure_secret",
+    "index_removals",
     "suppression_tag",
 ]
 
@@ -57,6 +60,29 @@ _CHUNK = 5000  # stream entries read per XRANGE
 def suppression_tag(secret: bytes, customer_id: str) -> str:
     """The keyed hash (HMAC-SHA256, hex) a suppression record is stored under."""
     return hmac.new(secret, customer_id.encode(), hashlib.sha256).hexdigest()
+
+
+def index_removals(
+    layout: Layout,
+    segments: Iterable[str],
+    customer_id: str,
+    index: CustomerIndex,
+    shared: Iterable[str],
+) -> list[Command]:
+    """The commands that take ``customer_id`` out of every shared index: each segment's and
+    value group's sorted sets, its cluster's, its owner's and the sharing agents' sets."""
+    commands: list[Command] = [
+        ("ZREM", layout.segment(segment, sort), customer_id)
+        for segment in segments
+        for sort in SORTS
+    ]
+    commands += [("ZREM", layout.value_group(group), customer_id) for group in VALUE_GROUPS]
+    if index.cluster is not None:
+        commands.append(("ZREM", layout.cluster(index.cluster), customer_id))
+    if index.owner is not None:
+        commands.append(("SREM", layout.agent(index.owner, "owned"), customer_id))
+    commands += [("SREM", layout.agent(agent, "shared"), customer_id) for agent in shared]
+    return commands
 
 
 def erasure_secret(settings: Settings) -> bytes:
@@ -121,20 +147,11 @@ class CustomerEraser:
             await ProfileRecords(self._client).get(layout.profile(member), "ix")
         )
         shared = cast(set[bytes], await self._client.smembers(layout.shared(member)))
-        owners = {index.owner} if index.owner is not None else set()
+        agents = [agent.decode() for agent in shared]
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.delete(*layout.customer_keys(member))
-            for segment in self._segments:
-                for sort in SORTS:
-                    pipe.zrem(layout.segment(segment, sort), member)
-            for group in VALUE_GROUPS:
-                pipe.zrem(layout.value_group(group), member)
-            if index.cluster is not None:
-                pipe.zrem(layout.cluster(index.cluster), member)
-            for owner in owners:
-                pipe.srem(layout.agent(owner, "owned"), member)
-            for agent in shared:
-                pipe.srem(layout.agent(agent.decode(), "shared"), member)
+            for command in index_removals(layout, self._segments, member, index, agents):
+                pipe.execute_command(*command)
             for p in range(self._partitions):
                 pipe.zrem(layout.due(p), member)
                 pipe.zrem(layout.due_inflight(p), member)

@@ -20,6 +20,7 @@ from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
 from scorers.dedup import event_id_hash
 from scorers.profile import FIELD_CODES, Profile, ProfileDelta
+from scorers.retention import retention_seconds
 from streams.state.keys import OFFSET_FIELDS, Layout
 from streams.state.records import SCRIPT, ProfileRecords, pairs, read_command
 from streams.state.resp import Sent
@@ -135,6 +136,7 @@ class RedisProfileStore:
         self._prefix = key_prefix if key_prefix is not None else settings.redis_key_prefix
         self._keys = Layout(self._prefix)
         self._window = int(settings.dedup_window_days * 86400)
+        self._retention = retention_seconds(settings.retention_days) or 0  # 0: off
         self._sha: str | None = None
         self._sent_last: dict[str, tuple[str, int]] = {}  # per customer, of the last pack
         password = settings.redis_password
@@ -315,6 +317,7 @@ class RedisProfileStore:
                 req.event_time,
                 self._window,
                 *previous,
+                self._retention,
                 *req.delta.redis_args(),
             )))  # fmt: skip
         self._sent_last = {req.customer_id: last[req.customer_id] for req in requests}

@@ -51,6 +51,12 @@ _CODES_IN_ORDER = [FIELD_CODES[name].encode() for name in FIELD_ORDER]
 _PROFILE_CODES: frozenset[bytes | str] = frozenset(_CODES_IN_ORDER)
 
 # Put parked timers back into the index; a customer in both keeps the earlier time.
+# Confirms an alert's claim only while the customer's claims exist: an erasure or a retention
+# removal that deleted them since must not bring the customer's key back.
+_CONFIRM_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+"""
 _RESTORE_SCRIPT = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local n = redis.call('ZCARD', KEYS[2])
@@ -240,7 +246,7 @@ class RoundRecovery:
         for alerts in self._unconfirmed.acknowledged():
             for partition, customer_id, key in alerts:
                 commands += [
-                    ("HSET", self._alerts_key(customer_id), key, _CONFIRMED),
+                    ("EVAL", _CONFIRM_SCRIPT, 1, self._alerts_key(customer_id), key, _CONFIRMED),
                     ("HDEL", self.outbox_key(partition), f"{customer_id}{_SEP}{key}"),
                 ]
         return commands + self.outputs.confirm_commands()

@@ -41,6 +41,7 @@ from streams.state.records import write_command
 from streams.state.recovery import RoundRecovery
 from streams.state.resp import Command, pack_command
 from streams.state.resp_cluster import hot_connection
+from streams.state.retention import RetentionCleaner
 
 __all__ = ["PendingRound", "RoundStore"]
 
@@ -79,6 +80,8 @@ class RoundStore:
         if self.pii.current is None:
             log.warning("PII encryption %s; set CRM_PII_KEYS (%s)", self.pii.status, MAKE_KEY)
         self._indexer = RoundIndexer(self._layout, self.pii)
+        self._retention = RetentionCleaner(self._layout)
+        self.retention_removed = 0  # customers whose expired data the last save removed
         self._recent_alerts = settings.api_recent_alerts
         self._index_before: dict[str, CustomerIndex] = {}  # of the round collected last
         self._index_saved: dict[str, CustomerIndex] = {}  # what the last save changed
@@ -229,6 +232,9 @@ class RoundStore:
         its alerts' idempotency keys. Returns, per alert of ``scored.alerts``, whether it is new
         (publish it)."""
         recovery = self.recovery  # the order below is what a save cut short relies on
+        if scored.reset:  # old data an event found expired goes before the new is indexed
+            await self._retire(sorted(scored.reset), {})
+            self._index_before.update(dict.fromkeys(scored.reset, CustomerIndex()))
         indexes, commands = self._indexer.commands(self._index_before, applied, scored.snapshots)
         commands = recovery.before_save(scored) + commands  # outbox, due times
         fields: dict[str, dict[bytes, bytes | int]] = {
@@ -255,9 +261,28 @@ class RoundStore:
         # not deletions, and parked timers or journal entries dropped beside a refused state
         # would be lost to a crash before the retry.
         await self.run(recovery.after_save(scored))
-        self._index_saved = indexes
+        removed = await self._retire(list(scored.expired), scored.expired)
+        self._index_saved = {c: i for c, i in indexes.items() if c not in scored.expired}
+        self.retention_removed = removed + len(scored.reset)
+        if self.retention_removed:
+            await self.run([self._retention.audit_command(removed, len(scored.reset))])
         recovery.saved()
         return recovery.fresh(replies[first_alert : first_alert + 2 * len(scored.alerts)])
+
+    async def _retire(self, customers: list[str], expired: Mapping[str, tuple[int, int]]) -> int:
+        """Remove the data of customers whose data expired (``expired``: all of it, unless a
+        newer event came; else the old data of ``customers`` that start afresh); how many."""
+        if not customers:
+            return 0
+        cleaner = self._retention
+        scripts = cleaner.script_commands(() if expired else customers, expired)
+        replies = await self._execute(scripts)
+        drops, removed = cleaner.index_commands(customers, replies)
+        await self.run(drops)
+        failed = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+        if failed:
+            raise StateStoreError(f"Redis refused a retention removal: {failed[0]}")
+        return removed
 
     async def recover(self, partitions: Iterable[int]) -> dict[int, list[tuple[str, str, bytes]]]:
         """A partition was assigned: put back the timers a dead worker had popped, and return

@@ -16,7 +16,12 @@
 --          without a write ("ORDER ..."), so whatever Redis refuses part-way through a pipeline
 --          (out of memory, read-only), a customer's applied events are always a prefix of the
 --          order they were sent in, and a retry of the whole round finds them as it left them
--- ARGV[8..] op, field, value triples; op is add | max | min, or (first) order, time, amount
+-- ARGV[8]  retention, seconds ('0': off): when the event is at least that long after the
+--          customer's newest event (fields xp, xs, xm), the profile's fields are cleared before
+--          it applies (scorers/retention.py: the old data expired, the event starts afresh);
+--          offsets, seen ids, the journal marks and the 'as' / 'ix' fields are kept (the round
+--          replaces them)
+-- ARGV[9..] op, field, value triples; op is add | max | min, or (first) order, time, amount
 -- Returns {1, each profile field in FIELDS order as an integer (its default when absent: 0 for
 -- counters, nil for times), the apply sequence number} when applied; {4, the same} for a
 -- redelivery of an event applied after the customer's round was last saved (field 'jw' of the
@@ -178,11 +183,19 @@ profile['ids'] = table.concat(kept)
 if behind then offset = applied end
 local before = {}
 for i, field in ipairs(FIELDS) do before[i] = text(profile[field]) end
+local retention = tonumber(ARGV[8])
+if retention > 0 then
+  local newest = math.max(tonumber(profile['xp']) or -1, tonumber(profile['xs']) or -1,
+    tonumber(profile['xm']) or -1)
+  if newest >= 0 and now - newest >= retention then
+    for _, field in ipairs(FIELDS) do profile[field] = nil end
+  end
+end
 profile[ARGV[1]] = offset
 local function set_field(field, new)
   profile[field] = new
 end
-for a = 8, #ARGV, 3 do
+for a = 9, #ARGV, 3 do
   local op, field, value = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local current = tonumber(profile[field])
   local new = nil
