@@ -25,7 +25,7 @@ from importlib import resources
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_ORDER
+from scorers.profile import FIELD_CODES, FIELD_DEFAULTS, FIELD_OPS, FIELD_ORDER, Profile
 from streams.state.resp import Command
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "SCRIPT",
     "ProfileRecords",
     "get_command",
+    "merge_args",
     "pairs",
     "read_command",
     "write_command",
@@ -45,6 +46,7 @@ SCRIPT = (
     .read_text()
     .replace("__FIELDS__", ", ".join(f"'{FIELD_CODES[name]}'" for name in FIELD_ORDER))
     .replace("__DEFAULTS__", ", ".join("false" if d is None else str(d) for d in FIELD_DEFAULTS))
+    .replace("__OPS__", ", ".join(f"{FIELD_CODES[n]} = '{FIELD_OPS[n]}'" for n in FIELD_ORDER))
 )
 
 Value = bytes | str | int
@@ -62,6 +64,15 @@ def read_command(sha: str, key: str) -> Command:
 def get_command(sha: str, key: str, field: str) -> Command:
     """One field of the record, answered as ``HGET`` would."""
     return ("EVALSHA", sha, 1, key, "get", field)
+
+
+def merge_args(other: Profile) -> list[str | int]:
+    """The script's arguments that merge ``other`` into a record: its fields that are set."""
+    args: list[str | int] = ["merge"]
+    for name, value in other._asdict().items():
+        if value is not None:
+            args += [FIELD_CODES[name], value]
+    return args
 
 
 def write_command(
@@ -93,6 +104,11 @@ class ProfileRecords:
     async def write(self, key: str | bytes, fields: Mapping[str, Value]) -> None:
         """Set ``fields`` in the record."""
         await self._script(keys=[key], args=["write", *[x for kv in fields.items() for x in kv]])
+
+    async def merge(self, key: str | bytes, other: Profile) -> None:
+        """Merge another customer's profile into the record's (:mod:`scorers.merge`), in one
+        atomic script on the record's slot."""
+        await self._script(keys=[key], args=merge_args(other))
 
     async def queue_write(
         self, pipe: Pipeline, key: str | bytes, fields: Mapping[str, Value]

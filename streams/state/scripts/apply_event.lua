@@ -33,6 +33,7 @@
 -- necessarily a redelivery: it is one when its id was seen, or when it is too old to tell.
 local FIELDS = {__FIELDS__}
 local DEFAULTS = {__DEFAULTS__}
+local OPS = {__OPS__}  -- field code -> add | max | min | order
 
 -- The profile record (KEYS[1]): one string, a version byte (1) and a MessagePack map of field
 -- code -> value: numbers for the profile fields, the offsets, 'ja' and 'jw'; strings (as
@@ -79,6 +80,46 @@ end
 -- ARGV[1] 'get', ARGV[2] a field: its value as HGET would give it.
 -- ARGV[1] 'write', then field, value pairs: set them as HSET would (KEYS[1] only).
 local mode = ARGV[1]
+-- ARGV[1] 'merge', then code, value pairs of another customer's profile: the record's profile
+-- becomes the one both customers' events give (scorers/merge.py does the same: counters add,
+-- last times take the newest, first times the oldest, transactions and the first day's amount
+-- from the two profiles' first and last purchase days).
+if mode == 'merge' then
+  local record = load_record(KEYS[1])
+  if record['err'] then return record end
+  local other = {}
+  for a = 2, #ARGV, 2 do other[ARGV[a]] = tonumber(ARGV[a + 1]) end
+  local function days(r)
+    local pd, n = tonumber(r['pd']) or 0, tonumber(r['n']) or 0
+    if pd == 0 and n > 0 then return n, math.floor((tonumber(r['g']) or 0) / n) end
+    return pd, tonumber(r['fa']) or 0
+  end
+  local days_a, first_a = days(record)
+  local days_b, first_b = days(other)
+  local pd, fa = days_a + days_b, first_a + first_b
+  local fp_a, fp_b = tonumber(record['fp']), other['fp']
+  if fp_a ~= nil and fp_b ~= nil then
+    local ends = {[math.floor(fp_a / 86400)] = true, [math.floor(tonumber(record['lp']) / 86400)] = true}
+    local counted = {}
+    for _, t in ipairs({fp_b, other['lp']}) do
+      local day = math.floor(t / 86400)
+      if ends[day] and not counted[day] then pd, counted[day] = pd - 1, true end
+    end
+    local day_a, day_b = math.floor(fp_a / 86400), math.floor(fp_b / 86400)
+    if day_a < day_b then fa = first_a elseif day_b < day_a then fa = first_b end
+  end
+  for code, op in pairs(OPS) do
+    local x, y = tonumber(record[code]), other[code]
+    if op == 'add' then
+      if x ~= nil or y ~= nil then record[code] = (x or 0) + (y or 0) end
+    elseif y ~= nil and (x == nil or (op == 'max' and y > x) or (op == 'min' and y < x)) then
+      record[code] = y
+    end
+  end
+  record['pd'], record['fa'] = pd, fa
+  store_record(KEYS[1], record)
+  return 0
+end
 if mode == 'read' or mode == 'get' or mode == 'write' then
   local record = load_record(KEYS[1])
   if record['err'] then return record end
