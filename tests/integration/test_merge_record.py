@@ -56,7 +56,7 @@ async def test_the_merge_script_gives_what_merge_profiles_gives(
     pairs += [(legacy, pairs[0][1]), (pairs[1][0], legacy), (Profile(), pairs[2][1])]
     assert any(
         merge_profiles(a, b).purchase_days < a.purchase_days + b.purchase_days for a, b in pairs
-    )  # fmt: skip  (some share a purchase day)
+    )  # some pairs share a purchase day
     try:
         for survivor, other in pairs:
             await redis_client.delete(key)
