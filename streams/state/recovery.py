@@ -41,7 +41,7 @@ from streams.state.outbox import OutputOutbox
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
 from streams.state.resp import Command
 
-__all__ = ["RoundRecovery"]
+__all__ = ["RoundRecovery", "claim_confirmation"]
 
 _PENDING = b"p"
 _CONFIRMED = b"1"
@@ -64,6 +64,12 @@ redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], KEYS[2], 'AGGREGATE', 'MIN')
 redis.call('DEL', KEYS[2])
 return n
 """
+
+
+def claim_confirmation(claims_key: str, alert_key: str) -> Command:
+    """Mark an alert's claim confirmed, only while the customer's claims exist (an erasure or
+    a retention removal that deleted them since must not bring the key back)."""
+    return ("EVAL", _CONFIRM_SCRIPT, 1, claims_key, alert_key, _CONFIRMED)
 
 
 class RoundRecovery:
@@ -246,7 +252,7 @@ class RoundRecovery:
         for alerts in self._unconfirmed.acknowledged():
             for partition, customer_id, key in alerts:
                 commands += [
-                    ("EVAL", _CONFIRM_SCRIPT, 1, self._alerts_key(customer_id), key, _CONFIRMED),
+                    claim_confirmation(self._alerts_key(customer_id), key),
                     ("HDEL", self.outbox_key(partition), f"{customer_id}{_SEP}{key}"),
                 ]
         return commands + self.outputs.confirm_commands()

@@ -43,6 +43,7 @@ class FakeRoundStore(FakeStore):
         super().__init__(journal, [])
         self.due = due
         self.lost = lost
+        self.retention_removed = 0  # no retention in these rounds
         self.popped: list[dict[int, int]] = []
         self.sent: list[PendingRound] = []
         self._customers: dict[str, int] = {}

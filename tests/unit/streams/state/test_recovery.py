@@ -19,7 +19,7 @@ from streams.round.scorer import ScoredRound
 from streams.state.due_index import DueIndex
 from streams.state.keys import Layout
 from streams.state.profiles import ApplyOutcome, ApplyRequest, ApplyResult
-from streams.state.recovery import RoundRecovery
+from streams.state.recovery import RoundRecovery, claim_confirmation
 from streams.state.resp import Command
 
 KEYS = Layout("t")
@@ -152,7 +152,7 @@ async def test_acknowledged_alerts_are_confirmed_until_a_save_says_the_commands_
     recovery.published([pending], [(0, "b", "k2")])
     recovery.published([failed], [(1, "c", "k3")])
     confirm = [
-        ("HSET", KEYS.alert_claims("a"), "k1", b"1"),
+        claim_confirmation(KEYS.alert_claims("a"), "k1"),
         ("HDEL", KEYS.alert_outbox(0), "a\x00k1"),
     ]
     assert recovery.confirm_commands() == confirm
@@ -160,7 +160,7 @@ async def test_acknowledged_alerts_are_confirmed_until_a_save_says_the_commands_
     recovery.saved()
     assert recovery.confirm_commands() == []  # a failed delivery keeps its outbox entry
     pending.set_result(None)
-    assert recovery.confirm_commands()[0] == ("HSET", KEYS.alert_claims("b"), "k2", b"1")
+    assert recovery.confirm_commands()[0] == claim_confirmation(KEYS.alert_claims("b"), "k2")
     failed.exception()  # retrieved: no "exception never retrieved" warning
 
 

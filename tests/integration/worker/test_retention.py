@@ -23,9 +23,9 @@ from scorers.profile import Profile
 from streams.state.keys import Layout
 from streams.state.profiles import connect_redis
 from streams.state.records import ProfileRecords
-from tests.integration.faults import History, fault_settings, make_history, publish_models
 from tests.integration.harness import WorkerProcess, read_profiles, valid_events, wait_caught_up
-from tests.integration.test_erase import holding, wipe
+from tests.integration.histories import History, fault_settings, make_history, publish_models
+from tests.integration.keyspace import holding, wipe
 from tests.oracle import recompute_profiles
 
 pytestmark = pytest.mark.integration

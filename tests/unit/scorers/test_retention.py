@@ -18,8 +18,7 @@ from scorers.timeline import CustomerState, Timeline
 from streams.round.messages import Applied
 from streams.round.scorer import CustomerBefore, RoundScorer, ScoredRound
 from tests.oracle import recompute_profiles
-from tests.unit.test_scoring_round import _purchase, _Record
-from tests.unit.test_timeline import BOUNDS, DAY, T0
+from tests.unit.hand_built import BOUNDS, DAY, T0, Record, purchase_event
 
 RETENTION = 40 * DAY  # the RFM recency cuts at 7 and 30 days fall before the expiry
 
@@ -43,7 +42,7 @@ def _round(
         Timeline(AlertPolicy(), load_segments(), BOUNDS, None), retention=retention
     )
     applied = [
-        Applied(_Record(), e, p, float(e.event_time.timestamp()), False)
+        Applied(Record(), e, p, float(e.event_time.timestamp()), False)
         for e, p in zip(events, profiles, strict=True)
     ]
     return scorer.score(applied, {"c": before}, {0: limit})
@@ -69,7 +68,7 @@ def test_the_decision_is_the_newest_event_of_any_kind_plus_the_retention() -> No
 @pytest.fixture
 def first() -> tuple[Any, Profile, CustomerState]:
     """A customer's first order at T0, as its round leaves it."""
-    order = _purchase(T0, "o1")
+    order = purchase_event(T0, "o1")
     profile = _fold(order)
     out = _round(RETENTION, CustomerBefore(None, CustomerState(), 0), [order], [profile], T0)
     return order, profile, out.states["c"]
@@ -95,7 +94,7 @@ def test_an_event_that_finds_the_data_expired_gives_what_the_timer_first_gave(
     first: tuple[Any, Profile, CustomerState],
 ) -> None:
     _, old, state = first
-    back = _purchase(T0 + RETENTION + 20 * DAY, "o2")
+    back = purchase_event(T0 + RETENTION + 20 * DAY, "o2")
     fresh = _fold(back)  # the apply script cleared the expired profile before applying it
     # The timer fires first (one round), then the event comes (the next round) ...
     expired = _round(RETENTION, CustomerBefore(old, state, 0), [], [], T0 + RETENTION + DAY)
