@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from crm_core.errors import ModelError
+from streams.state.fenced import fenced_set
 
 __all__ = ["Checkpoint", "CheckpointStore", "LeaderLock", "decode_checkpoint", "encode_checkpoint"]
 
@@ -43,14 +44,6 @@ return 0
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-# KEYS: epoch, checkpoint. ARGV: the writer's epoch, the blob. 1 if written, 0 if fenced off.
-_FENCED_SET = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2])
-  return 1
 end
 return 0
 """
@@ -174,7 +167,7 @@ class CheckpointStore:
         self.key = checkpoint_key
         self._client = client
         self._epoch_key = epoch_key
-        self._set = client.register_script(_FENCED_SET)
+        self._set = fenced_set(client)  # KEYS: epoch, checkpoint; ARGV: epoch, blob
 
     async def new_epoch(self) -> int:
         """Fence off every earlier leader; the epoch to write with."""

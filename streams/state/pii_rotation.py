@@ -20,19 +20,13 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from crm_core.errors import ConfigError, DecryptionError
+from streams.state.fenced import fenced_set
 from streams.state.keys import Layout
 from streams.state.pii import PiiCipher, key_id
 from streams.state.profiles import get_many
 
 __all__ = ["RotationReport", "rotate_contacts"]
 
-_SWAP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
 _CHUNK = 500
 
 
@@ -73,7 +67,7 @@ async def rotate_contacts(
             "set it (the new key first) and run the command again"
         )
     report = RotationReport(cipher.current)
-    swap = client.register_script(_SWAP)
+    swap = fenced_set(client)  # the contact is its own guard: a compare-and-set
     keys: list[bytes] = []
     async for key in client.scan_iter(match=layout.contact_pattern(), count=chunk):
         keys.append(key)
@@ -112,7 +106,7 @@ async def _rotate(
             except DecryptionError:
                 report.unreadable.append(customer)
                 continue
-            await swap(keys=[key], args=[value, sealed], client=pipe)
+            await swap(keys=[key, key], args=[value, sealed], client=pipe)
             queued += 1
         swapped = await pipe.execute() if queued else []
     done = sum(int(s) for s in swapped)
