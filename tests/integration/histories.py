@@ -10,9 +10,7 @@ keys equal those of a clean run of the same history with the same published mode
 
 from __future__ import annotations
 
-import asyncio
 import math
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -26,7 +24,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
-from crm_score.services import LocalKafka, LocalRedis
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from scorers.probability import ProbabilityModel, fit_from_profiles
 from scorers.probability_batch import high_value_cut
@@ -40,7 +37,6 @@ from streams.state.profiles import connect_redis
 from streams.state.records import ProfileRecords
 from tests.integration.harness import (
     WorkerProcess,
-    free_port,
     read_profiles,
     valid_events,
     wait_caught_up,
@@ -404,56 +400,3 @@ async def standard_fault_run(
     await publish_models(settings, history)
     await produce_messages(settings, history.messages)
     return FaultRun(history, reference, settings)
-
-
-class PrivateServices:
-    """A Kafka broker and a Redis server of the test's own, on free ports, with their own data
-    directory: a test may restart or wipe them. Stops exactly what it started (PID files)."""
-
-    def __init__(self, base: Settings, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        shared_cache = base.services_dir / "cache"
-        if shared_cache.exists() and not (root / "cache").exists():
-            (root / "cache").symlink_to(shared_cache)  # Kafka's jars: no second download
-        self.settings = base.model_copy(
-            update={
-                "services_dir": root,
-                "kafka_bootstrap": f"127.0.0.1:{free_port()}",
-                "kafka_controller_port": free_port(),
-                "redis_url": f"redis://127.0.0.1:{free_port()}/0",
-                "kafka_heap": "512m",
-            }
-        )
-        self.kafka = LocalKafka(self.settings)
-        self.redis = LocalRedis(self.settings)
-
-    def up(self) -> None:
-        self.redis.up()
-        self.kafka.up()
-
-    def down(self) -> None:
-        self.kafka.down()
-        self.redis.down()
-
-    async def restart_kafka(self) -> float:
-        """Stop the broker (SIGTERM) and start it again; seconds it was away."""
-        return await _restart(self.kafka.down, self.kafka.up)
-
-    async def restart_redis(self) -> float:
-        """Stop Redis (SIGTERM: AOF flushed) and start it again from its AOF."""
-        return await _restart(self.redis.down, self.redis.up)
-
-    async def wipe_redis(self) -> None:
-        """Stop Redis, delete its data (AOF and RDB), start it empty."""
-        await asyncio.to_thread(self.redis.down)
-        data = self.redis.home / "data"
-        if data.exists():
-            shutil.rmtree(data)
-        await asyncio.to_thread(self.redis.up)
-
-
-async def _restart(down: Any, up: Any) -> float:
-    start = time.monotonic()
-    await asyncio.to_thread(down)
-    await asyncio.to_thread(up)
-    return time.monotonic() - start

@@ -23,13 +23,14 @@ import pytest
 
 from crm_core.settings import Settings
 from crm_score.services import LocalKafkaCluster
-from tests.integration.harness import WorkerProcess, free_port_run, metric_values, wait_caught_up
+from tests.integration.harness import WorkerProcess, metric_values, wait_caught_up
 from tests.integration.histories import (
     assert_matches_clean,
     consumed_at_least,
     read_outcome,
     standard_fault_run,
 )
+from tests.integration.private_services import three_brokers
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +39,7 @@ pytestmark = pytest.mark.integration
 def replicated(base_settings: Settings) -> Iterator[tuple[Settings, LocalKafkaCluster]]:
     """Three KRaft brokers of this module's own (replication 3, min.insync.replicas 2)."""
     root = Path(tempfile.mkdtemp(prefix="crm-broker-loss-"))
-    if (base_settings.services_dir / "cache").exists():  # Kafka's jars: no second download
-        (root / "cache").symlink_to(base_settings.services_dir / "cache")
-    brokers = free_port_run(3, bus=False)
-    settings = base_settings.model_copy(
-        update={
-            "services_dir": root,
-            "kafka_bootstrap": ",".join(f"127.0.0.1:{brokers + i}" for i in range(3)),
-            "kafka_controller_port": free_port_run(3, bus=False),
-            "kafka_heap": "384m",
-            "replication_factor": 3,
-        }
-    )
+    settings = three_brokers(base_settings, root)
     cluster = LocalKafkaCluster(settings)
     try:
         cluster.up()

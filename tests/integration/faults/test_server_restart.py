@@ -19,7 +19,6 @@ from crm_core.settings import Settings
 from crm_score.rebuild import RebuildError, rebuild_state
 from tests.integration.harness import WorkerProcess, wait_caught_up
 from tests.integration.histories import (
-    PrivateServices,
     assert_matches_clean,
     assert_state_matches,
     consumed_at_least,
@@ -27,6 +26,7 @@ from tests.integration.histories import (
     read_outcome,
     standard_fault_run,
 )
+from tests.integration.private_services import PrivateServices
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from crm_core.settings import Settings
 from crm_score.services import LocalKafkaCluster, LocalRedisCluster
 from streams.ingest.topics import ensure_topics
 from tests.integration.harness import free_port_run
+from tests.integration.private_services import three_brokers
 
 pytestmark = pytest.mark.integration
 
@@ -45,21 +46,11 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def cluster_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    root = tmp_path / "services"
-    root.mkdir()
-    if (base_settings.services_dir / "cache").exists():  # Kafka's jars: no second download
-        (root / "cache").symlink_to(base_settings.services_dir / "cache")
-    brokers = free_port_run(3, bus=False)
-    settings = base_settings.model_copy(
-        update={
-            "services_dir": root,
-            "redis_cluster_port": free_port_run(3, bus=True),
-            "kafka_bootstrap": ",".join(f"127.0.0.1:{brokers + i}" for i in range(3)),
-            "kafka_controller_port": free_port_run(3, bus=False),
-            "kafka_heap": "384m",
-            "replication_factor": 3,
-            "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
-        }
+    settings = three_brokers(
+        base_settings,
+        tmp_path / "services",
+        redis_cluster_port=free_port_run(3, bus=True),
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
     )
     yield settings
     LocalKafkaCluster(settings).down()  # a failed test leaves nothing running
