@@ -66,13 +66,14 @@ def get_command(sha: str, key: str, field: str) -> Command:
     return ("EVALSHA", sha, 1, key, "get", field)
 
 
-def merge_args(other: Profile) -> list[str | int]:
-    """The script's arguments that merge ``other`` into a record: its fields that are set."""
-    args: list[str | int] = ["merge"]
+def merge_args(other: Profile, seen: bytes = b"") -> list[str | int | bytes]:
+    """The script's arguments that merge ``other`` into a record: its fields that are set,
+    and ``seen``, the other customer's recently seen event ids (its record's ``ids``)."""
+    args: list[str | int | bytes] = ["merge"]
     for name, value in other._asdict().items():
         if value is not None:
             args += [FIELD_CODES[name], value]
-    return args
+    return [*args, "ids", seen] if seen else args
 
 
 def write_command(
@@ -105,10 +106,10 @@ class ProfileRecords:
         """Set ``fields`` in the record."""
         await self._script(keys=[key], args=["write", *[x for kv in fields.items() for x in kv]])
 
-    async def merge(self, key: str | bytes, other: Profile) -> None:
-        """Merge another customer's profile into the record's (:mod:`scorers.merge`), in one
-        atomic script on the record's slot."""
-        await self._script(keys=[key], args=merge_args(other))
+    async def merge(self, key: str | bytes, other: Profile, seen: bytes = b"") -> None:
+        """Merge another customer's profile (and its recently seen event ids, ``seen``) into
+        the record (:mod:`scorers.merge`), in one atomic script on the record's slot."""
+        await self._script(keys=[key], args=merge_args(other, seen))
 
     async def queue_write(
         self, pipe: Pipeline, key: str | bytes, fields: Mapping[str, Value]

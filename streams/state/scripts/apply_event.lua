@@ -83,12 +83,19 @@ local mode = ARGV[1]
 -- ARGV[1] 'merge', then code, value pairs of another customer's profile: the record's profile
 -- becomes the one both customers' events give (scorers/merge.py does the same: counters add,
 -- last times take the newest, first times the oldest, transactions and the first day's amount
--- from the two profiles' first and last purchase days).
+-- from the two profiles' first and last purchase days); a pair 'ids', the other customer's
+-- recently seen event ids, adds them to the record's, so its events sent again are refused.
 if mode == 'merge' then
   local record = load_record(KEYS[1])
   if record['err'] then return record end
   local other = {}
-  for a = 2, #ARGV, 2 do other[ARGV[a]] = tonumber(ARGV[a + 1]) end
+  for a = 2, #ARGV, 2 do
+    if ARGV[a] == 'ids' then
+      record['ids'] = (record['ids'] or '') .. ARGV[a + 1]
+    else
+      other[ARGV[a]] = tonumber(ARGV[a + 1])
+    end
+  end
   local function days(r)
     local pd, n = tonumber(r['pd']) or 0, tonumber(r['n']) or 0
     if pd == 0 and n > 0 then return n, math.floor((tonumber(r['g']) or 0) / n) end

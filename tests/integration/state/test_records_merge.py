@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 
 from crm_core.settings import Settings
 from schemas import Event, example_event
-from scorers.deltas import delta_for
+from scorers.deltas import delta_for, epoch_seconds
 from scorers.merge import merge_profiles
 from scorers.profile import FIELD_CODES, Profile, apply_delta
 from streams.state.keys import Layout
+from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore
 from streams.state.records import ProfileRecords
 
 pytestmark = pytest.mark.integration
@@ -66,3 +67,34 @@ async def test_the_merge_script_gives_what_merge_profiles_gives(
             assert Profile.from_redis(await records.read(key)) == merge_profiles(survivor, other)
     finally:
         await redis_client.delete(key)
+
+
+async def test_the_other_customers_events_sent_again_are_refused_after_the_merge(
+    isolated_settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    settings, records = isolated_settings, ProfileRecords(redis_client)
+    store = RedisProfileStore(redis_client, settings)
+    layout = Layout(settings.redis_key_prefix)
+    event = example_event("order_placed").model_copy(update={"customer_id": "other"})
+    again = event.model_copy(update={"customer_id": "survivor"})  # forwarded, same event id
+    fresh = again.model_copy(update={"event_id": "a-new-one"})
+    try:
+        await store.apply_batch([_request(event, 1)])
+        other = await store.get_profile("other")
+        seen = await records.get(layout.profile("other"), "ids")
+        assert other is not None and seen
+        await records.merge(layout.profile("survivor"), other, seen)
+        results = await store.apply_batch([_request(again, 2), _request(fresh, 3)])
+        assert [r.outcome for r in results] == [ApplyOutcome.DUPLICATE_ID, ApplyOutcome.APPLIED]
+        assert await store.get_profile("survivor") == merge_profiles(other, _fold([fresh]))
+    finally:
+        for customer in ("other", "survivor"):
+            await redis_client.delete(*layout.customer_keys(customer))
+        await store.close()
+
+
+def _request(event: Event, offset: int) -> ApplyRequest:
+    return ApplyRequest(
+        event.customer_id, event.kind, offset, event.event_id,
+        epoch_seconds(event.event_time), delta_for(event, {"USD": 1.0}),
+    )  # fmt: skip
