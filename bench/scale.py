@@ -16,6 +16,9 @@ sample) and the used_memory delta per customer. Everything is deleted at the end
     python -m bench.scale throughput --customers 3000 --runs 3
     python -m bench.scale memory --customers 100000
     python -m bench.scale memory --customers 1000000
+
+On a Redis Cluster (``CRM_REDIS_URL=redis+cluster://...``) ``memory`` also gives the delta
+per master.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
 from bench.pipeline import _free_port, _model_for, _publish
 from crm_core.settings import Settings
@@ -43,6 +47,7 @@ from streams.ingest.lag import group_lag
 from streams.ingest.topics import ensure_topics
 from streams.state.profiles import ApplyRequest, RedisProfileStore, connect_redis
 from streams.state.records import write_command
+from streams.state.resp_cluster import is_cluster_url
 from streams.state.round_store import RoundStore
 
 
@@ -119,6 +124,14 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _used_memory(client: Any, cluster: bool) -> dict[str, int]:
+    """``used_memory`` of each master (one entry, ``redis``, on a single Redis)."""
+    if not cluster:
+        return {"redis": int((await client.info("memory"))["used_memory"])}
+    replies = await client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    return {name: int(info["used_memory"]) for name, info in sorted(replies.items())}
+
+
 async def memory(args: argparse.Namespace) -> dict[str, Any]:
     """Customers written with the apply script, then a save's state, due entry, alert key."""
     prefix = f"bmem{uuid.uuid4().hex[:8]}"
@@ -139,7 +152,8 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
     templates = [evs[-args.events_per_customer :] for evs in by_customer.values()]
     state = CustomerState().to_bytes()
     rng = random.Random(1)
-    base_used = int((await client.info("memory"))["used_memory"])
+    cluster = is_cluster_url(settings.redis_url)
+    base_used = await _used_memory(client, cluster)
     start = time.perf_counter()
     ids = [f"m{i:07d}" for i in range(args.customers)]
     offset = 0
@@ -171,7 +185,10 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
         commands += rounds.due.schedule_commands(0, items)
         await rounds._execute(commands)
     fill_seconds = time.perf_counter() - start
-    used = int((await client.info("memory"))["used_memory"]) - base_used
+    per_node = {
+        node: used - base_used[node] for node, used in (await _used_memory(client, cluster)).items()
+    }
+    used = sum(per_node.values())
     sample = rng.sample(ids, min(2000, len(ids)))
     sizes: dict[str, list[int]] = {"profile_hash": [], "seen_ids": [], "alert_keys": []}
     for cid in sample:
@@ -192,6 +209,7 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
             "sum_bytes_per_customer": round(sum(means.values()) + zset / args.customers, 1),
             "used_memory_delta_per_customer": round(used / args.customers, 1),
             "used_memory_delta_mb": round(used / 2**20, 1),
+            "used_memory_delta_mb_per_node": {n: round(b / 2**20, 1) for n, b in per_node.items()},
         }
     finally:
         for chunk_start in range(0, len(ids), 5000):

@@ -68,6 +68,9 @@ async def rotate_contacts(
         )
     report = RotationReport(cipher.current)
     swap = fenced_set(client)  # the contact is its own guard: a compare-and-set
+    # Loaded up front (on every master of a cluster): a cluster pipeline does not load the
+    # scripts it runs, as a single Redis's does.
+    await client.script_load(swap.script)
     keys: list[bytes] = []
     async for key in client.scan_iter(match=layout.contact_pattern(), count=chunk):
         keys.append(key)

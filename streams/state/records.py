@@ -86,12 +86,19 @@ def write_command(
 class ProfileRecords:
     """The records through a redis-py client (the query API, the registry's scan, tools).
 
-    The script is loaded on first use, and again if Redis lost it.
+    The script is loaded on first use, and again if Redis lost it (a pipeline's queued calls:
+    loaded before the first, on every master of a cluster, whose pipelines load no scripts).
     """
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._script = client.register_script(SCRIPT)
+        self._loaded = False
+
+    async def _load(self) -> None:
+        if not self._loaded:
+            await self._client.script_load(SCRIPT)
+            self._loaded = True
 
     async def read(self, key: str | bytes) -> dict[bytes | str, bytes | str]:
         """Every field of the record (empty for an absent customer)."""
@@ -116,14 +123,17 @@ class ProfileRecords:
     ) -> None:
         """Queue :meth:`write` in a pipeline."""
         args = ["write", *[x for kv in fields.items() for x in kv]]
+        await self._load()
         await self._script(keys=[key], args=args, client=pipe)
 
     async def queue_read(self, pipe: Pipeline, key: str | bytes) -> None:
         """Queue :meth:`read` in a pipeline; its reply is raw (:func:`pairs` reads it)."""
+        await self._load()
         await self._script(keys=[key], args=["read"], client=pipe)
 
     async def queue_get(self, pipe: Pipeline, key: str | bytes, field: str) -> None:
         """Queue :meth:`get` in a pipeline."""
+        await self._load()
         await self._script(keys=[key], args=["get", field], client=pipe)
 
 
