@@ -11,15 +11,9 @@ of (profile, state, time), so walking the same history in any number of pieces, 
 between them, gives the same checkpoints and the same alerts; the streaming caller only has to
 feed events in event-time order (the reorder buffer does) and stop silences at its watermark.
 
-Alert rules, each with an idempotency key of rule + customer + episode:
-
-- ``segment_changed`` whenever the RFM segment differs from the last one seen (episode: the
-  time of the change and the new segment);
-- ``win_back`` at a purchase after at least ``win_back_after_days`` without one (episode: the
-  purchase time);
-- ``high_value_at_risk`` at the checkpoint where P(alive) falls under the threshold for a
-  customer whose CLV at their last purchase was in the top tier (episode: that last purchase, so
-  one alert per silence).
+The alert rules (:mod:`scorers.alert_rules`, one module each behind one protocol, each owning its
+slice of :class:`CustomerState`) run at every event and checkpoint; each alert's idempotency key
+is rule + customer + episode.
 
 Times are whole epoch seconds (UTC). Probability scores (P(alive), CLV) for checkpoints are
 filled in by the caller in one vectorised call; the rules only need what is computed here.
@@ -27,13 +21,13 @@ filled in by the caller in one vectorised call; the rules only need what is comp
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from schemas.outputs import AlertType, Severity
+from scorers.alert_rules import AlertRule, CheckpointStep, EventStep, default_rules
+from scorers.alert_rules.base import Trigger
 from scorers.alerts import AlertDraft, AlertPolicy, EscalationPolicy
 from scorers.churn_labels import LabelPolicy
 from scorers.customer_state import CustomerState
@@ -47,10 +41,6 @@ if TYPE_CHECKING:
     from scorers.anomaly import AnomalyScorer
 
 __all__ = ["Checkpoint", "CustomerState", "Timeline"]
-
-_DAY = 86_400
-
-Trigger = Literal["event", "timer"]
 
 
 @dataclass(slots=True)
@@ -74,7 +64,8 @@ class Checkpoint:
 class Timeline:
     """Checkpoints and alert rules for one scoring configuration (model, boundaries, policy).
 
-    ``high_value_clv`` overrides the model's top-tier CLV cut (the value groups use the same).
+    ``high_value_clv`` overrides the model's top-tier CLV cut (the value groups use the same);
+    ``rules`` replaces :func:`scorers.alert_rules.default_rules`.
     """
 
     def __init__(
@@ -87,8 +78,10 @@ class Timeline:
         escalation: EscalationPolicy | None = None,
         anomaly: AnomalyScorer | None = None,
         high_value_clv: float | None = None,
+        rules: tuple[AlertRule, ...] | None = None,
     ) -> None:
         self.policy = policy
+        self.rules = default_rules() if rules is None else rules
         self.high_value_clv = high_value_clv
         self.labels = labels
         self.escalation = escalation
@@ -143,7 +136,6 @@ class Timeline:
         last purchase, recent activity and the labels of snapshots before it: it raises no
         alert and moves no checkpoint, as alerts are never fired for the past.
         """
-        alerts: list[AlertDraft] = []
         previous_purchase = state.last_purchase_at
         # Changes are gathered and applied in one _replace: each costs microseconds.
         changes: dict[str, Any] = {}
@@ -156,25 +148,14 @@ class Timeline:
             changes.update(self._after_purchase(state, at, clv))
             if not late and previous_purchase is not None and at > previous_purchase:
                 changes["last_gap"] = at - previous_purchase
-        if purchase and previous_purchase is not None:
-            alerts.extend(self._win_back(customer_id, profile, previous_purchase, at))
-        if order is not None and self.anomaly is not None:
-            event_id, event_type, amount = order
-            purchases, verdict = self.anomaly.score(
-                state.purchases, event_type, at, amount, late=late
-            )
-            changes["purchases"] = purchases
-            if verdict is not None and verdict.anomalous:
-                alerts.append(
-                    AlertDraft(
-                        AlertType.PURCHASE_ANOMALY,
-                        verdict.severity,
-                        f"purchase_anomaly:{customer_id}:{event_id}",
-                        verdict.reasons,
-                        verdict.details(),
-                    )
-                )
-        if late:
+        step = EventStep(
+            self, customer_id, state, changes, profile, at, purchase, previous_purchase, late,
+            tuple(signals), order,
+        )  # fmt: skip
+        alerts: list[AlertDraft] = []
+        for rule in self.rules:
+            alerts += rule.at_event(step, changes)
+        if late:  # alerts are never fired for the past
             scores, quintiles, segment = self._segment(profile, at)
             point = Checkpoint(at, "event", profile, scores, quintiles, segment, [], event_index)
             point.late = True
@@ -182,18 +163,6 @@ class Timeline:
             state = state._replace(**changes)
             point.state = state
             return state, point
-        if signals and self.escalation is not None:
-            escalated, draft = self.escalation.check(
-                customer_id,
-                changes.get("recent", state.recent),
-                at,
-                high_value=changes.get("high_value", state.high_value),
-                escalated=state.escalated,
-            )
-            if escalated != state.escalated:
-                changes["escalated"] = escalated
-            if draft is not None:
-                alerts.append(draft)
         if changes:
             state = state._replace(**changes)
         state, point = self._checkpoint(customer_id, state, profile, at, "event", purchase)
@@ -210,19 +179,14 @@ class Timeline:
 
     def next_due(self, state: CustomerState, profile: Profile, after: int) -> int | None:
         """The first checkpoint strictly after ``after`` if nothing else happens, or None."""
-        candidates = []
-        last = profile.last_purchase_at
-        if self.boundaries is not None and last is not None:
-            cut = self.boundaries.next_recency_cut(max(0.0, (after - last) / _DAY))
-            if cut is not None:
-                # R drops once recency *exceeds* the cut: the first whole second past it.
-                candidates.append(math.floor(last + cut * _DAY) + 1)
-        crossing = self._p_alive_crossing(state, profile)
-        if crossing is not None:
-            candidates.append(math.floor(crossing) + 1)
+        candidates: list[int] = []
+        for rule in self.rules:
+            rule_due = rule.next_due(self, state, profile, after)
+            if rule_due is not None:
+                candidates.append(rule_due)
         if self.labels is not None:
             label_due = self.labels.next_due(
-                state.pending, state.last_snapshot_at, last, profile.orders
+                state.pending, state.last_snapshot_at, profile.last_purchase_at, profile.orders
             )
             if label_due is not None:
                 candidates.append(label_due)
@@ -240,18 +204,12 @@ class Timeline:
         purchase: bool = False,
     ) -> tuple[CustomerState, Checkpoint]:
         scores, quintiles, segment = self._segment(profile, at)
-        alerts = []
         # One _replace per checkpoint: on an 11-field NamedTuple each costs microseconds.
         changes: dict[str, Any] = {"evaluated_at": at}
-        if segment is not None and state.segment is not None and segment != state.segment:
-            alerts.append(self._segment_changed(customer_id, profile, state, at, segment, trigger))
-        if segment is not None:
-            changes["segment"] = segment
-        if trigger == "timer":
-            crossing = self._p_alive_crossing(state, profile)
-            if crossing is not None and at > crossing:
-                alerts.append(self._high_value_at_risk(customer_id, state, profile, at))
-                changes["at_risk_episode"] = profile.last_purchase_at
+        step = CheckpointStep(self, customer_id, state, profile, at, trigger, segment)
+        alerts: list[AlertDraft] = []
+        for rule in self.rules:
+            alerts += rule.at_checkpoint(step, changes)
         point = Checkpoint(at, trigger, profile, scores, quintiles, segment, alerts)
         changes.update(self._label(state, profile, point, purchase=purchase, late=False))
         state = state._replace(**changes)
@@ -298,102 +256,12 @@ class Timeline:
         last = at if state.last_purchase_at is None else max(state.last_purchase_at, at)
         if last != at:  # an older purchase (late): the value tier stays with the newest one
             return {"last_purchase_at": last}
-        cut = self._value_cut()
+        cut = self.value_cut()
         high = clv is not None and cut is not None and clv >= cut
         return {"last_purchase_at": last, "high_value": high, "value_minor": clv}
 
-    def _value_cut(self) -> float | None:
+    def value_cut(self) -> float | None:
+        """The top-tier CLV cut: ``high_value_clv``, else the model's (None without one)."""
         if self.high_value_clv is not None:
             return self.high_value_clv
         return None if self.model is None else self.model.high_value_clv
-
-    def _p_alive_crossing(self, state: CustomerState, profile: Profile) -> float | None:
-        """Epoch second P(alive) falls under the threshold, for a high-value customer not yet
-        alerted in this silence; None otherwise (or when it was under it from the start)."""
-        last = profile.last_purchase_at
-        if self.model is None or not state.high_value or last is None:
-            return None
-        if state.at_risk_episode == last:
-            return None
-        crossing = self.model.p_alive_crossing_epoch(profile, self.policy.p_alive_threshold)
-        if crossing is None or crossing <= last:
-            return None
-        return crossing
-
-    # --- alerts --------------------------------------------------------------------------------
-    def _segment_changed(
-        self,
-        customer_id: str,
-        profile: Profile,
-        state: CustomerState,
-        at: int,
-        segment: str,
-        trigger: Trigger,
-    ) -> AlertDraft:
-        reasons = [f"moved from {state.segment} to {segment}"]
-        if trigger == "timer" and profile.last_purchase_at is not None:
-            reasons.append(_silence_reason(profile, at))
-        return AlertDraft(
-            AlertType.SEGMENT_CHANGED,
-            Severity.INFO,
-            f"segment_changed:{customer_id}:{at}:{segment}",
-            reasons,
-            {"from": state.segment, "to": segment, "trigger": trigger},
-        )
-
-    def _win_back(
-        self, customer_id: str, profile: Profile, previous: int, at: int
-    ) -> list[AlertDraft]:
-        gap_days = (at - previous) / _DAY
-        if gap_days < self.policy.win_back_after_days:
-            return []
-        reasons = [f"first purchase in {gap_days:.0f} days"]
-        usual = _usual_gap_days(profile.first_purchase_at, previous, profile.orders - 1)
-        if usual is not None:
-            reasons.append(f"usually bought every {usual:.0f} days")
-        return [
-            AlertDraft(
-                AlertType.WIN_BACK,
-                Severity.INFO,
-                f"win_back:{customer_id}:{at}",
-                reasons,
-                {"silent_days": round(gap_days, 2), "previous_purchase_at": previous},
-            )
-        ]
-
-    def _high_value_at_risk(
-        self, customer_id: str, state: CustomerState, profile: Profile, at: int
-    ) -> AlertDraft:
-        cut = self._value_cut()
-        reasons = [
-            _silence_reason(profile, at),
-            f"P(alive) fell below {self.policy.p_alive_threshold:.0%}",
-        ]
-        if state.value_minor is not None and cut is not None:
-            reasons.append(
-                f"CLV at last purchase {state.value_minor / 100:,.2f} is in the top tier "
-                f"(>= {cut / 100:,.2f})"
-            )
-        return AlertDraft(
-            AlertType.HIGH_VALUE_AT_RISK,
-            Severity.CRITICAL,
-            f"high_value_at_risk:{customer_id}:{profile.last_purchase_at}",
-            reasons,
-            {
-                "last_purchase_at": profile.last_purchase_at,
-                "clv_at_last_purchase": state.value_minor,
-            },
-        )
-
-
-def _usual_gap_days(first: int | None, last: int | None, orders: int) -> float | None:
-    if first is None or last is None or orders < 2 or last <= first:
-        return None
-    return (last - first) / (orders - 1) / _DAY
-
-
-def _silence_reason(profile: Profile, at: int) -> str:
-    last = profile.last_purchase_at or at
-    text = f"no purchase for {(at - last) / _DAY:.0f} days"
-    usual = _usual_gap_days(profile.first_purchase_at, last, profile.orders)
-    return text if usual is None else f"{text}; usually buys every {usual:.0f} days"

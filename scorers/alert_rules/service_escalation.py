@@ -1,0 +1,42 @@
+"""``service_escalation``: complaints or negative ticket sentiment in the customer's recent
+service activity (:class:`scorers.alerts.EscalationPolicy`); not for late events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scorers.alert_rules.base import CheckpointStep, EventStep, Timeline
+from scorers.alerts import AlertDraft
+from scorers.customer_state import CustomerState
+from scorers.profile import Profile
+
+__all__ = ["ServiceEscalation"]
+
+
+class ServiceEscalation:
+    """Owns whether an escalation episode is open."""
+
+    owns: tuple[str, ...] = ("escalated",)
+
+    def at_event(self, step: EventStep, changes: dict[str, Any]) -> list[AlertDraft]:
+        escalation, state = step.timeline.escalation, step.state
+        if not step.signals or escalation is None or step.late:
+            return []
+        escalated, draft = escalation.check(
+            step.customer_id,
+            step.changes.get("recent", state.recent),
+            step.at,
+            high_value=step.changes.get("high_value", state.high_value),
+            escalated=state.escalated,
+        )
+        if escalated != state.escalated:
+            changes["escalated"] = escalated
+        return [] if draft is None else [draft]
+
+    def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
+        return []
+
+    def next_due(
+        self, timeline: Timeline, state: CustomerState, profile: Profile, after: int
+    ) -> int | None:
+        return None
