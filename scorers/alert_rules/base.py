@@ -24,6 +24,7 @@ __all__ = [
     "AlertRule",
     "CheckpointStep",
     "EventStep",
+    "RuleDefaults",
     "Timeline",
     "Trigger",
     "silence_reason",
@@ -104,6 +105,24 @@ class AlertRule(Protocol):
         """The rule's next timer (epoch second) after ``after`` if nothing else happens (a
         time not after it is ignored), or None."""
         ...
+
+
+class RuleDefaults:
+    """The hooks a rule has nothing to do in: no state, no alerts, no timers. A rule derives
+    from it and writes only the hooks it uses."""
+
+    owns: tuple[str, ...] = ()
+
+    def at_event(self, step: EventStep, changes: dict[str, Any]) -> list[AlertDraft]:
+        return []
+
+    def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
+        return []
+
+    def next_due(
+        self, timeline: Timeline, state: CustomerState, profile: Profile, after: int
+    ) -> int | None:
+        return None
 
 
 def usual_gap_days(first: int | None, last: int | None, orders: int) -> float | None:

@@ -8,7 +8,12 @@ import math
 from typing import Any
 
 from schemas.outputs import AlertType, Severity
-from scorers.alert_rules.base import CheckpointStep, EventStep, Timeline, silence_reason
+from scorers.alert_rules.base import (
+    CheckpointStep,
+    RuleDefaults,
+    Timeline,
+    silence_reason,
+)
 from scorers.alerts import AlertDraft
 from scorers.customer_state import CustomerState
 from scorers.profile import Profile
@@ -16,14 +21,11 @@ from scorers.profile import Profile
 __all__ = ["HighValueAtRisk"]
 
 
-class HighValueAtRisk:
+class HighValueAtRisk(RuleDefaults):
     """Owns the silence (last purchase) it alerted for; reads the value tier the timeline
     keeps at each purchase."""
 
     owns: tuple[str, ...] = ("at_risk_episode",)
-
-    def at_event(self, step: EventStep, changes: dict[str, Any]) -> list[AlertDraft]:
-        return []
 
     def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
         if step.trigger != "timer":

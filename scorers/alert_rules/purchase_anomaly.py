@@ -7,15 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.outputs import AlertType
-from scorers.alert_rules.base import CheckpointStep, EventStep, Timeline
+from scorers.alert_rules.base import EventStep, RuleDefaults
 from scorers.alerts import AlertDraft
-from scorers.customer_state import CustomerState
-from scorers.profile import Profile
 
 __all__ = ["PurchaseAnomaly"]
 
 
-class PurchaseAnomaly:
+class PurchaseAnomaly(RuleDefaults):
     """Owns the customer's recent purchase amounts (the anomaly scorer's history)."""
 
     owns: tuple[str, ...] = ("purchases",)
@@ -40,11 +38,3 @@ class PurchaseAnomaly:
                 verdict.details(),
             )
         ]
-
-    def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
-        return []
-
-    def next_due(
-        self, timeline: Timeline, state: CustomerState, profile: Profile, after: int
-    ) -> int | None:
-        return None

@@ -7,7 +7,13 @@ import math
 from typing import Any
 
 from schemas.outputs import AlertType, Severity
-from scorers.alert_rules.base import DAY, CheckpointStep, EventStep, Timeline, silence_reason
+from scorers.alert_rules.base import (
+    DAY,
+    CheckpointStep,
+    RuleDefaults,
+    Timeline,
+    silence_reason,
+)
 from scorers.alerts import AlertDraft
 from scorers.customer_state import CustomerState
 from scorers.profile import Profile
@@ -15,13 +21,10 @@ from scorers.profile import Profile
 __all__ = ["SegmentChanged"]
 
 
-class SegmentChanged:
+class SegmentChanged(RuleDefaults):
     """Owns the last segment seen."""
 
     owns: tuple[str, ...] = ("segment",)
-
-    def at_event(self, step: EventStep, changes: dict[str, Any]) -> list[AlertDraft]:
-        return []
 
     def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
         segment, state = step.segment, step.state

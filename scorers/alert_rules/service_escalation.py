@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scorers.alert_rules.base import CheckpointStep, EventStep, Timeline
+from scorers.alert_rules.base import EventStep, RuleDefaults
 from scorers.alerts import AlertDraft
-from scorers.customer_state import CustomerState
-from scorers.profile import Profile
 
 __all__ = ["ServiceEscalation"]
 
 
-class ServiceEscalation:
+class ServiceEscalation(RuleDefaults):
     """Owns whether an escalation episode is open."""
 
     owns: tuple[str, ...] = ("escalated",)
@@ -32,11 +30,3 @@ class ServiceEscalation:
         if escalated != state.escalated:
             changes["escalated"] = escalated
         return [] if draft is None else [draft]
-
-    def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
-        return []
-
-    def next_due(
-        self, timeline: Timeline, state: CustomerState, profile: Profile, after: int
-    ) -> int | None:
-        return None

@@ -6,18 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.outputs import AlertType, Severity
-from scorers.alert_rules.base import DAY, CheckpointStep, EventStep, Timeline, usual_gap_days
+from scorers.alert_rules.base import (
+    DAY,
+    EventStep,
+    RuleDefaults,
+    usual_gap_days,
+)
 from scorers.alerts import AlertDraft
-from scorers.customer_state import CustomerState
-from scorers.profile import Profile
 
 __all__ = ["WinBack"]
 
 
-class WinBack:
+class WinBack(RuleDefaults):
     """Reads the last purchase before the event; owns no state."""
-
-    owns: tuple[str, ...] = ()
 
     def at_event(self, step: EventStep, changes: dict[str, Any]) -> list[AlertDraft]:
         previous = step.previous_purchase
@@ -40,11 +41,3 @@ class WinBack:
                 {"silent_days": round(gap_days, 2), "previous_purchase_at": previous},
             )
         ]
-
-    def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
-        return []
-
-    def next_due(
-        self, timeline: Timeline, state: CustomerState, profile: Profile, after: int
-    ) -> int | None:
-        return None

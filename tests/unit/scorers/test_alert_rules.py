@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.outputs import AlertType, Severity
-from scorers.alert_rules import AlertRule, CheckpointStep, EventStep, default_rules
-from scorers.alert_rules.base import Timeline as TimelineView
+from scorers.alert_rules import AlertRule, EventStep, default_rules
+from scorers.alert_rules.base import RuleDefaults
 from scorers.alerts import AlertDraft, AlertPolicy
 from scorers.customer_state import CustomerState
 from scorers.profile import Profile
@@ -23,24 +23,14 @@ def test_each_rule_owns_fields_of_the_customer_state_no_other_rule_owns() -> Non
     assert set(owned) <= set(CustomerState._fields)
 
 
-class BigOrder:
+class BigOrder(RuleDefaults):
     """A rule of the test's own: an order of at least 100.00 at one event."""
-
-    owns: tuple[str, ...] = ()
 
     def at_event(self, step: EventStep, changes: dict[str, Any]) -> list[AlertDraft]:
         if step.order is None or step.order[2] < 10_000:
             return []
         key = f"big_order:{step.customer_id}:{step.order[0]}"
         return [AlertDraft(AlertType.PURCHASE_ANOMALY, Severity.INFO, key, ["big"], {})]
-
-    def at_checkpoint(self, step: CheckpointStep, changes: dict[str, Any]) -> list[AlertDraft]:
-        return []
-
-    def next_due(
-        self, timeline: TimelineView, state: CustomerState, profile: Profile, after: int
-    ) -> int | None:
-        return None
 
 
 def test_a_rule_added_to_the_timeline_alerts_after_the_shipped_ones() -> None:
