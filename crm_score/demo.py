@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
 import urllib.request
@@ -53,10 +54,22 @@ class DemoOptions:
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The demo's own namespace, so it never touches a real deployment's topics or keys."""
+    """The demo's own namespace, so it never touches a real deployment's topics or keys; its
+    worker leaves the churn learner to a process of its own, as a deployment should."""
     return settings.model_copy(
-        update={"topic_prefix": "demo.", "redis_key_prefix": "demo", "app_id": "crm-demo"}
+        update={
+            "topic_prefix": "demo.",
+            "redis_key_prefix": "demo",
+            "app_id": "crm-demo",
+            "learner_enabled": False,
+        }
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def reset_namespace(settings: Settings) -> None:
@@ -138,13 +151,19 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     await ensure_topics(demo)
     log_path = settings.services_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    with log_path.open("wb") as log, log_path.with_name("demo-learner.log").open("wb") as log2:
+        learner = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_score", "learner", "-l", "warn",
+            env=demo.subprocess_env(CRM_WEB_PORT=str(_free_port())),
+            stdout=log2, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crm_score", "worker", "-l", "warn",
             env=demo.subprocess_env(), stdout=log, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
     alerts: list[dict[str, Any]] = []
-    tail = asyncio.ensure_future(_tail_alerts(demo, alerts, echo))
+    tail_consumer = await _read_from_start(demo, "alerts")
+    tail = asyncio.ensure_future(_tail_alerts(tail_consumer, alerts, echo))
     try:
         config = SimulationConfig.ending_at(
             datetime.now(UTC) - timedelta(minutes=5),
@@ -177,14 +196,16 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
         report2 = await produce_messages(demo, rest, progress=True)
         await _wait_caught_up(demo, worker)
         elapsed = time.monotonic() - started
-        await asyncio.sleep(1.0)  # let the tail read the last alerts
+        await _read_to_end(tail_consumer, tail)
     finally:
         tail.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tail
-        if worker.returncode is None:
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
+        await tail_consumer.stop()
+        for process in (worker, learner):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await process.wait()
     counts = simulation.summary()
     reasons = await count_dead_letters(demo, counts["malformed"])
     truth = simulation.truth
@@ -223,22 +244,31 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     return summary
 
 
-async def _tail_alerts(settings: Settings, into: list[dict[str, Any]], echo: Any) -> None:
+async def _tail_alerts(consumer: AIOKafkaConsumer, into: list[dict[str, Any]], echo: Any) -> None:
     """Read the alerts topic as the worker publishes; echo the first few of each type."""
-    consumer = await _read_from_start(settings, "alerts")
-    try:
-        while True:
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
-                for message in messages:
-                    if message.value is None:
-                        continue
-                    alert = orjson.loads(message.value)
-                    into.append(alert)
-                    same = sum(1 for a in into if a["alert_type"] == alert["alert_type"])
-                    if same <= _ECHOED_PER_TYPE:
-                        echo(_alert_line(alert))
-    finally:
-        await consumer.stop()
+    while True:
+        for messages in (await consumer.getmany(timeout_ms=500)).values():
+            for message in messages:
+                if message.value is None:
+                    continue
+                alert = orjson.loads(message.value)
+                into.append(alert)
+                same = sum(1 for a in into if a["alert_type"] == alert["alert_type"])
+                if same <= _ECHOED_PER_TYPE:
+                    echo(_alert_line(alert))
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, tail: asyncio.Future[None]) -> None:
+    """Until the tail has read every alert published so far (the worker is caught up, so its
+    alerts are on the topic: it publishes a round's alerts before committing its offsets). On
+    a busy machine the tail can be minutes behind the worker."""
+    ends = await consumer.end_offsets(list(consumer.assignment()))
+    deadline = time.monotonic() + 300
+    while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+        if tail.done() or time.monotonic() > deadline:
+            tail.result()  # the tail's own error, if it failed
+            raise RuntimeError("the alerts tail did not reach the end of the alerts topic in 300 s")
+        await asyncio.sleep(0.2)
 
 
 async def _value_groups(settings: Settings) -> dict[str, int]:
