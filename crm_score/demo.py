@@ -12,11 +12,13 @@ import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
@@ -133,7 +135,12 @@ async def count_dead_letters(settings: Settings, expected: int) -> Counter[str]:
 async def _wait_caught_up(settings: Settings, worker: asyncio.subprocess.Process) -> float:
     start = time.monotonic()
     while True:
-        lag = await ingest_lag(settings)
+        try:
+            lag = await ingest_lag(settings)
+        except KafkaError as exc:  # e.g. a metadata timeout while the worker joins: ask again
+            if not exc.retriable and not isinstance(exc, KafkaTimeoutError):
+                raise
+            lag = {}
         if lag and sum(lag.values()) == 0:
             return time.monotonic() - start
         if worker.returncode is not None:
@@ -151,16 +158,14 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     await ensure_topics(demo)
     log_path = settings.services_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log, log_path.with_name("demo-learner.log").open("wb") as log2:
+    with log_path.with_name("demo-learner.log").open("wb") as learner_log:
         learner = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crm_score", "learner", "-l", "warn",
             env=demo.subprocess_env(CRM_WEB_PORT=str(_free_port())),
-            stdout=log2, stderr=asyncio.subprocess.STDOUT,
+            stdout=learner_log, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_score", "worker", "-l", "warn",
-            env=demo.subprocess_env(), stdout=log, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+    log_path.write_bytes(b"")
+    worker: asyncio.subprocess.Process | None = None
     alerts: list[dict[str, Any]] = []
     tail_consumer = await _read_from_start(demo, "alerts")
     tail = asyncio.ensure_future(_tail_alerts(tail_consumer, alerts, echo))
@@ -181,8 +186,14 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
              f"{len(simulation)} messages to Kafka")  # fmt: skip
         started = time.monotonic()
         first = [m for m in ordered if m.event_time < split]
+        # Replay mode, one worker per part: a part is complete when the watermark reaches its
+        # last event, whatever the wall clock says. (In live mode a partition quiet for
+        # CRM_IDLE_ADVANCE_SECONDS takes its watermark to the wall clock, which the pause for
+        # the fit did: the rest of the history then arrived late, scored without alerts.)
+        worker = await _start_worker(demo, first[-1].event_time, log_path)
         report = await produce_messages(demo, first, progress=True)
         await _wait_caught_up(demo, worker)
+        await _stop(worker)
         client = connect_redis(demo)
         try:
             model, boundaries = await fit_population(demo, client, as_of=split)
@@ -190,10 +201,13 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             await client.aclose()
         echo(f"fitted on the first {_FIT_FRACTION:.0%} of the history (to {split:%Y-%m-%d}): "
              f"model v{model.version}, RFM boundaries v{boundaries.version}; "
-             "the worker hot-swaps to them and scores the rest, alerts included")  # fmt: skip
-        await _wait_for_versions(demo, int(model.version), boundaries.version, worker)
+             "a worker scores the rest with them, alerts included")  # fmt: skip
         rest = [m for m in ordered if m.event_time >= split]
         report2 = await produce_messages(demo, rest, progress=True)
+        # Started once the rest is on the topics: a replay worker with nothing left to read
+        # would take its watermark straight to its end.
+        worker = await _start_worker(demo, ordered[-1].event_time, log_path)
+        await _wait_for_versions(demo, int(model.version), boundaries.version, worker)
         await _wait_caught_up(demo, worker)
         elapsed = time.monotonic() - started
         await _read_to_end(tail_consumer, tail)
@@ -203,9 +217,8 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
             await tail
         await tail_consumer.stop()
         for process in (worker, learner):
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await process.wait()
+            if process is not None:
+                await _stop(process)
     counts = simulation.summary()
     reasons = await count_dead_letters(demo, counts["malformed"])
     truth = simulation.truth
@@ -242,6 +255,24 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     for line in await demo_access(demo, log_path, pid_file):  # a worker left serving the API
         echo(line)
     return summary
+
+
+async def _start_worker(
+    settings: Settings, until: datetime, log_path: Path
+) -> asyncio.subprocess.Process:
+    """A worker replaying the demo's topics up to ``until`` (its log appended to ``log_path``)."""
+    replay = settings.model_copy(update={"clock_mode": "replay", "replay_until": until})
+    with log_path.open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crm_score", "worker", "-l", "warn",
+            env=replay.subprocess_env(), stdout=log, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
 
 
 async def _tail_alerts(consumer: AIOKafkaConsumer, into: list[dict[str, Any]], echo: Any) -> None:
