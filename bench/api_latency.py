@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import sys
 import time
 import uuid
@@ -25,6 +24,7 @@ import aiohttp
 import orjson
 
 from crm_core.settings import Settings
+from crm_score.services import free_port
 from schemas import PurchaseEvent, example_event_dict
 from scorers.profile import Profile
 from streams.api.auth import KeyStore
@@ -173,12 +173,6 @@ async def server_side(url: str) -> dict[str, float | None]:
     return {"p50_ms_at_most": quantile(0.5), "p99_ms_at_most": quantile(0.99)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=5000)
@@ -189,7 +183,7 @@ async def main() -> None:
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     settings = Settings().model_copy(update={"redis_key_prefix": f"bench-api-{tag}"})
-    port = _free_port()
+    port = free_port()
     server = None
     ids: list[str] = [f"bench-{i:06d}" for i in range(args.customers)]
     log = await asyncio.to_thread(open, args.server_log, "ab")  # handed to the server

@@ -41,8 +41,9 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.pipeline import _free_port, _model_for, _publish
+from bench.pipeline import _model_for, _publish
 from crm_core.settings import Settings
+from crm_score.services import free_port
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from streams.ingest.topics import ensure_topics
 
@@ -164,7 +165,7 @@ async def one_run(
     stop = asyncio.Event()
     try:
         for _ in range(workers):
-            port = _free_port()
+            port = free_port()
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "crm_score", "worker", "-l", "warn",
                 env=settings.subprocess_env(CRM_WEB_PORT=str(port), CRM_LEARNER_ENABLED="false"),

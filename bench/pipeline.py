@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from bench.redis_memory import all_keys_per_customer, profile_and_seen_per_custo
 from crm_core.errors import EventRejected
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
+from crm_score.services import free_port
 from crm_score.simulate import SimulatedMessage, SimulationConfig, simulate
 from schemas import EventParser
 from scorers.deltas import delta_for
@@ -66,12 +66,6 @@ from streams.ingest.topics import ensure_topics
 from streams.models.population import RFM_BOUNDARIES
 from streams.models.registry import PROBABILITY_MODEL, ModelRegistry
 from streams.state.profiles import connect_redis
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _timed_until_caught_up(
@@ -97,7 +91,7 @@ async def _start(settings: Settings, argv: list[str]) -> asyncio.subprocess.Proc
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", *argv,
         env=settings.subprocess_env(
-            CRM_WEB_PORT=str(_free_port()),
+            CRM_WEB_PORT=str(free_port()),
             CRM_LEARNER_ENABLED=str(settings.learner_enabled).lower(),
         ),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

@@ -36,9 +36,10 @@ from typing import Any
 import orjson
 from redis.asyncio.cluster import RedisCluster
 
-from bench.pipeline import _free_port, _model_for, _publish
+from bench.pipeline import _model_for, _publish
 from crm_core.settings import Settings
 from crm_score.produce import produce_messages
+from crm_score.services import free_port
 from crm_score.simulate import SimulationConfig, simulate
 from schemas import EventParser
 from scorers.deltas import delta_for, epoch_seconds
@@ -59,7 +60,7 @@ async def _workers_rate(settings: Settings, workers: int, total: int) -> float:
         procs.append(
             await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "crm_score", "worker", "-l", "warn",
-                env={**env, "CRM_WEB_PORT": str(_free_port())},
+                env={**env, "CRM_WEB_PORT": str(free_port())},
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )
         )  # fmt: skip

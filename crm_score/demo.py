@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import socket
-import sys
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from crm_core.settings import Settings
+from crm_score.demo_processes import (
+    start_learner,
+    start_worker,
+    stop,
+    wait_caught_up,
+    wait_for_versions,
+)
 from crm_score.produce import produce_messages
 from crm_score.simulate import CustomerTruth, SimulationConfig, simulate
 from scorers.probability import ProbabilityModel
@@ -29,7 +30,6 @@ from scorers.rfm import rfm
 from scorers.segments import load_segments
 from scorers.value_groups import VALUE_GROUPS
 from streams.api.demo import demo_access, stop_previous_demo
-from streams.ingest.lag import ingest_lag
 from streams.ingest.topics import all_topics, ensure_topics
 from streams.models.population import fit_population
 from streams.state.keys import Layout
@@ -66,12 +66,6 @@ def demo_settings(settings: Settings) -> Settings:
             "learner_enabled": False,
         }
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def reset_namespace(settings: Settings) -> None:
@@ -132,22 +126,6 @@ async def count_dead_letters(settings: Settings, expected: int) -> Counter[str]:
     return reasons
 
 
-async def _wait_caught_up(settings: Settings, worker: asyncio.subprocess.Process) -> float:
-    start = time.monotonic()
-    while True:
-        try:
-            lag = await ingest_lag(settings)
-        except KafkaError as exc:  # e.g. a metadata timeout while the worker joins: ask again
-            if not exc.retriable and not isinstance(exc, KafkaTimeoutError):
-                raise
-            lag = {}
-        if lag and sum(lag.values()) == 0:
-            return time.monotonic() - start
-        if worker.returncode is not None:
-            raise RuntimeError("the worker exited; see .services/demo-worker.log")
-        await asyncio.sleep(0.25)
-
-
 async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) -> dict[str, Any]:
     """Run the demo end to end; returns the summary it printed."""
     demo = demo_settings(settings)
@@ -158,12 +136,7 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     await ensure_topics(demo)
     log_path = settings.services_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.with_name("demo-learner.log").open("wb") as learner_log:
-        learner = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_score", "learner", "-l", "warn",
-            env=demo.subprocess_env(CRM_WEB_PORT=str(_free_port())),
-            stdout=learner_log, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+    learner = await start_learner(demo, log_path.with_name("demo-learner.log"))
     log_path.write_bytes(b"")
     worker: asyncio.subprocess.Process | None = None
     alerts: list[dict[str, Any]] = []
@@ -190,10 +163,10 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
         # last event, whatever the wall clock says. (In live mode a partition quiet for
         # CRM_IDLE_ADVANCE_SECONDS takes its watermark to the wall clock, which the pause for
         # the fit did: the rest of the history then arrived late, scored without alerts.)
-        worker = await _start_worker(demo, first[-1].event_time, log_path)
+        worker = await start_worker(demo, first[-1].event_time, log_path)
         report = await produce_messages(demo, first, progress=True)
-        await _wait_caught_up(demo, worker)
-        await _stop(worker)
+        await wait_caught_up(demo, worker)
+        await stop(worker)
         client = connect_redis(demo)
         try:
             model, boundaries = await fit_population(demo, client, as_of=split)
@@ -206,9 +179,9 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
         report2 = await produce_messages(demo, rest, progress=True)
         # Started once the rest is on the topics: a replay worker with nothing left to read
         # would take its watermark straight to its end.
-        worker = await _start_worker(demo, ordered[-1].event_time, log_path)
-        await _wait_for_versions(demo, int(model.version), boundaries.version, worker)
-        await _wait_caught_up(demo, worker)
+        worker = await start_worker(demo, ordered[-1].event_time, log_path)
+        await wait_for_versions(demo, int(model.version), boundaries.version, worker)
+        await wait_caught_up(demo, worker)
         elapsed = time.monotonic() - started
         await _read_to_end(tail_consumer, tail)
     finally:
@@ -218,7 +191,7 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
         await tail_consumer.stop()
         for process in (worker, learner):
             if process is not None:
-                await _stop(process)
+                await stop(process)
     counts = simulation.summary()
     reasons = await count_dead_letters(demo, counts["malformed"])
     truth = simulation.truth
@@ -255,24 +228,6 @@ async def run_demo(settings: Settings, options: DemoOptions, echo: Any = print) 
     for line in await demo_access(demo, log_path, pid_file):  # a worker left serving the API
         echo(line)
     return summary
-
-
-async def _start_worker(
-    settings: Settings, until: datetime, log_path: Path
-) -> asyncio.subprocess.Process:
-    """A worker replaying the demo's topics up to ``until`` (its log appended to ``log_path``)."""
-    replay = settings.model_copy(update={"clock_mode": "replay", "replay_until": until})
-    with log_path.open("ab") as log:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crm_score", "worker", "-l", "warn",
-            env=replay.subprocess_env(), stdout=log, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
 
 
 async def _tail_alerts(consumer: AIOKafkaConsumer, into: list[dict[str, Any]], echo: Any) -> None:
@@ -334,33 +289,6 @@ def _examples(alerts: list[dict[str, Any]]) -> dict[str, Any]:
             keep = ("customer_id", "event_time", "idempotency_key", "reasons", "scores")
             examples[alert["alert_type"]] = {k: alert[k] for k in keep}
     return examples
-
-
-async def _wait_for_versions(
-    settings: Settings, model: int, boundaries: int, worker: asyncio.subprocess.Process
-) -> None:
-    """Until the worker's /health reports it scores with these versions."""
-    url = f"http://{settings.web_host}:{settings.web_port}/health"
-    for _ in range(120):
-        if worker.returncode is not None:
-            raise RuntimeError("the worker exited; see .services/demo-worker.log")
-        try:
-            health = await asyncio.to_thread(_get_json, url)
-            if (health.get("probability_model_version"), health.get("rfm_boundaries_version")) == (
-                model,
-                boundaries,
-            ):
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"the worker did not load model v{model} / boundaries v{boundaries}")
-
-
-def _get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        data: dict[str, Any] = orjson.loads(response.read())
-        return data
 
 
 async def _sample_profiles(

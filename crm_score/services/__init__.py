@@ -8,9 +8,17 @@ Data and logs live in ``.services/`` (git-ignored). ``down`` stops exactly the p
 that ``up`` started, by their PID files.
 """
 
+from crm_score.services._process import free_port
 from crm_score.services.kafka import KAFKA_VERSION, LocalKafka
 from crm_score.services.kafka_cluster import LocalKafkaCluster
 from crm_score.services.redis import LocalRedis
 from crm_score.services.redis_cluster import LocalRedisCluster
 
-__all__ = ["KAFKA_VERSION", "LocalKafka", "LocalKafkaCluster", "LocalRedis", "LocalRedisCluster"]
+__all__ = [
+    "KAFKA_VERSION",
+    "LocalKafka",
+    "LocalKafkaCluster",
+    "LocalRedis",
+    "LocalRedisCluster",
+    "free_port",
+]

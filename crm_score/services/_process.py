@@ -14,10 +14,17 @@ from pathlib import Path
 
 from crm_core.errors import ServiceError
 
-__all__ = ["ManagedProcess", "ensure_port_free", "wait_until"]
+__all__ = ["ManagedProcess", "ensure_port_free", "free_port", "wait_until"]
 
 #: Servers this process started (they outlive it; the list only lets us reap them here).
 _STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a child's web server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

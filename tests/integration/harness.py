@@ -17,16 +17,11 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from crm_core.settings import Settings
+from crm_score.services import free_port
 from schemas import Event, EventParser
 from scorers.profile import FIELD_CODES, Profile
 from streams.ingest.lag import ingest_lag
 from streams.state.profiles import RedisProfileStore, connect_redis
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_port_run(count: int, *, bus: bool) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_core.settings import Settings
-from crm_score.services import LocalKafka, LocalRedis
-from tests.integration.harness import free_port, free_port_run
+from crm_score.services import LocalKafka, LocalRedis, free_port
+from tests.integration.harness import free_port_run
 
 
 def private_settings(base: Settings, root: Path, **update: Any) -> Settings:

@@ -22,11 +22,11 @@ import redis.asyncio as aioredis
 
 from crm_core.errors import StateStoreError
 from crm_core.settings import Settings
-from crm_score.services import LocalRedis
+from crm_score.services import LocalRedis, free_port
 from schemas import PurchaseEvent, example_event_dict
 from scorers.deltas import delta_for, epoch_seconds
 from streams.state.profiles import ApplyOutcome, ApplyRequest, RedisProfileStore, connect_redis
-from tests.integration.harness import WorkerProcess, free_port, metric_values, wait_caught_up
+from tests.integration.harness import WorkerProcess, metric_values, wait_caught_up
 from tests.integration.histories import (
     assert_matches_clean,
     consumed_at_least,
